@@ -1,0 +1,30 @@
+"""``skipsearch inspect``: the discovered skips, bottom to top, and their coefficients."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.table import Table
+
+from ..config import schedule_from_config, validate
+from ..export import load_schedule
+from ..models import load_model
+
+
+def run_inspect(cfg: DictConfig) -> None:
+    """Print level, resolution, channels, hooked module and rho for every skip."""
+    validate(cfg, "inspect")
+    model = load_model(cfg.model, "cpu")
+    skips = model.denoiser.skips
+    if cfg.get("schedule") is not None:
+        coefficients = load_schedule(cfg.schedule).schedule.coefficients
+    else:
+        coefficients = schedule_from_config(cfg, [p.level for p in skips]).coefficients
+    title = f"{model.name}: {len(skips)} skips, bottom (next to the bottleneck) to top"
+    table = Table(title=title)
+    for col in ("i", "level", "resolution", "skip ch", "block in ch", "module", "rho"):
+        table.add_column(col, justify="left" if col == "module" else "right")
+    for p, rho in zip(skips, coefficients, strict=True):
+        table.add_row(str(p.index), str(p.level), f"{p.resolution}x{p.resolution}",
+                      str(p.skip_channels), str(p.in_channels), p.module_name, f"{rho:.4f}")
+    Console().print(table)

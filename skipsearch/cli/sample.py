@@ -1,0 +1,70 @@
+"""``skipsearch sample``: images from a schedule file (or the skip config), grid, npz and FID."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig
+
+from ..config import sampler_spec, schedule_from_config, validate
+from ..errors import ConfigError
+from ..evaluate import SamplerSpec, evaluate
+from ..export import ExportedSchedule, load_schedule
+from ..images import save_grid, to_uint8
+from ..models import LoadedModel
+from ..runtime import build_model, build_scorer, setup_device
+from ..samplers import labels_from_seeds
+
+
+def check_model(exported: ExportedSchedule, model: LoadedModel) -> None:
+    """The schedule must be used with the model it was found for."""
+    if exported.model["sha256"] != model.sha256 or \
+            len(exported.schedule.coefficients) != len(model.denoiser.skips):
+        raise ConfigError("model", model.name,
+                          f"{exported.path} was found for model {exported.model['name']} "
+                          f"(sha256 {exported.model['sha256'][:12]}), not this one "
+                          f"({model.sha256[:12]}); select that model's config and weights")
+
+
+def plan(cfg: DictConfig, model: LoadedModel):
+    """Schedule, sampler and seeds: from the schedule file if given, else from the config."""
+    n = cfg.sample.get("n")
+    if cfg.get("schedule") is not None:
+        exported = load_schedule(cfg.schedule)
+        check_model(exported, model)
+        s = exported.sampler
+        sampler = SamplerSpec(s["name"], int(s["steps"]), float(s["sigma_min"]),
+                              float(s["sigma_max"]), float(s["rho"]))
+        start, stop = exported.score["seeds"]["start"], exported.score["seeds"]["stop"]
+        name = Path(cfg.schedule).stem
+        return exported.schedule, sampler, range(start, start + n if n else stop), name, exported
+    levels = [p.level for p in model.denoiser.skips]
+    start = int(cfg.metric.seed_start)
+    seeds = range(start, start + int(n or cfg.metric.n_samples))
+    return schedule_from_config(cfg, levels), sampler_spec(cfg), seeds, "config", None
+
+
+def run_sample(cfg: DictConfig) -> dict:
+    """Write grid.png and samples.npz; print FID next to the exported FID, if any."""
+    validate(cfg, "sample")
+    device = setup_device(cfg)
+    model = build_model(cfg, device)
+    schedule, sampler, seeds, name, exported = plan(cfg, model)
+    scorer = build_scorer(cfg, device) if cfg.sample.score else None
+    result = evaluate(model, schedule, sampler, seeds, int(cfg.batch_size), device, scorer,
+                      keep_images=True)
+    out = Path(cfg.sample.dir) / name
+    save_grid(result.images[: int(cfg.sample.grid)], out / "grid.png")
+    labels = labels_from_seeds(seeds, model.denoiser.label_dim)
+    np.savez_compressed(out / "samples.npz", images=to_uint8(result.images),
+                        seeds=np.asarray(seeds),
+                        labels=labels.argmax(1).numpy() if labels is not None else np.zeros(0),
+                        coefficients=np.asarray(schedule.coefficients))
+    line = f"{len(seeds)} images at {sampler.nfe} NFE -> {out}"
+    if result.fid is not None:
+        line += f"\nFID {result.fid:.10g}"
+        if exported is not None and len(seeds) == exported.score["n_samples"]:
+            line += f" (exported: {exported.score['fid']:.10g})"
+    print(line)
+    return {"fid": result.fid, "dir": out, "nfe": sampler.nfe}

@@ -1,0 +1,98 @@
+"""``skipsearch sweep``: run (or resume) the Optuna study and export the best schedules."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..config import sampler_spec, study_name, validate
+from ..export import export_best, safe_url
+from ..runtime import build_model, build_scorer, metric_provenance, setup_device
+from ..search.objective import TrialContext, make_objective
+from ..search.space import build_space
+from ..search.study import (
+    FINISHED,
+    enqueue_baselines,
+    finished_count,
+    make_sampler,
+    make_storage,
+    open_study,
+)
+from ..search.summary import summarize
+from ..tracking import make_tracker
+
+
+def study_provenance(cfg: DictConfig, model, scorer) -> dict:
+    """What a study's FIDs depend on; a resumed study must match it."""
+    sampler = sampler_spec(cfg)
+    return {
+        "skipsearch_version": __version__,
+        "model_name": model.name, "model_sha256": model.sha256,
+        "sampler": {"name": sampler.name, "sigma_min": sampler.sigma_min,
+                    "sigma_max": sampler.sigma_max, "rho": sampler.rho},
+        "parameterization": str(cfg.skip.parameterization),
+        "skips": [asdict(p) for p in model.denoiser.skips],
+        "metric": metric_provenance(scorer, cfg),
+        "n_samples": int(cfg.metric.n_samples), "seed_start": int(cfg.metric.seed_start),
+    }
+
+
+def print_summary(study: optuna.Study, exports: list[Path], cfg: DictConfig,
+                  log_dir: str | None) -> None:
+    """The closing table and where everything lives."""
+    console = Console(width=max(Console().width, 110))
+    table = Table(title=f"study {study.study_name}: FID per NFE "
+                        f"({cfg.metric.n_samples} samples, {len(study.trials)} trials)")
+    for col in ("NFE", "steps", "baseline FID", "best FID", "change", "trial", "best rho"):
+        table.add_column(col, justify="right" if col != "best rho" else "left", no_wrap=True)
+    for row in summarize(study):
+        base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
+        change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
+        params = " ".join(f"{k.removeprefix('rho_')}={v:.3f}" for k, v in row.params.items())
+        table.add_row(str(row.nfe), str(row.steps), base, f"{row.best_fid:.3f}", change,
+                      str(row.best_trial), params)
+    console.print(table)
+    console.print(f"study:   {study.study_name} in {safe_url(str(cfg.storage.url))}")
+    console.print(f"exports: {exports[0].parent if exports else '-'}")
+    if log_dir:
+        console.print(f"logs:    {log_dir}")
+    if cfg.logger.kind == "wandb":
+        console.print(f"W&B:     {Path(cfg.logger.get('dir') or cfg.out_dir) / 'wandb'}")
+
+
+def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
+    """Create or resume the study, run trials until it has ``search.n_trials``, export."""
+    validate(cfg, "sweep")
+    device = setup_device(cfg)
+    model = build_model(cfg, device)
+    scorer = build_scorer(cfg, device)
+    levels = [p.level for p in model.denoiser.skips]
+    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels)
+    name = study_name(cfg)
+    storage = make_storage(cfg.storage)
+    study = open_study(name, storage, make_sampler(cfg.search),
+                       study_provenance(cfg, model, scorer))
+    enqueue_baselines(study, space)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config.pop("storage", None)  # may hold a database password
+    tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
+    start = int(cfg.metric.seed_start)
+    seeds = range(start, start + int(cfg.metric.n_samples))
+    ctx = TrialContext(model, space, sampler_spec(cfg), seeds, int(cfg.batch_size), device,
+                       scorer, tracker)
+    target = int(cfg.search.n_trials)
+    remaining = target - finished_count(study)
+    if remaining > 0:
+        study.optimize(make_objective(ctx), n_trials=remaining,
+                       callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
+                       show_progress_bar=sys.stderr.isatty())
+    exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url))
+    print_summary(study, exports, cfg, log_dir)
+    return study

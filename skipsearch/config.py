@@ -1,0 +1,158 @@
+"""Validation of the composed Hydra config: every bad value becomes a one-line ConfigError."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import check
+from .evaluate import SamplerSpec
+from .metrics.reference import REFERENCES
+from .models import MODEL_KINDS
+from .samplers import SAMPLERS
+from .schedule import PARAMETERIZATIONS, SkipSchedule, param_names
+from .search.study import OPTUNA_SAMPLERS
+from .tracking import LOGGER_KINDS, WANDB_MODES
+
+FEATURES = ("digits",)
+
+
+def get(cfg: DictConfig, key: str) -> Any:
+    """The value at dotted ``key``; ConfigError if it is missing."""
+    value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+    check(value is not None, key, value, "this key is required; set it in conf/ or as an override")
+    return value
+
+
+def get_int(cfg: DictConfig, key: str, minimum: int) -> int:
+    """An integer at ``key`` that is at least ``minimum``."""
+    value = get(cfg, key)
+    check(isinstance(value, int) and not isinstance(value, bool), key, value,
+          f"must be an integer >= {minimum}")
+    check(value >= minimum, key, value, f"must be >= {minimum}")
+    return value
+
+
+def get_float(cfg: DictConfig, key: str, low: float, high: float = float("inf")) -> float:
+    """A number at ``key`` in (low, high]."""
+    value = get(cfg, key)
+    check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value,
+          "must be a number")
+    check(low < value <= high, key, value, f"must lie in ({low:g}, {high:g}]")
+    return float(value)
+
+
+def get_choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> str:
+    """A string at ``key`` out of ``choices``."""
+    value = get(cfg, key)
+    check(value in choices, key, value, f"choose one of: {', '.join(choices)}")
+    return str(value)
+
+
+def resolve_device(value: str) -> str:
+    """``auto`` picks cuda when available; an unavailable cuda device is a ConfigError."""
+    if value == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    check(value == "cpu" or value.startswith("cuda"), "device", value,
+          "choose auto, cpu, cuda or cuda:N")
+    check(value == "cpu" or torch.cuda.is_available(), "device", value,
+          "no CUDA device is visible; use device=cpu or device=auto")
+    return value
+
+
+def unwritable_reason(path: Path) -> str | None:
+    """Why ``path`` could not be created and written, without creating anything; None if OK."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return "no such folder"
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
+def validate_output(cfg: DictConfig) -> None:
+    """The output folder must be writable; checked before anything is written."""
+    out_dir = Path(get(cfg, "out_dir"))
+    reason = unwritable_reason(out_dir)
+    check(reason is None, "out_dir", str(out_dir),
+          f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
+
+
+def validate_space(cfg: DictConfig) -> None:
+    """Search space: bounds in order, positive step counts."""
+    steps = get(cfg, "search.steps")
+    check(OmegaConf.is_list(steps) and len(steps) > 0, "search.steps", steps,
+          "give a non-empty list of step counts, e.g. search.steps=[4,6,9]")
+    for s in steps:
+        check(isinstance(s, int) and not isinstance(s, bool) and s >= 1, "search.steps",
+              list(steps), "every step count must be an integer >= 1")
+    for name in get(cfg, "skip.space"):
+        key = f"skip.space.{name}"
+        low = get_float(cfg, f"{key}.low", 0.0, 10.0)
+        high = get_float(cfg, f"{key}.high", 0.0, 10.0)
+        check(low <= high, key, {"low": low, "high": high},
+              f"low must not exceed high; swap them ({key}.low={high} {key}.high={low})")
+
+
+def validate(cfg: DictConfig, command: str) -> None:
+    """Check every key ``command`` reads; raise the first problem as a ConfigError."""
+    validate_output(cfg)
+    resolve_device(str(get(cfg, "device")))
+    get_choice(cfg, "model.kind", MODEL_KINDS)
+    weights = OmegaConf.select(cfg, "model.weights")
+    check(weights is None or Path(weights).is_file(), "model.weights", weights,
+          "no such file; give the path of the model's weights, or null for the bundled model")
+    get_choice(cfg, "sampler.name", tuple(SAMPLERS))
+    get_int(cfg, "sampler.steps", 1)
+    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
+    get_float(cfg, "sampler.sigma_max", sigma_min)
+    get_float(cfg, "sampler.rho", 0.0)
+    get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
+    get_choice(cfg, "metric.feature", FEATURES)
+    get_choice(cfg, "metric.reference", REFERENCES)
+    get_int(cfg, "metric.n_samples", 2)
+    get_int(cfg, "metric.seed_start", 0)
+    get_int(cfg, "batch_size", 1)
+    get_choice(cfg, "logger.kind", LOGGER_KINDS)
+    if cfg.logger.kind == "wandb":
+        get_choice(cfg, "logger.mode", WANDB_MODES)
+    if command == "sweep":
+        get_choice(cfg, "search.sampler", OPTUNA_SAMPLERS)
+        get_int(cfg, "search.n_trials", 1)
+        validate_space(cfg)
+    if command in ("sample", "inspect") and cfg.get("schedule") is not None:
+        from .export import load_schedule
+
+        load_schedule(cfg.schedule)
+
+
+def study_name(cfg: DictConfig) -> str:
+    """``search.study_name`` or ``<model>-<sampler>-<parameterization>``."""
+    name = cfg.search.get("study_name")
+    if name:
+        return str(name)
+    return f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
+
+
+def sampler_spec(cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
+    """The sampler of the ``sampler`` config group, with ``steps`` if given."""
+    s = cfg.sampler
+    return SamplerSpec(str(s.name), int(steps if steps is not None else s.steps),
+                       float(s.sigma_min), float(s.sigma_max), float(s.rho))
+
+
+def schedule_from_config(cfg: DictConfig, levels: list[int]) -> SkipSchedule:
+    """The schedule given by ``skip.params`` (``default`` fills unnamed coefficients)."""
+    param = str(cfg.skip.parameterization)
+    given = cfg.skip.get("params") or {}
+    params = {name: float(given.get(name, given.get("default", 1.0)))
+              for name in param_names(param, levels)}
+    return SkipSchedule.from_params(param, params, levels)

@@ -1,0 +1,1 @@
+"""Data sets the project can use without a network."""

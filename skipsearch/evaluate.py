@@ -1,0 +1,80 @@
+"""Sample a seed range under a skip schedule and stream the batches into FID."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from .metrics.fid import FIDScorer
+from .models import LoadedModel
+from .samplers import edm_sigmas, generate, nfe_of
+from .schedule import SkipSchedule
+from .skips import skip_tuning
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A sampler and its discretization: name, steps and EDM's sigma range and rho."""
+
+    name: str
+    steps: int
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    rho: float = 7.0
+
+    @property
+    def nfe(self) -> int:
+        """Exact network evaluations per image."""
+        return nfe_of(self.name, self.steps)
+
+    def sigmas(self) -> torch.Tensor:
+        """The N + 1 noise levels, float64."""
+        return edm_sigmas(self.steps, self.sigma_min, self.sigma_max, self.rho)
+
+
+@dataclass
+class Evaluation:
+    """FID of one schedule, its NFE and the first images (for a grid)."""
+
+    fid: float | None
+    nfe: int
+    preview: torch.Tensor
+    images: torch.Tensor | None = None
+
+
+def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
+                   seeds: Sequence[int], batch_size: int, device: torch.device | str,
+                   desc: str = "images"):
+    """Yield (seeds, images) batch by batch, with the schedule's hooks on the denoiser."""
+    sigmas = sampler.sigmas()
+    bar = tqdm(total=len(seeds), desc=desc, unit="img", leave=False, disable=None)
+    with skip_tuning(model.denoiser, model.denoiser.skips, schedule.coefficients):
+        for start in range(0, len(seeds), batch_size):
+            chunk = seeds[start:start + batch_size]
+            images = generate(model.denoiser, chunk, sigmas, sampler.name, device)
+            bar.update(len(chunk))
+            yield chunk, images
+    bar.close()
+
+
+def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
+             seeds: Sequence[int], batch_size: int, device: torch.device | str,
+             scorer: FIDScorer | None = None, preview: int = 64,
+             keep_images: bool = False) -> Evaluation:
+    """Generate images for ``seeds`` and score them; images are not kept unless asked."""
+    if scorer is not None:
+        scorer.reset()
+    first, kept = [], []
+    for _, images in sample_batches(model, schedule, sampler, seeds, batch_size, device):
+        if scorer is not None:
+            scorer.update(images)
+        if sum(len(f) for f in first) < preview:
+            first.append(images[:preview].cpu())
+        if keep_images:
+            kept.append(images.cpu())
+    fid = scorer.compute() if scorer is not None else None
+    return Evaluation(fid, sampler.nfe, torch.cat(first)[:preview],
+                      torch.cat(kept) if keep_images else None)

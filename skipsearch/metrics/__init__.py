@@ -1,0 +1,1 @@
+"""Feature networks, reference statistics and FID."""

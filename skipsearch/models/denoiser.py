@@ -1,0 +1,57 @@
+"""The one Denoiser shape every model adapter exposes: EDM's D(x; sigma, class_labels)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..skips import SkipPoint
+
+
+class Denoiser(nn.Module):
+    """Base class: ``forward(x, sigma, class_labels) -> D(x; sigma)`` plus the model's skips."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_data: float = 0.5
+    img_channels: int
+    img_resolution: int
+    label_dim: int
+    skips: list[SkipPoint]
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class EDMPrecond(Denoiser):
+    """EDM preconditioning (Karras et al. 2022, Table 1) around a raw network F."""
+
+    def __init__(self, net: nn.Module, sigma_data: float = 0.5) -> None:
+        super().__init__()
+        self.net = net
+        self.sigma_data = sigma_data
+        self.img_channels = net.img_channels
+        self.img_resolution = net.img_resolution
+        self.label_dim = net.label_dim
+        self.skips = [
+            SkipPoint(p.index, p.level, p.resolution, p.skip_channels, p.in_channels,
+                      "net." + p.module_name)
+            for p in net.skips
+        ]
+
+    def forward(
+        self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """D(x; sigma) = c_skip x + c_out F(c_in x; c_noise, class_labels)."""
+        dtype = next(self.net.parameters()).dtype
+        sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
+        x32 = x.to(torch.float32)
+        sd = self.sigma_data
+        c_skip = sd**2 / (sigma**2 + sd**2)
+        c_out = sigma * sd / (sigma**2 + sd**2).sqrt()
+        c_in = 1 / (sd**2 + sigma**2).sqrt()
+        c_noise = sigma.log().flatten() / 4
+        F_x = self.net((c_in * x32).to(dtype), c_noise.to(dtype), class_labels)
+        return c_skip * x32 + c_out * F_x.to(torch.float32)

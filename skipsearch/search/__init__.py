@@ -1,0 +1,1 @@
+"""The Optuna search: space from config, objective, study bookkeeping and the summary."""

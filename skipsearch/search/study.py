@@ -1,0 +1,71 @@
+"""Study bookkeeping: storage, sampler, create-or-resume, the baseline trials."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from ..errors import ConfigError
+from .space import SearchSpace
+
+OPTUNA_SAMPLERS = ("tpe", "random")
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def make_storage(cfg) -> RDBStorage:
+    """An RDB storage (SQLite by default) with heartbeats so a killed trial is retried."""
+    url = str(cfg.url)
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        retry = RetryHeartbeatStaleTrialCallback(max_retry=int(cfg.max_retry))
+        return RDBStorage(url, heartbeat_interval=int(cfg.heartbeat_interval),
+                          grace_period=int(cfg.grace_period),
+                          heartbeat_stale_trial_callback=retry)
+
+
+def make_sampler(cfg) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler named by ``search.sampler``, seeded with ``search.seed``."""
+    if cfg.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=int(cfg.seed),
+                                          n_startup_trials=int(cfg.n_startup_trials))
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=int(cfg.seed))
+    raise ConfigError("search.sampler", cfg.sampler, f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
+
+
+def open_study(name: str, storage: RDBStorage, sampler: optuna.samplers.BaseSampler,
+               provenance: Mapping[str, object]) -> optuna.Study:
+    """Create the study, or resume it when it exists and was run on the same model and metric."""
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                direction="minimize", load_if_exists=True)
+    recorded = study.user_attrs
+    for key, value in provenance.items():
+        if key in recorded and recorded[key] != value:
+            raise ConfigError("search.study_name", name,
+                              f"this study was run with {key}={recorded[key]!r}, not {value!r}; "
+                              "pick a new search.study_name or restore the original setting")
+        if key not in recorded:
+            study.set_user_attr(key, value)
+    return study
+
+
+def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> None:
+    """Queue one all-1.0 trial per step count, unless the study already has it."""
+    have = {t.user_attrs.get("baseline_steps") for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.FAIL}
+    for steps in space.steps:
+        if steps not in have:
+            study.enqueue_trial(space.baseline_params(steps),
+                                user_attrs={"baseline": True, "baseline_steps": steps})
+
+
+def finished_count(study: optuna.Study) -> int:
+    """Trials that completed or were pruned."""
+    return len(study.get_trials(deepcopy=False, states=FINISHED))

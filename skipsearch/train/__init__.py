@@ -1,0 +1,1 @@
+"""Training of the bundled digits model and feature network (``skipsearch train-toy``)."""

@@ -1,0 +1,65 @@
+"""Shared fixtures: tiny random-initialised networks of the real architectures, CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from skipsearch.metrics.features import DigitsClassifier, DigitsClassifierConfig, config_dict
+from skipsearch.models.digits import build_digits_denoiser
+from skipsearch.models.digits_unet import DigitsUNetConfig
+from skipsearch.weights import save_weights
+
+TINY_UNET = DigitsUNetConfig(model_channels=8, channel_mult=(1, 2, 2), emb_dim=32)
+TINY_CLASSIFIER = DigitsClassifierConfig(width=8, feature_dim=16)
+
+
+def scaled_up(classifier: DigitsClassifier, factor: float = 3.0) -> DigitsClassifier:
+    """Multiply every weight so a random classifier's features spread over O(1)."""
+    with torch.no_grad():
+        for m in classifier.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.weight.mul_(factor)
+    return classifier
+
+
+@pytest.fixture
+def tiny_denoiser():
+    """A random-initialised digits denoiser at reduced width, in eval mode."""
+    torch.manual_seed(0)
+    return build_digits_denoiser(TINY_UNET).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory) -> dict[str, Path]:
+    """Safetensors files of a tiny random denoiser and a tiny random feature classifier."""
+    folder = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    denoiser = build_digits_denoiser(TINY_UNET)
+    save_weights(denoiser.net, folder / "model.safetensors", TINY_UNET.to_dict(),
+                 sigma_data="0.5")
+    classifier = scaled_up(DigitsClassifier(TINY_CLASSIFIER))
+    save_weights(classifier, folder / "classifier.safetensors", config_dict(TINY_CLASSIFIER))
+    return {"model": folder / "model.safetensors", "classifier": folder / "classifier.safetensors"}
+
+
+@pytest.fixture
+def tiny_overrides(tiny_weights, tmp_path) -> list[str]:
+    """Overrides for a fast CLI run on the tiny networks, writing under tmp_path."""
+    return [f"model.weights={tiny_weights['model']}",
+            f"metric.weights={tiny_weights['classifier']}",
+            f"out_dir={tmp_path / 'out'}", "metric.n_samples=24", "batch_size=12",
+            "logger=none", "device=cpu"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``skipsearch ARGS`` in a fresh interpreter and capture its output."""
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env.pop("WANDB_API_KEY", None)
+    return subprocess.run([sys.executable, "-m", "skipsearch.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=600)

@@ -1,0 +1,96 @@
+"""The CLI end to end on tiny random networks: sweep, resume, export -> sample, bad input."""
+
+from __future__ import annotations
+
+import re
+
+import optuna
+import pytest
+import yaml
+
+from .conftest import run_cli
+
+SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]
+
+
+def study_trials(out):
+    study = optuna.load_study(study_name="digits-heun-linear",
+                              storage=f"sqlite:///{out}/studies.db")
+    return study.get_trials()
+
+
+def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    first = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=3")
+    assert first.returncode == 0, first.stderr
+    assert "baseline FID" in first.stdout and "exports" in first.stdout
+    before = study_trials(out)
+    assert len(before) == 3
+    assert [t.params["steps"] for t in before[:2]] == [2, 3]
+    assert all(t.params["rho_top"] == 1.0 for t in before[:2])  # the baselines come first
+
+    again = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=4")
+    assert again.returncode == 0, again.stderr
+    after = study_trials(out)
+    assert len(after) == 4
+    for old, new in zip(before, after[:3], strict=True):
+        assert (old.number, old.params, old.value) == (new.number, new.params, new.value)
+
+    same = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=4")
+    assert same.returncode == 0 and len(study_trials(out)) == 4
+
+
+def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    sweep = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=3")
+    assert sweep.returncode == 0, sweep.stderr
+    export = run_cli("export", *tiny_overrides)
+    assert export.returncode == 0, export.stderr
+    best = out / "exports" / "digits-heun-linear" / "best.yaml"
+    record = yaml.safe_load(best.read_text())
+    assert record["model"]["sha256"] and record["score"]["feature_sha256"]
+    assert len(record["schedule"]["coefficients"]) == 6
+    assert record["sampler"]["nfe"] == 2 * record["sampler"]["steps"] - 1
+    assert record["score"]["seeds"] == {"start": 0, "stop": 24, "class_label": "seed % label_dim"}
+
+    sample = run_cli("sample", *tiny_overrides, f"schedule={best}", "batch_size=5")
+    assert sample.returncode == 0, sample.stderr
+    fid, exported = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)", sample.stdout).groups())
+    assert exported == pytest.approx(record["score"]["fid"], rel=1e-9)
+    assert fid == pytest.approx(exported, rel=1e-4)
+    npz = __import__("numpy").load(out / "samples" / "best" / "samples.npz")
+    assert npz["images"].shape == (24, 16, 16, 1) and npz["images"].dtype.name == "uint8"
+    assert (out / "samples" / "best" / "grid.png").stat().st_size > 0
+
+
+BAD = {
+    "unknown model": (["sweep", "model=imagenet_nope"], "model=imagenet_nope"),
+    "inverted rho bounds": (["sweep", "skip.space.rho_top.low=0.9", "skip.space.rho_top.high=0.6"],
+                            "skip.space.rho_top"),
+    "steps below one": (["sweep", "search.steps=[0,3]"], "search.steps"),
+    "sampler steps below one": (["sample", "sampler.steps=0"], "sampler.steps"),
+    "missing schedule": (["sample", "schedule=does/not/exist.yaml"], "schedule="),
+    "wrong type": (["sweep", "search.n_trials=many"], "search.n_trials"),
+    "unknown key": (["sweep", "search.n_trails=3"], "n_trails"),
+    "unknown command": (["swep"], "unknown command"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
+    args, key = BAD[case]
+    result = run_cli(*args, *tiny_overrides)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert key in lines[0]
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_unwritable_output_directory(tiny_overrides, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run_cli("sweep", *tiny_overrides, f"out_dir={blocker}/out")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skipsearch: error: out_dir=")
