@@ -102,9 +102,20 @@ def validate_space(cfg: DictConfig) -> None:
               f"low must not exceed high; swap them ({key}.low={high} {key}.high={low})")
 
 
+def validate_storage_exists(cfg: DictConfig) -> None:
+    """A SQLite study file must exist before anything reads from it."""
+    url = str(get(cfg, "storage.url"))
+    if url.startswith("sqlite:///"):
+        check(Path(url.removeprefix("sqlite:///")).is_file(), "storage.url", url,
+              "no such database; run `skipsearch sweep` with the same overrides first")
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
     validate_output(cfg)
+    if command == "export":
+        validate_storage_exists(cfg)
+        return
     resolve_device(str(get(cfg, "device")))
     get_choice(cfg, "model.kind", MODEL_KINDS)
     weights = OmegaConf.select(cfg, "model.weights")

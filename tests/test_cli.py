@@ -73,6 +73,7 @@ BAD = {
     "wrong type": (["sweep", "search.n_trials=many"], "search.n_trials"),
     "unknown key": (["sweep", "search.n_trails=3"], "n_trails"),
     "unknown command": (["swep"], "unknown command"),
+    "export before any sweep": (["export"], "storage.url"),
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 from omegaconf import DictConfig
 
-from ..config import study_name, validate_output
+from ..config import study_name, validate
 from ..errors import ConfigError
 from ..export import export_best, safe_url
 from ..search.study import make_storage
@@ -15,16 +15,17 @@ from ..search.study import make_storage
 
 def run_export(cfg: DictConfig) -> list[Path]:
     """Export from the study named by the config (the same overrides as the sweep)."""
-    validate_output(cfg)
+    validate(cfg, "export")
     name = study_name(cfg)
+    url = str(cfg.storage.url)
     storage = make_storage(cfg.storage)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise ConfigError("search.study_name", name,
-                          f"no such study in {safe_url(str(cfg.storage.url))}; run "
+                          f"no such study in {safe_url(url)}; run "
                           "`skipsearch sweep` with the same overrides first") from None
-    paths = export_best(study, Path(cfg.export_dir), str(cfg.storage.url))
+    paths = export_best(study, Path(cfg.export_dir), url)
     for path in paths:
         print(path)
     return paths

@@ -1,0 +1,28 @@
+# The quickstart: `make sweep` runs the default sweep, `make test` runs the checks.
+# Both create .venv and install what they need on first use.
+VENV ?= .venv
+PYTHON ?= python3
+# The torch build to install; torch==2.13.0 is the CPU wheel where a local wheelhouse has it.
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?=
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+.PHONY: install sweep test lint bench
+install: $(VENV)/.installed
+
+sweep: install
+	$(VENV)/bin/skipsearch sweep $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(VENV)/bin/python -m pytest -q $(ARGS)
+
+bench: install
+	$(VENV)/bin/python benchmarks/trial_overhead.py $(ARGS)
