@@ -94,7 +94,12 @@ def validate_space(cfg: DictConfig) -> None:
     for s in steps:
         check(isinstance(s, int) and not isinstance(s, bool) and s >= 1, "search.steps",
               list(steps), "every step count must be an integer >= 1")
-    for name in get(cfg, "skip.space"):
+    space = get(cfg, "skip.space")
+    if cfg.skip.parameterization == "linear" and "default" not in space:
+        for name in ("rho_top", "rho_bottom"):
+            check(name in space, f"skip.space.{name}", None,
+                  f"missing; give +skip.space.{name}={{low:0.5,high:1.0}}")
+    for name in space:
         key = f"skip.space.{name}"
         low = get_float(cfg, f"{key}.low", 0.0, 10.0)
         high = get_float(cfg, f"{key}.high", 0.0, 10.0)

@@ -16,16 +16,18 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
-def grid_array(images: torch.Tensor, nrow: int | None = None, scale: int = 1) -> np.ndarray:
-    """A (rows*H, nrow*W, C) uint8 grid of the images, each pixel repeated ``scale`` times."""
+def grid_array(images: torch.Tensor, nrow: int | None = None, scale: int = 1,
+               pad: int = 1) -> np.ndarray:
+    """A uint8 grid of the images with ``pad`` dark pixels between them, upscaled ``scale``x."""
     pixels = to_uint8(images)
     n, h, w, c = pixels.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     rows = math.ceil(n / nrow)
-    grid = np.zeros((rows * h, nrow * w, c), dtype=np.uint8)
+    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 32, dtype=np.uint8)
     for k in range(n):
         r, col = divmod(k, nrow)
-        grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = pixels[k]
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top:top + h, left:left + w] = pixels[k]
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 

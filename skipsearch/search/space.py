@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from ..errors import ConfigError
 from ..schedule import SkipSchedule, param_names
 
 
@@ -45,5 +46,9 @@ def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, flo
     bounds = {}
     for name in param_names(parameterization, levels):
         raw = rho_bounds.get(name, rho_bounds.get("default"))
+        if raw is None:
+            raise ConfigError(f"skip.space.{name}", None,
+                              "no bounds for this parameter; give skip.space."
+                              f"{name}={{low: 0.5, high: 1.0}} or a skip.space.default")
         bounds[name] = Bounds(float(raw["low"]), float(raw["high"]))
     return SearchSpace(parameterization, bounds, tuple(int(s) for s in steps), tuple(levels))
