@@ -4,8 +4,11 @@ A decoder block whose input is ``concat([h, d_i])`` gets a forward pre-hook that
 trailing ``d_i`` channels by ``rho_i`` (Ma et al. 2024, Sec. 3). Skips are listed bottom to top:
 index 0 is the skip next to the bottleneck. Usage::
 
-    with skip_tuning(denoiser, coefficients):
+    with skip_tuning(denoiser, denoiser.skips, coefficients):
         images = sampler(denoiser, latents, sigmas, class_labels)
+
+Under ``torch.no_grad()`` the scaling happens in place on the freshly concatenated block input;
+with autograd recording it is out of place, so gradients see it.
 """
 
 from __future__ import annotations
@@ -30,19 +33,22 @@ class SkipPoint:
     module_name: str
 
 
-def _skip_scale(point: SkipPoint, rho: float) -> torch.Tensor:
-    """Per-channel factors (1, C, 1, 1): ones for the decoder features, rho for the skip."""
-    scale = torch.ones(1, point.in_channels, 1, 1)
-    scale[:, point.in_channels - point.skip_channels:] = rho
-    return scale
-
-
-def _make_hook(scale: torch.Tensor):
-    """A forward pre-hook multiplying the first positional input by ``scale``."""
+def _make_hook(point: SkipPoint, rho: float):
+    """A forward pre-hook scaling the trailing ``point.skip_channels`` of the input by ``rho``."""
+    split = point.in_channels - point.skip_channels
 
     def hook(module: nn.Module, args: tuple):
         x = args[0]
-        return (x * scale.to(device=x.device, dtype=x.dtype), *args[1:])
+        if x.shape[1] != point.in_channels:
+            raise RuntimeError(f"{point.module_name} got {x.shape[1]} input channels, "
+                               f"expected {point.in_channels} (decoder + skip)")
+        if torch.is_grad_enabled() and x.requires_grad:
+            # Out of place, so autograd records the scaling.
+            return (torch.cat([x[:, :split], x[:, split:] * rho], dim=1), *args[1:])
+        # Sampling: the input is the freshly concatenated [h, skip]; scaling its skip channels
+        # in place saves a full read and write of the block input.
+        x[:, split:].mul_(rho)
+        return None
 
     return hook
 
@@ -61,9 +67,7 @@ def skip_tuning(
     try:
         for point, rho in zip(skips, coefficients, strict=True):
             block = modules[point.module_name]
-            device = next(block.parameters()).device
-            scale = _skip_scale(point, float(rho)).to(device)
-            handles.append(block.register_forward_pre_hook(_make_hook(scale)))
+            handles.append(block.register_forward_pre_hook(_make_hook(point, float(rho))))
         yield model
     finally:
         for handle in handles:

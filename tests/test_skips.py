@@ -58,7 +58,7 @@ def test_rho_scales_skips_like_the_reference_forward(tiny_denoiser):
     x, sigma, labels = inputs(tiny_denoiser)
     k = len(tiny_denoiser.skips)
     rhos = linear_coefficients(0.9, 0.4, k)
-    with skip_tuning(tiny_denoiser, tiny_denoiser.skips, rhos):
+    with torch.no_grad(), skip_tuning(tiny_denoiser, tiny_denoiser.skips, rhos):
         hooked = tiny_denoiser(x, sigma, labels)
     expected = reference_forward(tiny_denoiser, x, sigma, labels, rhos)
     untuned = tiny_denoiser(x, sigma, labels)
@@ -66,6 +66,17 @@ def test_rho_scales_skips_like_the_reference_forward(tiny_denoiser):
     torch.testing.assert_close(hooked, expected, rtol=1e-5, atol=1e-6)
     assert torch.allclose(reference_forward(tiny_denoiser, x, sigma, labels, [1.0] * k),
                           untuned, rtol=1e-5, atol=1e-6)
+
+
+def test_gradients_flow_through_the_scaled_skips(tiny_denoiser):
+    x, sigma, labels = inputs(tiny_denoiser)
+    rhos = linear_coefficients(0.8, 0.5, len(tiny_denoiser.skips))
+    x_hooked = x.clone().requires_grad_(True)
+    with skip_tuning(tiny_denoiser, tiny_denoiser.skips, rhos):
+        tiny_denoiser(x_hooked, sigma, labels).square().sum().backward()
+    x_ref = x.clone().requires_grad_(True)
+    reference_forward(tiny_denoiser, x_ref, sigma, labels, rhos).square().sum().backward()
+    torch.testing.assert_close(x_hooked.grad, x_ref.grad, rtol=1e-4, atol=1e-5)
 
 
 def test_only_the_trailing_skip_channels_are_scaled(tiny_denoiser):
