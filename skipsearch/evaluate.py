@@ -51,7 +51,7 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     """Yield (seeds, images) batch by batch, with the schedule's hooks on the denoiser."""
     sigmas = sampler.sigmas()
     bar = tqdm(total=len(seeds), desc=desc, unit="img", leave=False, disable=None)
-    with skip_tuning(model.denoiser, model.denoiser.skips, schedule.coefficients):
+    with skip_tuning(model.denoiser, model.denoiser.skips, schedule):
         for start in range(0, len(seeds), batch_size):
             chunk = seeds[start:start + batch_size]
             images = generate(model.denoiser, chunk, sigmas, sampler.name, device)

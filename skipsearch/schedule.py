@@ -8,10 +8,12 @@ coefficient; ``per_skip`` gives each skip its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 PARAMETERIZATIONS = ("linear", "per_level", "per_skip")
+PROFILES = ("constant", "rising", "falling")
 
 
 def linear_coefficients(rho_top: float, rho_bottom: float, k: int) -> tuple[float, ...]:
@@ -45,15 +47,51 @@ def param_names(parameterization: str, levels: Sequence[int]) -> list[str]:
 
 @dataclass(frozen=True)
 class SkipSchedule:
-    """Coefficients rho_i for every skip (index 0 next to the bottleneck) and their origin."""
+    """Coefficients rho_i for every skip (index 0 next to the bottleneck) and where they apply.
+
+    ``window`` = (sigma_lo, sigma_hi) limits the tuning to noise levels in that closed range;
+    ``profile`` blends between 1.0 and the coefficients across ``profile_range`` in log sigma:
+    ``rising`` applies them fully at the highest noise and not at all at the lowest, ``falling``
+    the reverse, ``constant`` everywhere.
+    """
 
     coefficients: tuple[float, ...]
     parameterization: str = "per_skip"
     params: Mapping[str, float] = field(default_factory=dict)
+    window: tuple[float, float] | None = None
+    profile: str = "constant"
+    profile_range: tuple[float, float] = (0.002, 80.0)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of "
+                             f"{', '.join(PROFILES)}")
+        if self.window is not None and not 0 <= self.window[0] <= self.window[1]:
+            raise ValueError(f"window {self.window} must satisfy 0 <= sigma_lo <= sigma_hi")
+
+    @property
+    def depends_on_sigma(self) -> bool:
+        """True when the effective coefficients change with the noise level."""
+        return self.window is not None or self.profile != "constant"
+
+    def noise_weight(self, sigma: float) -> float:
+        """How much of the schedule applies at ``sigma``: 0 (identity) to 1 (full)."""
+        if self.window is not None and not self.window[0] <= sigma <= self.window[1]:
+            return 0.0
+        if self.profile == "constant":
+            return 1.0
+        lo, hi = (math.log(v) for v in self.profile_range)
+        t = min(max((math.log(max(sigma, 1e-12)) - lo) / (hi - lo), 0.0), 1.0)
+        return t if self.profile == "rising" else 1.0 - t
+
+    def at_sigma(self, sigma: float) -> tuple[float, ...]:
+        """Effective coefficients at noise level ``sigma``: 1 + w(sigma) (rho_i - 1)."""
+        w = self.noise_weight(sigma)
+        return tuple(1.0 + w * (c - 1.0) for c in self.coefficients)
 
     @classmethod
     def from_params(cls, parameterization: str, params: Mapping[str, float],
-                    levels: Sequence[int]) -> SkipSchedule:
+                    levels: Sequence[int], **where) -> SkipSchedule:
         """Expand ``params`` of a parameterization to one coefficient per skip at ``levels``."""
         names = param_names(parameterization, levels)
         missing = [n for n in names if n not in params]
@@ -66,7 +104,7 @@ class SkipSchedule:
         else:
             coeffs = tuple(params[skip_param(i)] for i in range(len(levels)))
         used = {n: float(params[n]) for n in names}
-        return cls(tuple(float(c) for c in coeffs), parameterization, used)
+        return cls(tuple(float(c) for c in coeffs), parameterization, used, **where)
 
     @classmethod
     def identity(cls, k: int) -> SkipSchedule:
@@ -81,11 +119,17 @@ class SkipSchedule:
     def to_dict(self) -> dict:
         """A YAML/JSON-friendly dict."""
         return {"parameterization": self.parameterization, "params": dict(self.params),
-                "coefficients": list(self.coefficients)}
+                "coefficients": list(self.coefficients),
+                "window": list(self.window) if self.window is not None else None,
+                "profile": self.profile, "profile_range": list(self.profile_range)}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SkipSchedule:
         """Inverse of ``to_dict``."""
+        window = data.get("window")
         return cls(tuple(float(c) for c in data["coefficients"]),
                    str(data.get("parameterization", "per_skip")),
-                   {str(k): float(v) for k, v in dict(data.get("params", {})).items()})
+                   {str(k): float(v) for k, v in dict(data.get("params", {})).items()},
+                   tuple(float(v) for v in window) if window is not None else None,
+                   str(data.get("profile", "constant")),
+                   tuple(float(v) for v in data.get("profile_range", (0.002, 80.0))))
