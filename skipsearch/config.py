@@ -86,6 +86,25 @@ def validate_output(cfg: DictConfig) -> None:
           f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
 
 
+def validate_model(cfg: DictConfig) -> None:
+    """The model kind and the files and settings that kind needs."""
+    kind = get_choice(cfg, "model.kind", MODEL_KINDS)
+    if kind == "digits":
+        weights = OmegaConf.select(cfg, "model.weights")
+        check(weights is None or Path(weights).is_file(), "model.weights", weights,
+              "no such file; give the path of the model's weights, or null for the bundled one")
+        return
+    path = OmegaConf.select(cfg, "model.path", throw_on_missing=False)
+    check(path is not None and path != "???", "model.path", path,
+          f"model.kind={kind} needs the local path of its checkpoint: model.path=PATH")
+    check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
+    if kind == "edm":
+        check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
+              OmegaConf.select(cfg, "model.trust_pickle"),
+              "EDM checkpoints are pickles and unpickling runs code; set "
+              "model.trust_pickle=true only for a file you trust")
+
+
 def validate_space(cfg: DictConfig) -> None:
     """Search space: bounds in order, positive step counts."""
     steps = get(cfg, "search.steps")
@@ -122,10 +141,7 @@ def validate(cfg: DictConfig, command: str) -> None:
         validate_storage_exists(cfg)
         return
     resolve_device(str(get(cfg, "device")))
-    get_choice(cfg, "model.kind", MODEL_KINDS)
-    weights = OmegaConf.select(cfg, "model.weights")
-    check(weights is None or Path(weights).is_file(), "model.weights", weights,
-          "no such file; give the path of the model's weights, or null for the bundled model")
+    validate_model(cfg)
     get_choice(cfg, "sampler.name", tuple(SAMPLERS))
     get_int(cfg, "sampler.steps", 1)
     sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)

@@ -74,12 +74,17 @@ BAD = {
     "unknown key": (["sweep", "search.n_trails=3"], "n_trails"),
     "unknown command": (["swep"], "unknown command"),
     "export before any sweep": (["export"], "storage.url"),
+    "edm without a path": (["sweep", "model=edm"], "model.path"),
+    "edm pickle without trust": (["inspect", "model=edm", "model.path=pyproject.toml"],
+                                 "model.trust_pickle"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
     args, key = BAD[case]
+    if "model=edm" in args:  # the digits weights override has no key in the edm group
+        tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
     result = run_cli(*args, *tiny_overrides)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -23,8 +23,8 @@ def run_inspect(cfg: DictConfig) -> None:
     title = f"{model.name}: {len(skips)} skips, bottom (next to the bottleneck) to top"
     table = Table(title=title)
     for col in ("i", "level", "resolution", "skip ch", "block in ch", "module", "rho"):
-        table.add_column(col, justify="left" if col == "module" else "right")
+        table.add_column(col, justify="left" if col == "module" else "right", no_wrap=True)
     for p, rho in zip(skips, coefficients, strict=True):
         table.add_row(str(p.index), str(p.level), f"{p.resolution}x{p.resolution}",
                       str(p.skip_channels), str(p.in_channels), p.module_name, f"{rho:.4f}")
-    Console().print(table)
+    Console(width=max(Console().width, 120)).print(table)

@@ -1,0 +1,1 @@
+"""Test fixtures that write checkpoints in NVlabs EDM's pickle format."""
