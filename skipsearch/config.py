@@ -14,7 +14,7 @@ from .evaluate import SamplerSpec
 from .metrics.reference import REFERENCES
 from .models import MODEL_KINDS
 from .samplers import SAMPLERS
-from .schedule import PARAMETERIZATIONS, SkipSchedule, param_names
+from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.study import OPTUNA_SAMPLERS
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
@@ -134,6 +134,24 @@ def validate_storage_exists(cfg: DictConfig) -> None:
               "no such database; run `skipsearch sweep` with the same overrides first")
 
 
+def validate_where(cfg: DictConfig) -> None:
+    """Noise window and profile of the skip group, fixed and searched."""
+    window = OmegaConf.select(cfg, "skip.window")
+    if window is not None:
+        ok = OmegaConf.is_list(window) and len(window) == 2 and 0 <= window[0] <= window[1]
+        check(ok, "skip.window", window, "give [sigma_lo, sigma_hi] with 0 <= lo <= hi, or null")
+    get_choice(cfg, "skip.profile", PROFILES)
+    profiles = OmegaConf.select(cfg, "skip.profiles") or []
+    for p in profiles:
+        check(p in PROFILES, "skip.profiles", list(profiles),
+              f"every profile must be one of: {', '.join(PROFILES)}")
+    if OmegaConf.select(cfg, "skip.window_space") is not None:
+        low = get_float(cfg, "skip.window_space.low", 0.0)
+        high = get_float(cfg, "skip.window_space.high", 0.0)
+        check(low <= high, "skip.window_space", {"low": low, "high": high},
+              "low must not exceed high")
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
     validate_output(cfg)
@@ -148,6 +166,7 @@ def validate(cfg: DictConfig, command: str) -> None:
     get_float(cfg, "sampler.sigma_max", sigma_min)
     get_float(cfg, "sampler.rho", 0.0)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
+    validate_where(cfg)
     get_choice(cfg, "metric.feature", FEATURES)
     get_choice(cfg, "metric.reference", REFERENCES)
     get_int(cfg, "metric.n_samples", 2)
@@ -182,9 +201,13 @@ def sampler_spec(cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
 
 
 def schedule_from_config(cfg: DictConfig, levels: list[int]) -> SkipSchedule:
-    """The schedule given by ``skip.params`` (``default`` fills unnamed coefficients)."""
+    """The schedule of ``skip.params`` (``default`` fills unnamed ones), window and profile."""
     param = str(cfg.skip.parameterization)
     given = cfg.skip.get("params") or {}
     params = {name: float(given.get(name, given.get("default", 1.0)))
               for name in param_names(param, levels)}
-    return SkipSchedule.from_params(param, params, levels)
+    window = cfg.skip.get("window")
+    return SkipSchedule.from_params(
+        param, params, levels, window=tuple(float(v) for v in window) if window else None,
+        profile=str(cfg.skip.get("profile") or "constant"),
+        profile_range=(float(cfg.sampler.sigma_min), float(cfg.sampler.sigma_max)))

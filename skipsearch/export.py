@@ -48,8 +48,8 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
                  storage_url: str) -> dict:
     """Everything needed to reuse and to reproduce one trial's schedule."""
     attrs = study.user_attrs
-    params = {k: v for k, v in trial.params.items() if k != "steps"}
-    coefficients = trial.user_attrs["coefficients"]
+    schedule = dict(trial.user_attrs["schedule"])
+    coefficients = schedule["coefficients"]
     skips = [{**s, "rho": c} for s, c in zip(attrs["skips"], coefficients, strict=True)]
     return {
         "format": FORMAT,
@@ -58,8 +58,7 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
         "model": {"name": attrs["model_name"], "sha256": attrs["model_sha256"]},
         "sampler": {**attrs["sampler"], "steps": trial.params["steps"],
                     "nfe": trial.user_attrs["nfe"]},
-        "schedule": {"parameterization": attrs["parameterization"], "params": params,
-                     "coefficients": coefficients, "skips": skips},
+        "schedule": {**schedule, "skips": skips},
         "score": {"fid": trial.value,
                   "baseline_fid": baseline.value if baseline is not None else None,
                   "n_samples": trial.user_attrs["n_samples"],

@@ -100,3 +100,27 @@ def test_unwritable_output_directory(tiny_overrides, tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("skipsearch: error: out_dir=")
+
+
+def test_searching_levels_windows_and_profiles(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("sweep", *tiny_overrides, "skip=per_level", "search.steps=[3]",
+                     "search.n_trials=4", "search.n_startup_trials=1",
+                     "skip.window_space={low: 0.1, high: 20}",
+                     "skip.profiles=[constant,rising,falling]")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="digits-heun-per_level",
+                              storage=f"sqlite:///{out}/studies.db")
+    trial = study.trials[-1]
+    assert len({t.value for t in study.trials}) > 1  # windows cover sigma = 2.5 at times
+    assert {"rho_level0", "rho_level1", "rho_level2", "sigma_lo", "sigma_hi", "profile"} <= \
+        set(trial.params)
+    exported = out / "exports" / "digits-heun-per_level" / "best.yaml"
+    record = yaml.safe_load(exported.read_text())
+    assert record["schedule"]["profile"] in ("constant", "rising", "falling")
+    assert "window" in record["schedule"]
+    sample = run_cli("sample", *tiny_overrides, "skip=per_level", f"schedule={exported}")
+    assert sample.returncode == 0, sample.stderr
+    fid, exported_fid = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)",
+                                             sample.stdout).groups())
+    assert fid == pytest.approx(exported_fid, rel=1e-4)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from skipsearch.schedule import linear_coefficients
+from skipsearch.schedule import SkipSchedule, linear_coefficients
 from skipsearch.skips import skip_tuning
 
 
@@ -133,3 +135,38 @@ def test_wrong_number_of_coefficients_is_refused(tiny_denoiser):
     with pytest.raises(ValueError, match="coefficients"):
         with skip_tuning(tiny_denoiser, tiny_denoiser.skips, [0.5]):
             pass
+
+
+def test_a_noise_window_leaves_other_noise_levels_untouched(tiny_denoiser):
+    x, _, labels = inputs(tiny_denoiser, batch=2)
+    k = len(tiny_denoiser.skips)
+    schedule = SkipSchedule((0.5,) * k, window=(0.3, 3.0))
+    for sigma, inside in ((0.1, False), (1.0, True), (10.0, False)):
+        s = torch.full((2,), sigma)
+        plain = tiny_denoiser(x, s, labels)
+        with skip_tuning(tiny_denoiser, tiny_denoiser.skips, schedule):
+            tuned = tiny_denoiser(x, s, labels)
+        expected = reference_forward(tiny_denoiser, x, s, labels, [0.5] * k) if inside else plain
+        torch.testing.assert_close(tuned, expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(tuned, plain) == (not inside)
+
+
+def test_profiles_blend_between_identity_and_the_schedule(tiny_denoiser):
+    k = len(tiny_denoiser.skips)
+    lo, hi = 0.002, 80.0
+    for profile in ("rising", "falling"):
+        schedule = SkipSchedule((0.4,) * k, profile=profile, profile_range=(lo, hi))
+        for sigma in (lo, 0.4, hi):
+            t = (math.log(sigma) - math.log(lo)) / (math.log(hi) - math.log(lo))
+            w = t if profile == "rising" else 1 - t
+            assert schedule.at_sigma(sigma)[0] == pytest.approx(1 + w * (0.4 - 1))
+    x, _, labels = inputs(tiny_denoiser, batch=2)
+    mixed = torch.tensor([0.01, 30.0])  # one image per noise level in the same batch
+    schedule = SkipSchedule((0.4,) * k, profile="rising", profile_range=(lo, hi))
+    with skip_tuning(tiny_denoiser, tiny_denoiser.skips, schedule):
+        tuned = tiny_denoiser(x, mixed, labels)
+    for i, sigma in enumerate(mixed.tolist()):
+        rhos = schedule.at_sigma(sigma)
+        expected = reference_forward(tiny_denoiser, x[i:i + 1], mixed[i:i + 1],
+                                     labels[i:i + 1], rhos)
+        torch.testing.assert_close(tuned[i:i + 1], expected, rtol=1e-4, atol=1e-5)

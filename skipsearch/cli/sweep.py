@@ -55,7 +55,8 @@ def print_summary(study: optuna.Study, exports: list[Path], cfg: DictConfig,
     for row in summarize(study):
         base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
         change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
-        params = " ".join(f"{k.removeprefix('rho_')}={v:.3f}" for k, v in row.params.items())
+        params = " ".join(f"{k.removeprefix('rho_')}={v:.3g}" if isinstance(v, float)
+                          else f"{k}={v}" for k, v in row.params.items())
         table.add_row(str(row.nfe), str(row.steps), base, f"{row.best_fid:.3f}", change,
                       str(row.best_trial), params)
     console.print(table)
@@ -74,7 +75,10 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     model = build_model(cfg, device)
     scorer = build_scorer(cfg, device)
     levels = [p.level for p in model.denoiser.skips]
-    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels)
+    sampler = sampler_spec(cfg)
+    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels,
+                        cfg.skip.get("window_space"), cfg.skip.get("profiles") or (),
+                        (sampler.sigma_min, sampler.sigma_max))
     name = study_name(cfg)
     storage = make_storage(cfg.storage)
     study = open_study(name, storage, make_sampler(cfg.search),
@@ -85,7 +89,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
     start = int(cfg.metric.seed_start)
     seeds = range(start, start + int(cfg.metric.n_samples))
-    ctx = TrialContext(model, space, sampler_spec(cfg), seeds, int(cfg.batch_size), device,
+    ctx = TrialContext(model, space, sampler, seeds, int(cfg.batch_size), device,
                        scorer, tracker)
     target = int(cfg.search.n_trials)
     remaining = target - finished_count(study)

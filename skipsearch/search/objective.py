@@ -40,6 +40,7 @@ def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
                           ctx.device, ctx.scorer)
         trial.set_user_attr("nfe", sampler.nfe)
         trial.set_user_attr("coefficients", list(schedule.coefficients))
+        trial.set_user_attr("schedule", schedule.to_dict())
         trial.set_user_attr("n_samples", len(ctx.seeds))
         trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
         trial.report(result.fid, len(ctx.seeds))

@@ -21,27 +21,52 @@ class Bounds:
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """Bounds per schedule parameter and the step counts to choose from."""
+    """Bounds per schedule parameter, step counts, and optionally a noise window and profile.
+
+    ``window`` (bounds on sigma) adds ``sigma_lo`` and ``sigma_hi`` (log-uniform; the window is
+    their sorted pair); ``profiles`` with several entries adds a categorical ``profile``.
+    """
 
     parameterization: str
     bounds: Mapping[str, Bounds]
     steps: tuple[int, ...]
     levels: tuple[int, ...]
+    window: Bounds | None = None
+    profiles: tuple[str, ...] = ("constant",)
+    profile_range: tuple[float, float] = (0.002, 80.0)
 
     def suggest(self, trial: optuna.Trial) -> tuple[SkipSchedule, int]:
         """Ask the trial for every parameter; return the schedule and the step count."""
         params = {name: trial.suggest_float(name, b.low, b.high)
                   for name, b in self.bounds.items()}
         steps = trial.suggest_categorical("steps", list(self.steps))
-        return SkipSchedule.from_params(self.parameterization, params, self.levels), int(steps)
+        window = None
+        if self.window is not None:
+            ends = [trial.suggest_float(name, self.window.low, self.window.high, log=True)
+                    for name in ("sigma_lo", "sigma_hi")]
+            window = (min(ends), max(ends))
+        profile = self.profiles[0]
+        if len(self.profiles) > 1:
+            profile = trial.suggest_categorical("profile", list(self.profiles))
+        schedule = SkipSchedule.from_params(self.parameterization, params, self.levels,
+                                            window=window, profile=profile,
+                                            profile_range=self.profile_range)
+        return schedule, int(steps)
 
-    def baseline_params(self, steps: int) -> dict[str, float]:
+    def baseline_params(self, steps: int) -> dict[str, float | str]:
         """Parameters giving every skip the coefficient 1.0 at ``steps``."""
-        return {**{name: 1.0 for name in self.bounds}, "steps": steps}
+        params: dict[str, float | str] = {name: 1.0 for name in self.bounds}
+        if self.window is not None:
+            params.update(sigma_lo=self.window.low, sigma_hi=self.window.high)
+        if len(self.profiles) > 1:
+            params["profile"] = "constant" if "constant" in self.profiles else self.profiles[0]
+        return {**params, "steps": steps}
 
 
 def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, float]],
-                steps: Sequence[int], levels: Sequence[int]) -> SearchSpace:
+                steps: Sequence[int], levels: Sequence[int],
+                window: Mapping[str, float] | None = None, profiles: Sequence[str] = (),
+                profile_range: tuple[float, float] = (0.002, 80.0)) -> SearchSpace:
     """Bounds for each parameter of the parameterization; ``default`` covers unnamed ones."""
     bounds = {}
     for name in param_names(parameterization, levels):
@@ -51,4 +76,6 @@ def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, flo
                               "no bounds for this parameter; give skip.space."
                               f"{name}={{low: 0.5, high: 1.0}} or a skip.space.default")
         bounds[name] = Bounds(float(raw["low"]), float(raw["high"]))
-    return SearchSpace(parameterization, bounds, tuple(int(s) for s in steps), tuple(levels))
+    window_bounds = Bounds(float(window["low"]), float(window["high"])) if window else None
+    return SearchSpace(parameterization, bounds, tuple(int(s) for s in steps), tuple(levels),
+                       window_bounds, tuple(profiles) or ("constant",), profile_range)

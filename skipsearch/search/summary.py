@@ -35,7 +35,7 @@ def summarize(study: optuna.Study) -> list[SummaryRow]:
     rows = []
     for nfe, t in best_per_nfe(study).items():
         base = baselines.get(nfe)
-        params = {k: round(v, 4) for k, v in t.params.items() if k != "steps"}
+        params = {k: v for k, v in t.params.items() if k != "steps"}
         rows.append(SummaryRow(nfe, t.params["steps"], base.value if base else None, t.value,
                                t.number, params, t.user_attrs["coefficients"]))
     return rows
