@@ -9,16 +9,17 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import check
+from .errors import ConfigError, check
 from .evaluate import SamplerSpec
 from .metrics.reference import REFERENCES
 from .models import MODEL_KINDS
-from .samplers import SAMPLERS
+from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.study import OPTUNA_SAMPLERS
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
 FEATURES = ("digits",)
+DISCRETIZATIONS = ("edm", "list")
 
 
 def get(cfg: DictConfig, key: str) -> Any:
@@ -84,6 +85,29 @@ def validate_output(cfg: DictConfig) -> None:
     reason = unwritable_reason(out_dir)
     check(reason is None, "out_dir", str(out_dir),
           f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
+
+
+def validate_sampler(cfg: DictConfig) -> None:
+    """Sampler name, steps, discretization and the sampler's own options."""
+    name = get_choice(cfg, "sampler.name", tuple(SAMPLERS))
+    get_int(cfg, "sampler.steps", 1)
+    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
+    get_float(cfg, "sampler.sigma_max", sigma_min)
+    get_float(cfg, "sampler.rho", 0.0)
+    for option in SAMPLERS[name].options:
+        value = get(cfg, f"sampler.{option}")
+        check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+              f"sampler.{option}", value, "must be a number >= 0")
+    if name == "edm_stochastic":
+        check(cfg.sampler.S_min <= cfg.sampler.S_max, "sampler.S_min", cfg.sampler.S_min,
+              f"must not exceed sampler.S_max={cfg.sampler.S_max}")
+    if get_choice(cfg, "sampler.discretization", DISCRETIZATIONS) == "list":
+        sigmas = OmegaConf.select(cfg, "sampler.sigmas")
+        try:
+            sigmas_from_list(list(sigmas or []))
+        except (ValueError, TypeError) as err:
+            raise ConfigError("sampler.sigmas", sigmas and list(sigmas),
+                              f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
 
 
 def validate_model(cfg: DictConfig) -> None:
@@ -160,11 +184,7 @@ def validate(cfg: DictConfig, command: str) -> None:
         return
     resolve_device(str(get(cfg, "device")))
     validate_model(cfg)
-    get_choice(cfg, "sampler.name", tuple(SAMPLERS))
-    get_int(cfg, "sampler.steps", 1)
-    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
-    get_float(cfg, "sampler.sigma_max", sigma_min)
-    get_float(cfg, "sampler.rho", 0.0)
+    validate_sampler(cfg)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
     validate_where(cfg)
     get_choice(cfg, "metric.feature", FEATURES)
@@ -194,10 +214,18 @@ def study_name(cfg: DictConfig) -> str:
 
 
 def sampler_spec(cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
-    """The sampler of the ``sampler`` config group, with ``steps`` if given."""
+    """The sampler of the ``sampler`` config group, with ``steps`` if given.
+
+    With ``discretization: list`` the step count is the number of listed sigmas.
+    """
     s = cfg.sampler
+    options = {k: float(s[k]) for k in SAMPLERS[str(s.name)].options}
+    sigma_list = None
+    if s.get("discretization", "edm") == "list":
+        sigma_list = tuple(float(v) for v in s.sigmas if float(v) > 0)
+        steps = len(sigma_list)
     return SamplerSpec(str(s.name), int(steps if steps is not None else s.steps),
-                       float(s.sigma_min), float(s.sigma_max), float(s.rho))
+                       float(s.sigma_min), float(s.sigma_max), float(s.rho), options, sigma_list)
 
 
 def schedule_from_config(cfg: DictConfig, levels: list[int]) -> SkipSchedule:

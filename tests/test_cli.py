@@ -75,6 +75,10 @@ BAD = {
     "unknown command": (["swep"], "unknown command"),
     "export before any sweep": (["export"], "storage.url"),
     "edm without a path": (["sweep", "model=edm"], "model.path"),
+    "sigmas not decreasing": (["sweep", "sampler.discretization=list",
+                               "sampler.sigmas=[80,1,5]"], "sampler.sigmas"),
+    "negative churn": (["sweep", "sampler=edm_stochastic", "sampler.S_churn=-1"],
+                       "sampler.S_churn"),
     "edm pickle without trust": (["inspect", "model=edm", "model.path=pyproject.toml"],
                                  "model.trust_pickle"),
 }
@@ -124,3 +128,28 @@ def test_searching_levels_windows_and_profiles(tiny_overrides, tmp_path):
     fid, exported_fid = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)",
                                              sample.stdout).groups())
     assert fid == pytest.approx(exported_fid, rel=1e-4)
+
+
+def test_stochastic_sampler_round_trip(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    sweep = run_cli("sweep", *tiny_overrides, "sampler=edm_stochastic", "sampler.S_churn=10",
+                    "search.steps=[3]", "search.n_trials=2")
+    assert sweep.returncode == 0, sweep.stderr
+    best = out / "exports" / "digits-edm_stochastic-linear" / "best.yaml"
+    record = yaml.safe_load(best.read_text())
+    assert record["sampler"]["options"]["S_churn"] == 10.0 and record["sampler"]["nfe"] == 5
+    sample = run_cli("sample", *tiny_overrides, f"schedule={best}")
+    assert sample.returncode == 0, sample.stderr
+    fid, exported = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)", sample.stdout).groups())
+    assert fid == pytest.approx(exported, rel=1e-4)
+
+
+@pytest.mark.parametrize("sampler, nfe", [("euler", 4), ("dpmpp_2m", 4), ("heun", 7)])
+def test_a_given_list_of_sigmas_sets_the_steps(sampler, nfe, tiny_overrides, tmp_path):
+    result = run_cli("sweep", *tiny_overrides, f"sampler={sampler}",
+                     "sampler.discretization=list", "sampler.sigmas=[80,5,0.5,0.01]",
+                     "search.n_trials=2")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name=f"digits-{sampler}-linear",
+                              storage=f"sqlite:///{tmp_path}/out/studies.db")
+    assert {t.user_attrs["nfe"] for t in study.trials} == {nfe}

@@ -33,9 +33,7 @@ def plan(cfg: DictConfig, model: LoadedModel):
     if cfg.get("schedule") is not None:
         exported = load_schedule(cfg.schedule)
         check_model(exported, model)
-        s = exported.sampler
-        sampler = SamplerSpec(s["name"], int(s["steps"]), float(s["sigma_min"]),
-                              float(s["sigma_max"]), float(s["rho"]))
+        sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
         start, stop = exported.score["seeds"]["start"], exported.score["seeds"]["stop"]
         name = Path(cfg.schedule).stem
         return exported.schedule, sampler, range(start, start + n if n else stop), name, exported

@@ -31,12 +31,10 @@ from ..tracking import make_tracker
 
 def study_provenance(cfg: DictConfig, model, scorer) -> dict:
     """What a study's FIDs depend on; a resumed study must match it."""
-    sampler = sampler_spec(cfg)
     return {
         "skipsearch_version": __version__,
         "model_name": model.name, "model_sha256": model.sha256,
-        "sampler": {"name": sampler.name, "sigma_min": sampler.sigma_min,
-                    "sigma_max": sampler.sigma_max, "rho": sampler.rho},
+        "sampler": sampler_spec(cfg).to_dict(),
         "parameterization": str(cfg.skip.parameterization),
         "skips": [asdict(p) for p in model.denoiser.skips],
         "metric": metric_provenance(scorer, cfg),
@@ -76,7 +74,8 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     scorer = build_scorer(cfg, device)
     levels = [p.level for p in model.denoiser.skips]
     sampler = sampler_spec(cfg)
-    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels,
+    steps = [sampler.steps] if sampler.sigma_list is not None else cfg.search.steps
+    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, steps, levels,
                         cfg.skip.get("window_space"), cfg.skip.get("profiles") or (),
                         (sampler.sigma_min, sampler.sigma_max))
     name = study_name(cfg)

@@ -1,39 +1,89 @@
-"""Samplers in EDM's sigma form, their discretizations and NFE accounting."""
+"""Samplers in EDM's sigma form, their discretizations and NFE accounting.
+
+Every sampler is ``sample_X(denoise, x_T, sigmas, noise=None, **options) -> x_0``: ``denoise``
+is D(x; sigma) in float64, ``x_T`` the start (latents times sigmas[0]), ``sigmas`` float64
+ending with 0, ``noise(like)`` standard normal per image (only stochastic samplers use it).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from ..models.denoiser import Denoiser
-from .discretization import edm_sigmas
+from .base import Denoise, Noise
+from .discretization import edm_sigmas, sigmas_from_list
+from .dpmpp import dpmpp_2m_nfe, sample_dpmpp_2m
+from .edm_stochastic import EDM_STOCHASTIC_OPTIONS, edm_stochastic_nfe, sample_edm_stochastic
+from .euler import euler_nfe, sample_euler
 from .heun import heun_nfe, sample_heun
-from .seeds import labels_from_seeds, latents_from_seeds
+from .seeds import PerImageNoise, labels_from_seeds, latents_from_seeds
 
-SAMPLERS = {"heun": (sample_heun, heun_nfe)}
+
+@dataclass(frozen=True)
+class SamplerDef:
+    """A sampler: its solver, its exact NFE as a function of steps, the options it takes."""
+
+    solve: Callable[..., torch.Tensor]
+    nfe: Callable[[int], int]
+    options: tuple[str, ...] = ()
+
+
+SAMPLERS: dict[str, SamplerDef] = {
+    "euler": SamplerDef(sample_euler, euler_nfe),
+    "heun": SamplerDef(sample_heun, heun_nfe),
+    "edm_stochastic": SamplerDef(sample_edm_stochastic, edm_stochastic_nfe,
+                                 EDM_STOCHASTIC_OPTIONS),
+    "dpmpp_2m": SamplerDef(sample_dpmpp_2m, dpmpp_2m_nfe),
+}
+
+
+def sampler_def(sampler: str) -> SamplerDef:
+    """The registered sampler called ``sampler``; ValueError naming the choices otherwise."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    return SAMPLERS[sampler]
 
 
 def nfe_of(sampler: str, steps: int) -> int:
     """Exact network evaluations of ``sampler`` with ``steps`` steps."""
-    return SAMPLERS[sampler][1](steps)
+    return sampler_def(sampler).nfe(steps)
+
+
+def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[str, float]:
+    """``options`` as a dict; ValueError if ``sampler`` does not take one of them."""
+    accepted = sampler_def(sampler).options
+    given = dict(options or {})
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ValueError(f"sampler {sampler!r} does not take {', '.join(unknown)}; "
+                         f"it takes: {', '.join(accepted) or 'no options'}")
+    return given
 
 
 def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
-             sampler: str = "heun", device: torch.device | str = "cpu") -> torch.Tensor:
+             sampler: str = "heun", device: torch.device | str = "cpu",
+             options: Mapping[str, float] | None = None) -> torch.Tensor:
     """Images in [-1, 1] for ``seeds`` (class labels from the seeds), float32 on ``device``."""
+    solve = sampler_def(sampler).solve
+    given = checked_options(sampler, options)
     shape = (denoiser.img_channels, denoiser.img_resolution, denoiser.img_resolution)
-    latents = latents_from_seeds(seeds, shape, device)
+    noise = PerImageNoise(seeds)
+    latents = noise.latents(shape, device)
     labels = labels_from_seeds(seeds, denoiser.label_dim, device)
     sigmas = sigmas.to(device)
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return denoiser(x.to(torch.float32), sigma.expand(x.shape[0]), labels).to(torch.float64)
 
-    solve = SAMPLERS[sampler][0]
-    x = solve(denoise, latents.to(torch.float64) * sigmas[0], sigmas)
+    x = solve(denoise, latents.to(torch.float64) * sigmas[0], sigmas, noise, **given)
     return x.to(torch.float32).clamp(-1.0, 1.0)
 
 
-__all__ = ["SAMPLERS", "edm_sigmas", "generate", "heun_nfe", "labels_from_seeds",
-           "latents_from_seeds", "nfe_of", "sample_heun"]
+__all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",
+           "dpmpp_2m_nfe", "edm_sigmas", "edm_stochastic_nfe", "euler_nfe", "generate",
+           "heun_nfe", "labels_from_seeds", "latents_from_seeds", "nfe_of", "sample_dpmpp_2m",
+           "sample_edm_stochastic", "sample_euler", "sample_heun", "sampler_def",
+           "sigmas_from_list"]

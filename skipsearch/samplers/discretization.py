@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
+
 import torch
 
 
@@ -17,3 +21,21 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
     denom = max(steps - 1, 1)
     t = (sigma_max ** (1 / rho) + i / denom * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho)))
     return torch.cat([t**rho, torch.zeros(1, dtype=torch.float64)])
+
+
+def sigmas_from_list(values: Sequence[float]) -> torch.Tensor:
+    """User-given noise levels, high to low, checked and ended with 0; float64."""
+    levels = [float(v) for v in values]
+    if levels and levels[-1] == 0.0:
+        levels = levels[:-1]
+    if not levels:
+        raise ValueError(f"need at least one positive noise level, got {list(values)}")
+    bad = [v for v in levels if not (math.isfinite(v) and v > 0)]
+    if bad:
+        raise ValueError(f"noise levels must be positive and finite (a final 0 is allowed), "
+                         f"got {bad} in {levels}")
+    pairs = [(a, b) for a, b in itertools.pairwise(levels) if not a > b]
+    if pairs:
+        shown = ", ".join(f"{a:g} then {b:g}" for a, b in pairs)
+        raise ValueError(f"noise levels must strictly decrease, got {shown} in {levels}")
+    return torch.tensor([*levels, 0.0], dtype=torch.float64)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 
 import torch
 
-Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+from .base import Denoise, Noise, reject_options
 
 
 def heun_nfe(steps: int) -> int:
@@ -15,21 +14,25 @@ def heun_nfe(steps: int) -> int:
     return 2 * steps - 1
 
 
-@torch.no_grad()
-def sample_heun(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
-    """Integrate dx/dsigma = (x - D(x; sigma)) / sigma from sigmas[0] to sigmas[-1] = 0.
+def heun_step(denoise: Denoise, x_cur: torch.Tensor, t_cur: torch.Tensor,
+              t_next: torch.Tensor) -> torch.Tensor:
+    """One step of Algorithm 1 from t_cur to t_next (Euler only when t_next = 0)."""
+    # Euler step.
+    d_cur = (x_cur - denoise(x_cur, t_cur)) / t_cur
+    x_next = x_cur + (t_next - t_cur) * d_cur
+    # Apply 2nd order correction.
+    if t_next > 0:
+        d_prime = (x_next - denoise(x_next, t_next)) / t_next
+        x_next = x_cur + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_prime)
+    return x_next
 
-    ``denoise(x, sigma)`` is D in float64 in and out; ``x_T`` is the starting point
-    (latents times sigmas[0]). Integration runs in float64.
-    """
+
+@torch.no_grad()
+def sample_heun(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
+                noise: Noise | None = None, **options: float) -> torch.Tensor:
+    """Heun's method on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Alg. 1)."""
+    reject_options("heun", options)
     x_next = x_T.to(torch.float64)
     for t_cur, t_next in itertools.pairwise(sigmas):
-        x_cur = x_next
-        # Euler step.
-        d_cur = (x_cur - denoise(x_cur, t_cur)) / t_cur
-        x_next = x_cur + (t_next - t_cur) * d_cur
-        # Apply 2nd order correction.
-        if t_next > 0:
-            d_prime = (x_next - denoise(x_next, t_next)) / t_next
-            x_next = x_cur + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_prime)
+        x_next = heun_step(denoise, x_next, t_cur, t_next)
     return x_next
