@@ -3,7 +3,8 @@
 __version__ = "0.1.0"
 
 from .export import load_schedule
+from .pipelines import apply, remove
 from .schedule import SkipSchedule
 from .skips import skip_tuning
 
-__all__ = ["SkipSchedule", "__version__", "load_schedule", "skip_tuning"]
+__all__ = ["SkipSchedule", "__version__", "apply", "load_schedule", "remove", "skip_tuning"]

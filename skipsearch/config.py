@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import ConfigError, check
 from .evaluate import SamplerSpec
 from .metrics.reference import REFERENCES
-from .models import MODEL_KINDS
+from .models import CONDITION_KINDS, MODEL_KINDS
 from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.study import OPTUNA_SAMPLERS
@@ -110,7 +110,7 @@ def validate_sampler(cfg: DictConfig) -> None:
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
 
 
-def validate_model(cfg: DictConfig) -> None:
+def validate_model(cfg: DictConfig, command: str) -> None:
     """The model kind and the files and settings that kind needs."""
     kind = get_choice(cfg, "model.kind", MODEL_KINDS)
     if kind == "digits":
@@ -122,6 +122,10 @@ def validate_model(cfg: DictConfig) -> None:
     check(path is not None and path != "???", "model.path", path,
           f"model.kind={kind} needs the local path of its checkpoint: model.path=PATH")
     check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
+    if kind in CONDITION_KINDS:
+        check(command == "inspect", "model.kind", kind,
+              "sweeps and sampling of text-to-image UNets (with a prompts file) are not "
+              "available yet; `skipsearch inspect` lists their skips")
     if kind == "edm":
         check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
               OmegaConf.select(cfg, "model.trust_pickle"),
@@ -183,7 +187,7 @@ def validate(cfg: DictConfig, command: str) -> None:
         validate_storage_exists(cfg)
         return
     resolve_device(str(get(cfg, "device")))
-    validate_model(cfg)
+    validate_model(cfg, command)
     validate_sampler(cfg)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
     validate_where(cfg)

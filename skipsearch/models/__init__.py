@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 
 from ..errors import ConfigError
 from ..weights import content_sha256
@@ -37,7 +38,30 @@ def _edm(cfg) -> tuple[Denoiser, Path]:
     return load_edm_denoiser(path, bool(cfg.get("trust_pickle", False))), path
 
 
-LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {"digits": _digits, "edm": _edm}
+def _diffusers_unet2d(cfg) -> tuple[Denoiser, Path]:
+    """A local diffusers UNet2DModel folder on its DDPM noise schedule."""
+    from .diffusers_unet import load_diffusers_unet2d
+
+    path = Path(cfg.path)
+    scheduler = OmegaConf.to_container(cfg.scheduler) if cfg.get("scheduler") else path
+    return load_diffusers_unet2d(path, scheduler, cfg.get("prediction_type")), path
+
+
+def _stable_diffusion(cfg) -> tuple[Denoiser, Path]:
+    """A local Stable Diffusion UNet2DConditionModel folder (its conditioning comes per call)."""
+    from .diffusers_unet import load_diffusers_condition_unet
+
+    path = Path(cfg.path)
+    scheduler = OmegaConf.to_container(cfg.scheduler) if cfg.get("scheduler") else path
+    return load_diffusers_condition_unet(path, scheduler, cfg.get("prediction_type")), path
+
+
+LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {
+    "digits": _digits, "edm": _edm, "diffusers_unet2d": _diffusers_unet2d,
+    "stable_diffusion": _stable_diffusion,
+}
+# Kinds that need per-call conditioning the sampling loop cannot give yet (inspect only).
+CONDITION_KINDS = ("stable_diffusion",)
 MODEL_KINDS = tuple(LOADERS)
 
 
@@ -49,4 +73,4 @@ def load_model(cfg, device: torch.device | str = "cpu") -> LoadedModel:
     return LoadedModel(denoiser.to(device), str(cfg.name), path, content_sha256(path))
 
 
-__all__ = ["MODEL_KINDS", "Denoiser", "EDMPrecond", "LoadedModel", "load_model"]
+__all__ = ["CONDITION_KINDS", "MODEL_KINDS", "Denoiser", "EDMPrecond", "LoadedModel", "load_model"]

@@ -117,7 +117,43 @@ class PositionalEmbedding(torch.nn.Module):
 
 
 class _UNetBase(torch.nn.Module):
-    """Embedding and the shared enc/dec forward of both layouts."""
+    """Embedding, enc/dec construction and forward shared by both layouts."""
+
+    def build(self, img_resolution, in_channels, out_channels, model_channels, channel_mult,
+              num_blocks, attn_resolutions, emb_channels, song):
+        """Encoder and decoder; ``song`` selects SongUNet's differences from DhariwalUNet."""
+        self.enc = torch.nn.ModuleDict()
+        cout = in_channels
+        for level, mult in enumerate(channel_mult):
+            res = img_resolution >> level
+            if level == 0:
+                cin, cout = cout, model_channels * (1 if song else mult)
+                self.enc[f"{res}x{res}_conv"] = Conv2d(cin, cout, 3)
+            else:
+                self.enc[f"{res}x{res}_down"] = UNetBlock(cout, cout, emb_channels, down=True)
+            for idx in range(num_blocks):
+                cin, cout = cout, model_channels * mult
+                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
+                    cin, cout, emb_channels, attention=(res in attn_resolutions))
+        skips = [b.out_channels for b in self.enc.values()]
+        self.dec = torch.nn.ModuleDict()
+        for level, mult in reversed(list(enumerate(channel_mult))):
+            res = img_resolution >> level
+            if level == len(channel_mult) - 1:
+                self.dec[f"{res}x{res}_in0"] = UNetBlock(cout, cout, emb_channels, attention=True)
+                self.dec[f"{res}x{res}_in1"] = UNetBlock(cout, cout, emb_channels)
+            else:
+                self.dec[f"{res}x{res}_up"] = UNetBlock(cout, cout, emb_channels, up=True)
+            for idx in range(num_blocks + 1):
+                cin, cout = cout + skips.pop(), model_channels * mult
+                attend = res in attn_resolutions and (idx == num_blocks or not song)
+                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(cin, cout, emb_channels,
+                                                                attention=attend)
+            if song and level == 0:
+                self.dec[f"{res}x{res}_aux_norm"] = GroupNorm(cout)
+                self.dec[f"{res}x{res}_aux_conv"] = Conv2d(cout, out_channels, 3)
+        self.out_norm = GroupNorm(cout)
+        self.out_conv = Conv2d(cout, out_channels, 3)
 
     def embed(self, noise_labels, class_labels):
         emb = self.map_noise(noise_labels)
@@ -153,38 +189,8 @@ class SongUNet(_UNetBase):
         self.map_label = Linear(label_dim, emb_channels) if label_dim else None
         self.map_layer0 = Linear(model_channels, emb_channels)
         self.map_layer1 = Linear(emb_channels, emb_channels)
-        self.enc = torch.nn.ModuleDict()
-        cout = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cin, cout = cout, model_channels
-                self.enc[f"{res}x{res}_conv"] = Conv2d(cin, cout, 3)
-            else:
-                self.enc[f"{res}x{res}_down"] = UNetBlock(cout, cout, emb_channels, down=True)
-            for idx in range(num_blocks):
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    cin, cout, emb_channels, attention=(res in attn_resolutions))
-        skips = [b.out_channels for b in self.enc.values()]
-        self.dec = torch.nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f"{res}x{res}_in0"] = UNetBlock(cout, cout, emb_channels, attention=True)
-                self.dec[f"{res}x{res}_in1"] = UNetBlock(cout, cout, emb_channels)
-            else:
-                self.dec[f"{res}x{res}_up"] = UNetBlock(cout, cout, emb_channels, up=True)
-            for idx in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    cin, cout, emb_channels,
-                    attention=(idx == num_blocks and res in attn_resolutions))
-            if level == 0:
-                self.dec[f"{res}x{res}_aux_norm"] = GroupNorm(cout)
-                self.dec[f"{res}x{res}_aux_conv"] = Conv2d(cout, out_channels, 3)
-        self.out_norm = GroupNorm(cout)
-        self.out_conv = Conv2d(cout, out_channels, 3)
+        self.build(img_resolution, in_channels, out_channels, model_channels, channel_mult,
+                   num_blocks, attn_resolutions, emb_channels, song=True)
 
 
 @persistence.persistent_class
@@ -199,34 +205,8 @@ class DhariwalUNet(_UNetBase):
         self.map_label = Linear(label_dim, emb_channels, bias=False) if label_dim else None
         self.map_layer0 = Linear(model_channels, emb_channels)
         self.map_layer1 = Linear(emb_channels, emb_channels)
-        self.enc = torch.nn.ModuleDict()
-        cout = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}x{res}_conv"] = Conv2d(cin, cout, 3)
-            else:
-                self.enc[f"{res}x{res}_down"] = UNetBlock(cout, cout, emb_channels, down=True)
-            for idx in range(num_blocks):
-                cin, cout = cout, model_channels * mult
-                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    cin, cout, emb_channels, attention=(res in attn_resolutions))
-        skips = [b.out_channels for b in self.enc.values()]
-        self.dec = torch.nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f"{res}x{res}_in0"] = UNetBlock(cout, cout, emb_channels, attention=True)
-                self.dec[f"{res}x{res}_in1"] = UNetBlock(cout, cout, emb_channels)
-            else:
-                self.dec[f"{res}x{res}_up"] = UNetBlock(cout, cout, emb_channels, up=True)
-            for idx in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    cin, cout, emb_channels, attention=(res in attn_resolutions))
-        self.out_norm = GroupNorm(cout)
-        self.out_conv = Conv2d(cout, out_channels, 3)
+        self.build(img_resolution, in_channels, out_channels, model_channels, channel_mult,
+                   num_blocks, attn_resolutions, emb_channels, song=False)
 
 
 class _Precond(torch.nn.Module):
