@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import ConfigError, check
 from .evaluate import SamplerSpec
 from .metrics.reference import REFERENCES
-from .models import CONDITION_KINDS, MODEL_KINDS
+from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.study import OPTUNA_SAMPLERS
@@ -110,6 +110,22 @@ def validate_sampler(cfg: DictConfig) -> None:
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
 
 
+def validate_text_to_image(cfg: DictConfig, command: str) -> None:
+    """Prompts for sampling; no sweep or score until an RGB feature network is configured."""
+    check(command != "sweep", "model.kind", cfg.model.kind,
+          "FID of RGB images needs an InceptionV3 metric, which skipsearch does not have yet; "
+          "use `skipsearch sample ... sample.score=false` or `skipsearch inspect`")
+    if command == "sample":
+        prompts = OmegaConf.select(cfg, "model.prompts")
+        check(prompts is not None and Path(prompts).is_file(), "model.prompts", prompts,
+              "give a text file with one prompt a line: model.prompts=FILE")
+        check(cfg.sample.score is False, "sample.score", cfg.sample.score,
+              "FID of RGB images needs an InceptionV3 metric, not there yet; "
+              "set sample.score=false")
+    scale = get_float(cfg, "model.guidance_scale", 0.0)
+    check(scale >= 1.0, "model.guidance_scale", scale, "must be >= 1 (1: no guidance)")
+
+
 def validate_model(cfg: DictConfig, command: str) -> None:
     """The model kind and the files and settings that kind needs."""
     kind = get_choice(cfg, "model.kind", MODEL_KINDS)
@@ -122,10 +138,8 @@ def validate_model(cfg: DictConfig, command: str) -> None:
     check(path is not None and path != "???", "model.path", path,
           f"model.kind={kind} needs the local path of its checkpoint: model.path=PATH")
     check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
-    if kind in CONDITION_KINDS:
-        check(command == "inspect", "model.kind", kind,
-              "sweeps and sampling of text-to-image UNets (with a prompts file) are not "
-              "available yet; `skipsearch inspect` lists their skips")
+    if kind in TEXT_TO_IMAGE_KINDS:
+        validate_text_to_image(cfg, command)
     if kind == "edm":
         check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
               OmegaConf.select(cfg, "model.trust_pickle"),

@@ -8,6 +8,7 @@ import torch
 from omegaconf import DictConfig
 
 from .config import resolve_device
+from .errors import ConfigError
 from .metrics.features import DIGITS_CLASSIFIER, FeatureExtractor, digits_feature_extractor
 from .metrics.fid import FIDScorer
 from .metrics.reference import cached_reference
@@ -33,9 +34,19 @@ def build_extractor(cfg: DictConfig, device: str) -> FeatureExtractor:
     return digits_feature_extractor(path, "metric.weights").to(device)
 
 
-def build_scorer(cfg: DictConfig, device: str) -> FIDScorer:
-    """FID against the cached reference statistics of ``metric.reference``."""
+def check_metric_fits(model: LoadedModel, extractor: FeatureExtractor) -> None:
+    """The feature network must take the model's images (channels); ConfigError otherwise."""
+    wanted, made = extractor.classifier.config.img_channels, model.denoiser.image_channels
+    if made != wanted:
+        raise ConfigError("metric.feature", extractor.name,
+                          f"scores {wanted}-channel images, but {model.name} makes {made}-channel "
+                          "ones; an InceptionV3 metric for RGB images is not in skipsearch yet")
+
+
+def build_scorer(cfg: DictConfig, device: str, model: LoadedModel) -> FIDScorer:
+    """FID of ``model``'s images against the cached statistics of ``metric.reference``."""
     extractor = build_extractor(cfg, device)
+    check_metric_fits(model, extractor)
     reference = cached_reference(str(cfg.metric.reference), extractor,
                                  Path(cfg.out_dir) / "cache" / "reference")
     return FIDScorer(extractor, reference, device)

@@ -52,6 +52,8 @@ def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: Coefficient):
     split = point.in_channels - point.skip_channels
     if isinstance(rho, torch.Tensor):
         rho = rho.to(device=x.device, dtype=x.dtype)
+        if rho.shape[0] != x.shape[0]:  # a model that batches several passes, e.g. guidance
+            rho = rho.repeat(x.shape[0] // rho.shape[0], 1, 1, 1)
     if torch.is_grad_enabled() and x.requires_grad:
         # Out of place, so autograd records the scaling.
         return torch.cat([x[:, :split], x[:, split:] * rho], dim=1)

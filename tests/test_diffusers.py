@@ -582,15 +582,3 @@ def test_a_short_sweep_on_a_diffusers_unet(tiny_weights, tmp_path):
         (out / "exports" / "diffusers_unet2d-heun-linear" / "best.yaml").read_text())
     assert len(exported["schedule"]["coefficients"]) == 9
     assert exported["schedule"]["skips"][0]["module_name"] == "unet.up_blocks.0.resnets.0"
-
-
-def test_stable_diffusion_unets_are_inspected_not_swept_yet(sd_unet, tmp_path):
-    folder = tmp_path / "unet"
-    sd_unet.save_pretrained(folder)
-    shown = run_cli("inspect", "model=stable_diffusion", f"model.path={folder}",
-                    f"out_dir={tmp_path / 'out'}")
-    assert shown.returncode == 0, shown.stderr
-    assert "unet.up_blocks.1.resnets.1" in shown.stdout and "4 skips" in shown.stdout
-    refused = run_cli("sweep", "model=stable_diffusion", f"model.path={folder}",
-                      f"out_dir={tmp_path / 'out'}")
-    assert refused.returncode == 2 and "model.kind='stable_diffusion'" in refused.stderr

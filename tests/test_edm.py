@@ -146,3 +146,15 @@ def test_a_short_sweep_on_an_edm_checkpoint(tmp_path, tiny_weights):
     exported = yaml.safe_load((out / "exports" / "edm-heun-linear" / "best.yaml").read_text())
     assert len(exported["schedule"]["coefficients"]) == 6
     assert exported["model"]["name"] == "edm"
+
+
+def test_a_metric_that_cannot_read_the_images_is_refused(tmp_path, tiny_weights):
+    path = tmp_path / "rgb.pkl"
+    write_snapshot(path, "EDMPrecond", label_dim=0, model_type="SongUNet",
+                   **{**TINY, "img_channels": 3})
+    result = run_cli("sweep", "model=edm", f"model.path={path}", "model.trust_pickle=true",
+                     f"metric.weights={tiny_weights['classifier']}",
+                     f"out_dir={tmp_path / 'out'}", "logger=none", "device=cpu")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("skipsearch: error: metric.feature=")
+    assert not (tmp_path / "out" / "studies.db").exists()

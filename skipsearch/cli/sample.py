@@ -49,7 +49,7 @@ def run_sample(cfg: DictConfig) -> dict:
     device = setup_device(cfg)
     model = build_model(cfg, device)
     schedule, sampler, seeds, name, exported = plan(cfg, model)
-    scorer = build_scorer(cfg, device) if cfg.sample.score else None
+    scorer = build_scorer(cfg, device, model) if cfg.sample.score else None
     result = evaluate(model, schedule, sampler, seeds, int(cfg.batch_size), device, scorer,
                       keep_images=True)
     out = Path(cfg.sample.dir) / name

@@ -71,7 +71,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     validate(cfg, "sweep")
     device = setup_device(cfg)
     model = build_model(cfg, device)
-    scorer = build_scorer(cfg, device)
+    scorer = build_scorer(cfg, device, model)
     levels = [p.level for p in model.denoiser.skips]
     sampler = sampler_spec(cfg)
     steps = [sampler.steps] if sampler.sigma_list is not None else cfg.search.steps

@@ -48,20 +48,25 @@ def _diffusers_unet2d(cfg) -> tuple[Denoiser, Path]:
 
 
 def _stable_diffusion(cfg) -> tuple[Denoiser, Path]:
-    """A local Stable Diffusion UNet2DConditionModel folder (its conditioning comes per call)."""
-    from .diffusers_unet import load_diffusers_condition_unet
+    """A local Stable Diffusion pipeline folder: UNet, text encoder, tokenizer and VAE."""
+    from .text_to_image import load_text_to_image, read_prompts
 
     path = Path(cfg.path)
-    scheduler = OmegaConf.to_container(cfg.scheduler) if cfg.get("scheduler") else path
-    return load_diffusers_condition_unet(path, scheduler, cfg.get("prediction_type")), path
+    scheduler = (OmegaConf.to_container(cfg.scheduler) if cfg.get("scheduler")
+                 else path / "scheduler")
+    prompts = read_prompts(cfg.prompts) if cfg.get("prompts") else ()
+    denoiser = load_text_to_image(path, scheduler, cfg.get("prediction_type"), prompts,
+                                  float(cfg.get("guidance_scale", 1.0)),
+                                  str(cfg.get("negative_prompt") or ""))
+    return denoiser, path
 
 
 LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {
     "digits": _digits, "edm": _edm, "diffusers_unet2d": _diffusers_unet2d,
     "stable_diffusion": _stable_diffusion,
 }
-# Kinds that need per-call conditioning the sampling loop cannot give yet (inspect only).
-CONDITION_KINDS = ("stable_diffusion",)
+# Kinds that make RGB images from prompts: no FID feature network for them yet.
+TEXT_TO_IMAGE_KINDS = ("stable_diffusion",)
 MODEL_KINDS = tuple(LOADERS)
 
 
@@ -73,4 +78,5 @@ def load_model(cfg, device: torch.device | str = "cpu") -> LoadedModel:
     return LoadedModel(denoiser.to(device), str(cfg.name), path, content_sha256(path))
 
 
-__all__ = ["CONDITION_KINDS", "MODEL_KINDS", "Denoiser", "EDMPrecond", "LoadedModel", "load_model"]
+__all__ = ["MODEL_KINDS", "TEXT_TO_IMAGE_KINDS", "Denoiser", "EDMPrecond", "LoadedModel",
+           "load_model"]

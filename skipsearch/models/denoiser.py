@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -22,7 +25,23 @@ class Denoiser(nn.Module):
     def forward(
         self, x: torch.Tensor, sigma: torch.Tensor, class_labels: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """D(x; sigma) in float32; adapters implement it."""
         raise NotImplementedError
+
+    def condition_for(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> Any:
+        """The conditioning of the images of ``seeds``: one-hot labels ``seed % label_dim``."""
+        from ..samplers.seeds import labels_from_seeds
+
+        return labels_from_seeds(seeds, self.label_dim, device)
+
+    def decode(self, x: torch.Tensor) -> torch.Tensor:
+        """Sampler output to images in [-1, 1]: unchanged here, decoded by latent models."""
+        return x
+
+    @property
+    def image_channels(self) -> int:
+        """Channels of the decoded images (the sampled ones unless a model decodes)."""
+        return self.img_channels
 
 
 class EDMPrecond(Denoiser):

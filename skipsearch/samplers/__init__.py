@@ -66,20 +66,20 @@ def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[s
 def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
              sampler: str = "heun", device: torch.device | str = "cpu",
              options: Mapping[str, float] | None = None) -> torch.Tensor:
-    """Images in [-1, 1] for ``seeds`` (class labels from the seeds), float32 on ``device``."""
+    """Images in [-1, 1] for ``seeds`` (conditioning from the seeds), float32 on ``device``."""
     solve = sampler_def(sampler).solve
     given = checked_options(sampler, options)
     shape = (denoiser.img_channels, denoiser.img_resolution, denoiser.img_resolution)
     noise = PerImageNoise(seeds)
     latents = noise.latents(shape, device)
-    labels = labels_from_seeds(seeds, denoiser.label_dim, device)
+    labels = denoiser.condition_for(seeds, device)
     sigmas = sigmas.to(device)
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         return denoiser(x.to(torch.float32), sigma.expand(x.shape[0]), labels).to(torch.float64)
 
     x = solve(denoise, latents.to(torch.float64) * sigmas[0], sigmas, noise, **given)
-    return x.to(torch.float32).clamp(-1.0, 1.0)
+    return denoiser.decode(x.to(torch.float32)).to(torch.float32).clamp(-1.0, 1.0)
 
 
 __all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",
