@@ -50,6 +50,8 @@ def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: Coefficient):
         raise RuntimeError(f"{point.module_name} got {x.shape[1]} input channels, "
                            f"expected {point.in_channels} (decoder + skip)")
     split = point.in_channels - point.skip_channels
+    if not isinstance(rho, torch.Tensor) and rho == 1.0:
+        return None  # the identity: nothing to scale
     if isinstance(rho, torch.Tensor):
         rho = rho.to(device=x.device, dtype=x.dtype)
         if rho.shape[0] != x.shape[0]:  # a model that batches several passes, e.g. guidance
