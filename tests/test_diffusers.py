@@ -30,6 +30,7 @@ from skipsearch.schedule import SkipSchedule
 from skipsearch.skips import skip_tuning
 
 from .conftest import run_cli
+from .sd_pipeline import TINY_SD_UNET
 
 # The DDPM CIFAR-10 layout (google/ddpm-cifar10-32) at reduced width and depth.
 TINY_UNET2D = {
@@ -39,13 +40,7 @@ TINY_UNET2D = {
     "up_block_types": ("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"),
 }
 # The Stable Diffusion 1.x layout at reduced width and depth.
-TINY_SD = {
-    "sample_size": 8, "in_channels": 4, "out_channels": 4, "layers_per_block": 1,
-    "block_out_channels": (32, 64), "norm_num_groups": 8, "attention_head_dim": 8,
-    "cross_attention_dim": 32,
-    "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
-    "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"),
-}
+TINY_SD = TINY_SD_UNET
 # Published layouts, built on the meta device only.
 SD1_LAYOUT = {
     "sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
