@@ -2,13 +2,13 @@
 # Both create .venv and install what they need on first use.
 VENV ?= .venv
 PYTHON ?= python3
-# The torch build to install; torch==2.13.0 is the CPU wheel where a local wheelhouse has it.
-TORCH_SPEC ?= torch==2.13.0
+# The torch build to install first (torchvision goes with it: torch-fidelity needs it).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(VENV)/bin/python -m pip install --quiet $(TORCH_SPEC)
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $@
 

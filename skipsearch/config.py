@@ -11,14 +11,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import ConfigError, check
 from .evaluate import SamplerSpec
-from .metrics.reference import REFERENCES
 from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.study import OPTUNA_SAMPLERS
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
-FEATURES = ("digits",)
+FEATURES = ("digits", "inception")
 DISCRETIZATIONS = ("edm", "list")
 
 
@@ -110,18 +109,35 @@ def validate_sampler(cfg: DictConfig) -> None:
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
 
 
+def validate_metric(cfg: DictConfig) -> None:
+    """Feature network, its weights, and the reference set."""
+    feature = get_choice(cfg, "metric.feature", FEATURES)
+    weights = OmegaConf.select(cfg, "metric.weights", throw_on_missing=False)
+    if feature == "inception":
+        from .metrics.inception import INCEPTION_FILE, INCEPTION_URL
+
+        check(weights not in (None, "???") and Path(weights).is_file(), "metric.weights",
+              weights, f"InceptionV3 needs {INCEPTION_FILE}, published at {INCEPTION_URL}; "
+              "download it and give its path")
+    reference = str(get(cfg, "metric.reference"))
+    check(reference == "digits" or Path(reference).exists(), "metric.reference", reference,
+          "give digits, a folder of images, an npz of uint8 images, or an npz of Inception "
+          "mu/sigma (e.g. EDM's imagenet-64x64.npz)")
+
+
 def validate_text_to_image(cfg: DictConfig, command: str) -> None:
-    """Prompts for sampling; no sweep or score until an RGB feature network is configured."""
-    check(command != "sweep", "model.kind", cfg.model.kind,
-          "FID of RGB images needs an InceptionV3 metric, which skipsearch does not have yet; "
-          "use `skipsearch sample ... sample.score=false` or `skipsearch inspect`")
-    if command == "sample":
+    """Prompts for sampling; sweeps and scores need the InceptionV3 metric."""
+    rgb_metric = OmegaConf.select(cfg, "metric.feature") == "inception"
+    check(command != "sweep" or rgb_metric, "metric.feature",
+          OmegaConf.select(cfg, "metric.feature"),
+          "text-to-image sweeps score RGB images: use metric=inception_fid")
+    if command in ("sample", "sweep"):
         prompts = OmegaConf.select(cfg, "model.prompts")
         check(prompts is not None and Path(prompts).is_file(), "model.prompts", prompts,
               "give a text file with one prompt a line: model.prompts=FILE")
-        check(cfg.sample.score is False, "sample.score", cfg.sample.score,
-              "FID of RGB images needs an InceptionV3 metric, not there yet; "
-              "set sample.score=false")
+    if command == "sample":
+        check(cfg.sample.score is False or rgb_metric, "sample.score", cfg.sample.score,
+              "scoring RGB images needs metric=inception_fid; or set sample.score=false")
     scale = get_float(cfg, "model.guidance_scale", 0.0)
     check(scale >= 1.0, "model.guidance_scale", scale, "must be >= 1 (1: no guidance)")
 
@@ -205,8 +221,7 @@ def validate(cfg: DictConfig, command: str) -> None:
     validate_sampler(cfg)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
     validate_where(cfg)
-    get_choice(cfg, "metric.feature", FEATURES)
-    get_choice(cfg, "metric.reference", REFERENCES)
+    validate_metric(cfg)
     get_int(cfg, "metric.n_samples", 2)
     get_int(cfg, "metric.seed_start", 0)
     get_int(cfg, "batch_size", 1)

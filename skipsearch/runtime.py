@@ -11,6 +11,7 @@ from .config import resolve_device
 from .errors import ConfigError
 from .metrics.features import DIGITS_CLASSIFIER, FeatureExtractor, digits_feature_extractor
 from .metrics.fid import FIDScorer
+from .metrics.inception import InceptionFeatures, inception_features
 from .metrics.reference import cached_reference
 from .models import LoadedModel, load_model
 
@@ -28,19 +29,22 @@ def build_model(cfg: DictConfig, device: str) -> LoadedModel:
     return load_model(cfg.model, device)
 
 
-def build_extractor(cfg: DictConfig, device: str) -> FeatureExtractor:
+def build_extractor(cfg: DictConfig, device: str) -> FeatureExtractor | InceptionFeatures:
     """The FID feature network of the ``metric`` group on ``device``."""
+    if cfg.metric.feature == "inception":
+        return inception_features(Path(cfg.metric.weights)).to(device)
     path = Path(cfg.metric.weights) if cfg.metric.get("weights") else DIGITS_CLASSIFIER
     return digits_feature_extractor(path, "metric.weights").to(device)
 
 
-def check_metric_fits(model: LoadedModel, extractor: FeatureExtractor) -> None:
+def check_metric_fits(model: LoadedModel,
+                      extractor: FeatureExtractor | InceptionFeatures) -> None:
     """The feature network must take the model's images (channels); ConfigError otherwise."""
-    wanted, made = extractor.classifier.config.img_channels, model.denoiser.image_channels
+    wanted, made = extractor.img_channels, model.denoiser.image_channels
     if made != wanted:
         raise ConfigError("metric.feature", extractor.name,
                           f"scores {wanted}-channel images, but {model.name} makes {made}-channel "
-                          "ones; an InceptionV3 metric for RGB images is not in skipsearch yet")
+                          "ones; for RGB images use metric=inception_fid")
 
 
 def build_scorer(cfg: DictConfig, device: str, model: LoadedModel) -> FIDScorer:

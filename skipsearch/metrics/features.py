@@ -60,6 +60,7 @@ class FeatureExtractor(nn.Module):
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.config.feature_dim
+        self.img_channels = classifier.config.img_channels
         self.name = name
         self.sha256 = sha256
 
