@@ -56,7 +56,7 @@ def test_missing_or_unsafe_weights_are_refused(tmp_path):
     with pytest.raises(ConfigError, match="torch-fidelity/releases"):
         inception_features(tmp_path / "nope.pth")
     unsafe = tmp_path / "unsafe.pth"
-    unsafe.write_bytes(pickle.dumps({"fc.weight": NotWeights()}))
+    unsafe.write_bytes(pickle.dumps({"fc.weight": NotWeights()}, protocol=2))
     with pytest.raises(ConfigError, match="not a plain InceptionV3 state dict"):
         inception_features(unsafe)
 
