@@ -229,7 +229,11 @@ def validate(cfg: DictConfig, command: str) -> None:
     if cfg.logger.kind == "wandb":
         get_choice(cfg, "logger.mode", WANDB_MODES)
     if command == "sweep":
-        get_choice(cfg, "search.sampler", OPTUNA_SAMPLERS)
+        sampler = get_choice(cfg, "search.sampler", OPTUNA_SAMPLERS)
+        if sampler == "grid":
+            get_int(cfg, "search.grid_points", 2)
+        if sampler == "nsga2":
+            get_int(cfg, "search.population_size", 2)
         get_int(cfg, "search.n_trials", 1)
         validate_space(cfg)
     if command in ("sample", "inspect") and cfg.get("schedule") is not None:

@@ -153,3 +153,27 @@ def test_a_given_list_of_sigmas_sets_the_steps(sampler, nfe, tiny_overrides, tmp
     study = optuna.load_study(study_name=f"digits-{sampler}-linear",
                               storage=f"sqlite:///{tmp_path}/out/studies.db")
     assert {t.user_attrs["nfe"] for t in study.trials} == {nfe}
+
+
+@pytest.mark.parametrize("sampler", ["cmaes", "gp", "grid", "nsga2", "random"])
+def test_every_optuna_sampler_is_seeded(sampler, tiny_overrides, tmp_path):
+    params = []
+    for run in ("a", "b"):
+        overrides = [o.replace(str(tmp_path / "out"), str(tmp_path / run))
+                     for o in tiny_overrides]
+        extra = {"grid": ["search.grid_points=2", "skip.space.rho_top={low:0.6,high:1.0}",
+                          "skip.space.rho_bottom={low:0.4,high:0.9}"],
+                 "nsga2": ["search.population_size=2"]}
+        result = run_cli("sweep", *overrides, f"search={sampler}", "search.steps=[2]",
+                         "search.n_trials=4", "search.n_startup_trials=1",
+                         *extra.get(sampler, []))
+        assert result.returncode == 0, result.stderr
+        study = optuna.load_study(study_name="digits-heun-linear",
+                                  storage=f"sqlite:///{tmp_path / run}/studies.db")
+        assert len(study.trials) == 4
+        params.append([t.params for t in study.trials])
+    assert params[0] == params[1]
+    assert len({tuple(sorted(p.items())) for p in params[0]}) == 4  # four different schedules
+    if sampler == "grid":  # 2 points per coefficient: the ends of its bounds
+        assert {p["rho_top"] for p in params[0][1:]} <= {0.6, 1.0}
+        assert {p["rho_bottom"] for p in params[0][1:]} <= {0.4, 0.9}

@@ -80,7 +80,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
                         (sampler.sigma_min, sampler.sigma_max))
     name = study_name(cfg)
     storage = make_storage(cfg.storage)
-    study = open_study(name, storage, make_sampler(cfg.search),
+    study = open_study(name, storage, make_sampler(cfg.search, space),
                        study_provenance(cfg, model, scorer))
     enqueue_baselines(study, space)
     run_config = OmegaConf.to_container(cfg, resolve=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import optuna
 
 from ..errors import ConfigError
@@ -52,6 +53,18 @@ class SearchSpace:
                                             window=window, profile=profile,
                                             profile_range=self.profile_range)
         return schedule, int(steps)
+
+    def grid(self, points: int) -> dict[str, list]:
+        """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas)."""
+        grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()
+                                 for name, b in self.bounds.items()}
+        grid["steps"] = list(self.steps)
+        if self.window is not None:
+            ends = np.geomspace(self.window.low, self.window.high, points).tolist()
+            grid.update(sigma_lo=ends, sigma_hi=ends)
+        if len(self.profiles) > 1:
+            grid["profile"] = list(self.profiles)
+        return grid
 
     def baseline_params(self, steps: int) -> dict[str, float | str]:
         """Parameters giving every skip the coefficient 1.0 at ``steps``."""

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from ..errors import ConfigError
 from .space import SearchSpace
 
-OPTUNA_SAMPLERS = ("tpe", "random")
+OPTUNA_SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -30,13 +30,27 @@ def make_storage(cfg) -> RDBStorage:
                           heartbeat_stale_trial_callback=retry)
 
 
-def make_sampler(cfg) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
     """The Optuna sampler named by ``search.sampler``, seeded with ``search.seed``."""
+    seed = int(cfg.seed)
     if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=int(cfg.seed),
-                                          n_startup_trials=int(cfg.n_startup_trials))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials))
     if cfg.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=int(cfg.seed))
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(int(cfg.grid_points)), seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if cfg.sampler == "cmaes":
+            return optuna.samplers.CmaEsSampler(seed=seed,
+                                                n_startup_trials=int(cfg.n_startup_trials),
+                                                warn_independent_sampling=False)
+        if cfg.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials),
+                                             warn_independent_sampling=False)
+        if cfg.sampler == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed,
+                                                 population_size=int(cfg.population_size))
     raise ConfigError("search.sampler", cfg.sampler, f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
 
 
