@@ -67,3 +67,47 @@ def test_reference_statistics_are_cached(extractor, tmp_path):
     second = cached_reference("digits", extractor, tmp_path)
     assert files[0].stat().st_mtime_ns == mtime
     assert torch.equal(first.outer, second.outer) and torch.equal(first.total, second.total)
+
+
+class FeaturesAsGiven(torch.nn.Module):
+    """A 'feature network' that returns its input, so FID sees chosen statistics."""
+
+    name, sha256, num_features, img_channels = "given", "0" * 64, 6, 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1).double()
+
+
+def samples_with(mu: torch.Tensor, sigma: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    """n points whose mean and (n - 1)-normalised covariance are mu and sigma, as 'images'."""
+    z = torch.randn(n, len(mu), generator=torch.Generator().manual_seed(seed),
+                    dtype=torch.float64)
+    z = z - z.mean(0)
+    z = z @ torch.linalg.inv(torch.linalg.cholesky(z.T @ z / (n - 1))).T
+    x = mu + z @ torch.linalg.cholesky(sigma).T
+    return x.reshape(n, 1, len(mu), 1)
+
+
+def scipy_fid_from_stats(mu1, s1, mu2, s2) -> float:
+    """Frechet distance of two Gaussians with scipy's matrix square root."""
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_fid_has_the_known_answer_for_gaussians():
+    # Diagonal covariances a and b turned by one rotation Q: the Frechet distance is
+    # |mu1 - mu2|^2 + sum_i (sqrt(a_i) - sqrt(b_i))^2, whatever Q is.
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(6, generator=g, dtype=torch.float64) + 0.5
+    b = torch.rand(6, generator=g, dtype=torch.float64) * 2 + 0.1
+    mu1 = torch.randn(6, generator=g, dtype=torch.float64)
+    mu2 = torch.zeros(6, dtype=torch.float64)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    s1, s2 = Q @ torch.diag(a) @ Q.T, Q @ torch.diag(b) @ Q.T
+    known = (((mu1 - mu2) ** 2).sum() + ((a.sqrt() - b.sqrt()) ** 2).sum()).item()
+    extractor = FeaturesAsGiven()
+    scorer = FIDScorer(extractor, feature_sums(extractor, samples_with(mu1, s1, 1000, 1)))
+    scorer.update(samples_with(mu2, s2, 500, 2))
+    assert scorer.compute() == pytest.approx(known, rel=1e-6)
+    reference = scipy_fid_from_stats(mu1.numpy(), s1.numpy(), mu2.numpy(), s2.numpy())
+    assert reference == pytest.approx(known, rel=1e-6)

@@ -86,7 +86,7 @@ def published_statistics(path: Path, extractor: FeatureExtractor,
 def feature_sums(extractor: FeatureExtractor, images: torch.Tensor,
                  batch_size: int = 500) -> FeatureSums:
     """Accumulate float64 feature sums over ``images`` in batches."""
-    device = next(extractor.parameters()).device
+    device = next(extractor.parameters(), torch.empty(0)).device
     total = outer = None
     for batch in images.split(batch_size):
         f = extractor(batch.to(device))
