@@ -48,11 +48,12 @@ def timestep_sigma_of(pipe: Any) -> SigmaOf:
     """``sigma_of`` for SkipHooks: a UNet call's timestep to sigma via the pipe's scheduler."""
     from .models.diffusers_unet import timestep_to_sigma, vp_sigmas
 
+    log_sigmas = vp_sigmas(pipe.scheduler.alphas_cumprod).log()  # once, not per UNet call
+
     def sigma_of(args: tuple, kwargs: dict) -> torch.Tensor | None:
         t = call_timestep(args, kwargs)
         if t is None:
             return None
-        log_sigmas = vp_sigmas(pipe.scheduler.alphas_cumprod).log()
         return timestep_to_sigma(torch.as_tensor(t).detach().cpu(), log_sigmas)
 
     return sigma_of
@@ -71,7 +72,9 @@ def apply(pipe: Any, schedule: ScheduleLike) -> SkipHooks:
         raise TypeError("a noise window or profile needs pipe.scheduler.alphas_cumprod to map "
                         "timesteps to sigma; this pipeline's scheduler has none")
     remove(pipe)
-    hooks = SkipHooks(unet, find_diffusers_skips(unet), schedule, timestep_sigma_of(pipe))
+    # sigma is read only by schedules that depend on it; others never call sigma_of.
+    hooks = SkipHooks(unet, find_diffusers_skips(unet), schedule,
+                      timestep_sigma_of(pipe) if schedule.depends_on_sigma else call_timestep)
     setattr(unet, HOOKS_ATTRIBUTE, hooks)
     return hooks
 

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 
 from ..data.digits import digits_tensors
 from ..errors import ConfigError
+from ..weights import content_sha256
 from .features import FeatureExtractor
 
 log = logging.getLogger(__name__)
@@ -105,16 +106,17 @@ def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) ->
     published = published_statistics(Path(name), extractor)
     if published is not None:
         return published
-    images = reference_images(name)
-    name = "digits" if name == "digits" else Path(name).name
-    data_sha = images_sha256(images)
-    stem = f"{name}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
+    # A file or folder is keyed by its bytes, so a cache hit never decodes its images.
+    images = reference_images(name) if name == "digits" else None
+    data_sha = images_sha256(images) if images is not None else content_sha256(Path(name))
+    label = "digits" if name == "digits" else Path(name).name
+    stem = f"{label}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
     path = cache_dir / f"{stem}.safetensors"
     if path.is_file():
         t = load_file(str(path))
         return FeatureSums(t["total"], t["outer"], int(t["count"].item()))
-    log.info("computing reference statistics of %s with %s", name, extractor.name)
-    sums = feature_sums(extractor, images)
+    log.info("computing reference statistics of %s with %s", label, extractor.name)
+    sums = feature_sums(extractor, images if images is not None else reference_images(name))
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({"total": sums.total.cpu(), "outer": sums.outer.cpu(),
