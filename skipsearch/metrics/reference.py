@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..data.digits import digits_tensors
@@ -42,25 +45,69 @@ def _from_uint8(array: np.ndarray) -> torch.Tensor:
     return x[:, :3].float() / 127.5 - 1.0
 
 
+UNKNOWN_REFERENCE = ("give digits, a folder or .zip of images, an npz of uint8 images, "
+                     "or an npz with Inception 'mu' and 'sigma'")
+
+
+def _stack_images(images: list[np.ndarray], name: str) -> torch.Tensor:
+    """Decoded RGB images of one size to float (N, 3, H, W) in [-1, 1]."""
+    if not images:
+        raise ConfigError("metric.reference", name, "holds no PNG/JPEG images")
+    sizes = sorted({a.shape[:2] for a in images})
+    if len(sizes) > 1:
+        raise ConfigError("metric.reference", name, f"images come in {len(sizes)} sizes "
+                          f"({sizes[0]} ... {sizes[-1]}); resize them to one size")
+    return _from_uint8(np.stack(images))
+
+
+def _folder_images(path: Path) -> torch.Tensor:
+    """Images of a folder (recursively), sorted by path."""
+    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return _stack_images([np.asarray(Image.open(f).convert("RGB")) for f in files], str(path))
+
+
+def _zip_images(path: Path) -> torch.Tensor:
+    """Images inside a zip, sorted by member name, decoded in memory."""
+    if not zipfile.is_zipfile(path):
+        raise ConfigError("metric.reference", str(path), "not a readable zip file")
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(m.filename for m in archive.infolist() if not m.is_dir()
+                       and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
+                       and not m.filename.startswith("__MACOSX/"))
+        images = [np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB"))
+                  for n in names]
+    return _stack_images(images, str(path))
+
+
+def _npz_images(path: Path) -> torch.Tensor:
+    """The uint8 images of an npz (key ``images`` or ``arr_0``)."""
+    with np.load(path) as data:
+        key = "images" if "images" in data else "arr_0"
+        if key not in data:
+            raise ConfigError("metric.reference", str(path), "an npz of images needs an "
+                              "'images' (or 'arr_0') uint8 array, or 'mu' and 'sigma'")
+        return _from_uint8(data[key])
+
+
+def _check_known(name: str) -> None:
+    """ConfigError unless ``name`` is digits, a folder, a .zip or an .npz file."""
+    path = Path(name)
+    known = path.is_dir() or (path.is_file() and path.suffix.lower() in (".zip", ".npz"))
+    if name != "digits" and not known:
+        raise ConfigError("metric.reference", name, UNKNOWN_REFERENCE)
+
+
 def reference_images(name: str) -> torch.Tensor:
-    """Real images in [-1, 1]: the bundled ``digits``, an npz of uint8 images, or a folder."""
+    """Real images in [-1, 1]: the bundled ``digits``, an npz of uint8 images, a folder or zip."""
+    _check_known(name)
     if name == "digits":
         return digits_tensors()[0]
     path = Path(name)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError("metric.reference", name, "the folder holds no PNG/JPEG images")
-        return _from_uint8(np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files]))
-    if path.suffix == ".npz" and path.is_file():
-        with np.load(path) as data:
-            key = "images" if "images" in data else "arr_0"
-            if key not in data:
-                raise ConfigError("metric.reference", name, "an npz of images needs an "
-                                  "'images' (or 'arr_0') uint8 array, or 'mu' and 'sigma'")
-            return _from_uint8(data[key])
-    raise ConfigError("metric.reference", name, "give digits, a folder of images, an npz of "
-                      "uint8 images, or an npz with Inception 'mu' and 'sigma'")
+        return _folder_images(path)
+    if path.suffix.lower() == ".zip":
+        return _zip_images(path)
+    return _npz_images(path)
 
 
 def published_statistics(path: Path, extractor: FeatureExtractor,
@@ -69,18 +116,30 @@ def published_statistics(path: Path, extractor: FeatureExtractor,
 
     The sums reproduce mu and sigma exactly for any count; published files come from 50k images.
     """
-    if path.suffix != ".npz" or not path.is_file():
+    if path.suffix.lower() != ".npz" or not path.is_file():
         return None
     with np.load(path) as data:
         if "mu" not in data or "sigma" not in data:
             return None
-        mu = torch.from_numpy(data["mu"]).double()
+        mu = torch.from_numpy(data["mu"]).double().flatten()
         sigma = torch.from_numpy(data["sigma"]).double()
-    if extractor.name != "inception-v3-compat" or mu.numel() != extractor.num_features:
-        raise ConfigError("metric.reference", str(path),
-                          f"holds {mu.numel()}-d InceptionV3 statistics, which {extractor.name} "
-                          "features cannot be compared with; use metric.feature=inception")
+    _check_published(path, extractor, mu, sigma)
     return FeatureSums(mu * count, sigma * (count - 1) + count * torch.outer(mu, mu), count)
+
+
+def _check_published(path: Path, extractor: FeatureExtractor, mu: torch.Tensor,
+                     sigma: torch.Tensor) -> None:
+    """Published statistics must be InceptionV3's, with the extractor's feature dimension."""
+    d = mu.numel()
+    if extractor.name != "inception-v3-compat":
+        raise ConfigError("metric.reference", str(path),
+                          f"holds {d}-d InceptionV3 statistics, which {extractor.name} "
+                          "features cannot be compared with; use metric.feature=inception")
+    if d != extractor.num_features or tuple(sigma.shape) != (d, d):
+        raise ConfigError("metric.reference", str(path),
+                          f"holds mu of {d} and sigma of {tuple(sigma.shape)} features, but "
+                          f"{extractor.name} gives {extractor.num_features}; use statistics of "
+                          f"{extractor.num_features}-d pool features")
 
 
 @torch.no_grad()
@@ -101,26 +160,62 @@ def images_sha256(images: torch.Tensor) -> str:
     return hashlib.sha256(images.float().contiguous().numpy().tobytes()).hexdigest()
 
 
-def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) -> FeatureSums:
-    """Reference sums for (data set, extractor), read from ``cache_dir`` or computed and stored."""
-    published = published_statistics(Path(name), extractor)
-    if published is not None:
-        return published
-    # A file or folder is keyed by its bytes, so a cache hit never decodes its images.
-    images = reference_images(name) if name == "digits" else None
-    data_sha = images_sha256(images) if images is not None else content_sha256(Path(name))
-    label = "digits" if name == "digits" else Path(name).name
-    stem = f"{label}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
-    path = cache_dir / f"{stem}.safetensors"
-    if path.is_file():
+def _data_sha256(name: str, images: torch.Tensor | None) -> str:
+    """Key of a data set: the bundled images' bytes, or a file's, zip's or folder's bytes."""
+    return images_sha256(images) if images is not None else content_sha256(Path(name))
+
+
+def _read_cache(path: Path, extractor: FeatureExtractor, data_sha: str) -> FeatureSums:
+    """Cached sums, refused (ConfigError) unless they are of this data set and extractor."""
+    delete = f"delete {path} to recompute"
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
         t = load_file(str(path))
-        return FeatureSums(t["total"], t["outer"], int(t["count"].item()))
-    log.info("computing reference statistics of %s with %s", label, extractor.name)
-    sums = feature_sums(extractor, images if images is not None else reference_images(name))
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ConfigError("metric.reference", str(path),
+                          f"unreadable cache file ({err}); {delete}") from None
+    wanted = {"extractor_sha256": extractor.sha256, "data_sha256": data_sha}
+    for key, value in wanted.items():
+        if meta.get(key) != value:
+            raise ConfigError("metric.reference", str(path), f"cached {key} is "
+                              f"{meta.get(key)}, not {value}; {delete}")
+    d = extractor.num_features
+    if tuple(t["total"].shape) != (d,) or tuple(t["outer"].shape) != (d, d):
+        raise ConfigError("metric.reference", str(path), f"cached features are "
+                          f"{t['total'].numel()}-d, but {extractor.name} gives {d}-d; {delete}")
+    return FeatureSums(t["total"], t["outer"], int(t["count"].item()))
+
+
+def _write_cache(path: Path, sums: FeatureSums, extractor: FeatureExtractor,
+                 data_sha: str) -> None:
+    """Store sums with the hashes they depend on, atomically (write, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     save_file({"total": sums.total.cpu(), "outer": sums.outer.cpu(),
                "count": torch.tensor(sums.count)}, str(tmp),
               metadata={"extractor_sha256": extractor.sha256, "data_sha256": data_sha})
     tmp.replace(path)
+
+
+def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) -> FeatureSums:
+    """Reference sums for (data set, extractor), read from ``cache_dir`` or computed and stored.
+
+    A cache file whose hashes or feature dimension differ from the request is refused.
+    """
+    published = published_statistics(Path(name), extractor)
+    if published is not None:
+        return published
+    _check_known(name)
+    # A file, zip or folder is keyed by its bytes, so a cache hit never decodes its images.
+    images = reference_images(name) if name == "digits" else None
+    data_sha = _data_sha256(name, images)
+    label = "digits" if name == "digits" else Path(name).name
+    stem = f"{label}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
+    path = cache_dir / f"{stem}.safetensors"
+    if path.is_file():
+        return _read_cache(path, extractor, data_sha)
+    log.info("computing reference statistics of %s with %s", label, extractor.name)
+    sums = feature_sums(extractor, images if images is not None else reference_images(name))
+    _write_cache(path, sums, extractor, data_sha)
     return sums
