@@ -12,13 +12,18 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import ConfigError, check
 from .evaluate import SamplerSpec
 from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
+from .paths import REPO_DIR
 from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
+from .search.confirm import Protocol
+from .search.pruning import PRUNERS, stage_counts
 from .search.study import OPTUNA_SAMPLERS
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
 FEATURES = ("digits", "inception")
 DISCRETIZATIONS = ("edm", "list")
+OBJECTIVES = (["fid"], ["fid", "nfe"])
+SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 
 
 def get(cfg: DictConfig, key: str) -> Any:
@@ -112,17 +117,18 @@ def validate_sampler(cfg: DictConfig) -> None:
 def validate_metric(cfg: DictConfig) -> None:
     """Feature network, its weights, and the reference set."""
     feature = get_choice(cfg, "metric.feature", FEATURES)
-    weights = OmegaConf.select(cfg, "metric.weights", throw_on_missing=False)
     if feature == "inception":
         from .metrics.inception import INCEPTION_FILE, INCEPTION_URL
 
-        check(weights not in (None, "???") and Path(weights).is_file(), "metric.weights",
-              weights, f"InceptionV3 needs {INCEPTION_FILE}, published at {INCEPTION_URL}; "
+        key = "metric.inception_weights"
+        weights = OmegaConf.select(cfg, key, throw_on_missing=False)
+        check(weights not in (None, "???") and Path(weights).is_file(), key, weights,
+              f"InceptionV3 needs {INCEPTION_FILE}, published at {INCEPTION_URL}; "
               "download it and give its path")
     reference = str(get(cfg, "metric.reference"))
     check(reference == "digits" or Path(reference).exists(), "metric.reference", reference,
-          "give digits, a folder of images, an npz of uint8 images, or an npz of Inception "
-          "mu/sigma (e.g. EDM's imagenet-64x64.npz)")
+          "give digits, a folder or zip of images, an npz of uint8 images, or an npz of "
+          "Inception mu/sigma (e.g. EDM's imagenet-64x64.npz)")
 
 
 def validate_text_to_image(cfg: DictConfig, command: str) -> None:
@@ -184,6 +190,68 @@ def validate_space(cfg: DictConfig) -> None:
               f"low must not exceed high; swap them ({key}.low={high} {key}.high={low})")
 
 
+def validate_search_extras(cfg: DictConfig) -> None:
+    """Objectives, pruner and stages, confirmation, and the searched sampler settings."""
+    objectives = OmegaConf.select(cfg, "search.objectives")
+    objectives = list(objectives) if OmegaConf.is_list(objectives) else objectives
+    check(objectives in OBJECTIVES, "search.objectives", objectives,
+          "give [fid] (one objective) or [fid,nfe] (a Pareto front of FID against NFE)")
+    multi = len(objectives) > 1
+    check(not multi or cfg.search.sampler not in SINGLE_OBJECTIVE_SAMPLERS, "search.sampler",
+          cfg.search.sampler, "optimises one objective; use search=nsga2 or search=tpe "
+          "with search.objectives=[fid,nfe]")
+    kind = get_choice(cfg, "pruner.kind", PRUNERS)
+    stages = get(cfg, "pruner.stages")
+    check(OmegaConf.is_list(stages) and all(
+        isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f < 1 for f in stages),
+        "pruner.stages", stages, "give fractions of metric.n_samples in (0, 1), e.g. [0.25,0.5]")
+    stage_counts(list(stages), int(cfg.metric.n_samples))
+    check(kind == "none" or not multi, "pruner.kind", kind,
+          "Optuna prunes single-objective studies only; use pruner=none with "
+          "search.objectives=[fid,nfe]")
+    check(kind == "none" or len(stages) > 0, "pruner.stages", list(stages),
+          f"pruner={kind} needs at least one stage, e.g. pruner.stages=[0.25,0.5]")
+    if kind == "median":
+        get_int(cfg, "pruner.n_startup_trials", 0)
+    if kind == "successive_halving":
+        get_int(cfg, "pruner.reduction_factor", 2)
+        get_int(cfg, "pruner.min_early_stopping_rate", 0)
+    get_int(cfg, "search.confirm_top_k", 0)
+    samplers = OmegaConf.select(cfg, "search.samplers")
+    if samplers is not None:
+        names = list(samplers) if OmegaConf.is_list(samplers) else samplers
+        check(isinstance(names, list) and len(names) > 0 and len(set(names)) == len(names)
+              and all(n in SAMPLERS for n in names), "search.samplers", names,
+              f"give a list of distinct samplers out of: {', '.join(SAMPLERS)}; or null")
+    if OmegaConf.select(cfg, "search.disc_rho") is not None:
+        check(cfg.sampler.get("discretization", "edm") == "edm", "search.disc_rho",
+              OmegaConf.to_container(cfg.search.disc_rho),
+              "searches the rho of EDM's discretization; set sampler.discretization=edm "
+              "or search.disc_rho=null")
+        low = get_float(cfg, "search.disc_rho.low", 0.0)
+        high = get_float(cfg, "search.disc_rho.high", 0.0)
+        check(low <= float(cfg.sampler.rho) <= high, "search.disc_rho",
+              {"low": low, "high": high}, f"must contain sampler.rho={cfg.sampler.rho} "
+              "(the baselines use it)")
+
+
+def validate_final_score(cfg: DictConfig) -> None:
+    """The final (confirmation) score: sample count and a seed range apart from the search's."""
+    n = get_int(cfg, "metric.final_samples", 2)
+    start = OmegaConf.select(cfg, "metric.final_seed_start")
+    if start is not None:
+        start = get_int(cfg, "metric.final_seed_start", 0)
+        search_start = int(cfg.metric.seed_start)
+        search_stop = search_start + int(cfg.metric.n_samples)
+        check(start >= search_stop or start + n <= search_start, "metric.final_seed_start",
+              start, f"the final seeds must not overlap the search seeds {search_start}.."
+              f"{search_stop - 1}; use null (right after them) or a start >= {search_stop}")
+    infinity = bool(cfg.metric.fid_infinity)
+    check(not infinity or n >= 20, "metric.fid_infinity", infinity,
+          f"extrapolates from FID at 15 sample counts; metric.final_samples={n} is too few "
+          "(use >= 20, 50000 as published)")
+
+
 def validate_storage_exists(cfg: DictConfig) -> None:
     """A SQLite study file must exist before anything reads from it."""
     url = str(get(cfg, "storage.url"))
@@ -224,6 +292,8 @@ def validate(cfg: DictConfig, command: str) -> None:
     validate_metric(cfg)
     get_int(cfg, "metric.n_samples", 2)
     get_int(cfg, "metric.seed_start", 0)
+    infinity = get(cfg, "metric.fid_infinity")
+    check(isinstance(infinity, bool), "metric.fid_infinity", infinity, "must be true or false")
     get_int(cfg, "batch_size", 1)
     get_choice(cfg, "logger.kind", LOGGER_KINDS)
     if cfg.logger.kind == "wandb":
@@ -236,6 +306,8 @@ def validate(cfg: DictConfig, command: str) -> None:
             get_int(cfg, "search.population_size", 2)
         get_int(cfg, "search.n_trials", 1)
         validate_space(cfg)
+        validate_search_extras(cfg)
+        validate_final_score(cfg)
     if command in ("sample", "inspect") and cfg.get("schedule") is not None:
         from .export import load_schedule
 
@@ -276,3 +348,31 @@ def schedule_from_config(cfg: DictConfig, levels: list[int]) -> SkipSchedule:
         param, params, levels, window=tuple(float(v) for v in window) if window else None,
         profile=str(cfg.skip.get("profile") or "constant"),
         profile_range=(float(cfg.sampler.sigma_min), float(cfg.sampler.sigma_max)))
+
+
+def sampler_choices(cfg: DictConfig) -> dict[str, SamplerSpec]:
+    """The samplers a sweep may pick (``search.samplers``, else the ``sampler`` group's).
+
+    Another sampler takes its options from ``conf/sampler/<name>.yaml`` and the
+    discretization of the selected ``sampler`` group, so the choice is only the solver.
+    """
+    base = sampler_spec(cfg)
+    names = OmegaConf.select(cfg, "search.samplers") or [base.name]
+    choices = {}
+    for name in names:
+        if name == base.name:
+            choices[name] = base
+            continue
+        group = OmegaConf.load(REPO_DIR / "conf" / "sampler" / f"{name}.yaml")
+        shared = {k: cfg.sampler[k] for k in ("steps", "sigma_min", "sigma_max", "rho",
+                                              "discretization", "sigmas") if k in cfg.sampler}
+        choices[name] = sampler_spec(OmegaConf.create({"sampler": {**group, **shared}}))
+    return choices
+
+
+def final_protocol(cfg: DictConfig) -> Protocol:
+    """The final score: ``metric.final_samples`` images from ``metric.final_seed_start``."""
+    start = OmegaConf.select(cfg, "metric.final_seed_start")
+    if start is None:
+        start = int(cfg.metric.seed_start) + int(cfg.metric.n_samples)
+    return Protocol(int(cfg.metric.final_samples), int(start), bool(cfg.metric.fid_infinity))

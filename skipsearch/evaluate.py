@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import torch
 from tqdm.auto import tqdm
 
 from .metrics.fid import FIDScorer
+from .metrics.fid_infinity import infinity_counts
 from .models import LoadedModel
 from .samplers import edm_sigmas, generate, nfe_of, sigmas_from_list
 from .schedule import SkipSchedule
@@ -56,23 +58,33 @@ class SamplerSpec:
 
 @dataclass
 class Evaluation:
-    """FID of one schedule, its NFE and the first images (for a grid)."""
+    """FID of one schedule (and FID-infinity if asked), its NFE and the first images."""
 
     fid: float | None
     nfe: int
     preview: torch.Tensor
     images: torch.Tensor | None = None
+    fid_infinity: float | None = None
+
+
+def batch_ranges(n: int, batch_size: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
+    """[start, stop) ranges of at most ``batch_size`` covering ``n``, also split at ``cuts``."""
+    edges = sorted({*range(0, n, batch_size), *(c for c in cuts if 0 < c < n), n})
+    return list(pairwise(edges))
 
 
 def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
                    seeds: Sequence[int], batch_size: int, device: torch.device | str,
-                   desc: str = "images"):
-    """Yield (seeds, images) batch by batch, with the schedule's hooks on the denoiser."""
+                   desc: str = "images", cuts: Sequence[int] = ()):
+    """Yield (seeds, images) batch by batch, with the schedule's hooks on the denoiser.
+
+    No batch straddles a position in ``cuts`` (the sample counts of the FID stages).
+    """
     sigmas = sampler.sigmas()
     bar = tqdm(total=len(seeds), desc=desc, unit="img", leave=False, disable=None)
     with skip_tuning(model.denoiser, model.denoiser.skips, schedule):
-        for start in range(0, len(seeds), batch_size):
-            chunk = seeds[start:start + batch_size]
+        for start, stop in batch_ranges(len(seeds), batch_size, cuts):
+            chunk = seeds[start:stop]
             images = generate(model.denoiser, chunk, sigmas, sampler.name, device,
                               sampler.options)
             bar.update(len(chunk))
@@ -83,18 +95,32 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
 def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
              seeds: Sequence[int], batch_size: int, device: torch.device | str,
              scorer: FIDScorer | None = None, preview: int = 64,
-             keep_images: bool = False) -> Evaluation:
-    """Generate images for ``seeds`` and score them; images are not kept unless asked."""
+             keep_images: bool = False, stages: Sequence[int] = (),
+             on_stage: Callable[[int, float], None] | None = None,
+             fid_infinity: bool = False, desc: str = "images") -> Evaluation:
+    """Generate images for ``seeds`` and score them; images are not kept unless asked.
+
+    After the first ``k`` images for each ``k`` in ``stages`` (and after all of them),
+    ``on_stage(k, fid)`` is called; it may raise to stop early (a pruned trial).
+    """
     if scorer is not None:
-        scorer.reset()
-    first, kept = [], []
-    for _, images in sample_batches(model, schedule, sampler, seeds, batch_size, device):
+        scorer.reset(checkpoints=infinity_counts(len(seeds)) if fid_infinity else ())
+    stops = {*(k for k in stages if 0 < k < len(seeds))}
+    first, kept, done = [], [], 0
+    for chunk, images in sample_batches(model, schedule, sampler, seeds, batch_size, device,
+                                        desc, cuts=sorted(stops)):
+        done += len(chunk)
         if scorer is not None:
             scorer.update(images)
+            if on_stage is not None and done in stops:
+                on_stage(done, scorer.compute())
         if sum(len(f) for f in first) < preview:
             first.append(images[:preview].cpu())
         if keep_images:
             kept.append(images.cpu())
     fid = scorer.compute() if scorer is not None else None
+    if fid is not None and on_stage is not None:
+        on_stage(done, fid)
+    infinity = scorer.compute_infinity().value if fid is not None and fid_infinity else None
     return Evaluation(fid, sampler.nfe, torch.cat(first)[:preview],
-                      torch.cat(kept) if keep_images else None)
+                      torch.cat(kept) if keep_images else None, infinity)

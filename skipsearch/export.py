@@ -13,25 +13,57 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .errors import ConfigError
 from .schedule import SkipSchedule
+from .search.confirm import search_fid
 
 FORMAT = "skipsearch-schedule/1"
 
 
-def best_per_nfe(study: optuna.Study) -> dict[int, FrozenTrial]:
-    """The completed trial with the lowest FID at each NFE."""
-    best: dict[int, FrozenTrial] = {}
+def best_per_nfe(study: optuna.Study,
+                 scores: Mapping[int, Mapping] | None = None) -> dict[int, FrozenTrial]:
+    """The completed trial with the lowest FID at each NFE.
+
+    With ``scores`` (confirmed final scores by trial number) only those trials compete, ranked
+    by their final FID; an NFE without any falls back to the search FID.
+    """
+    by_search: dict[int, FrozenTrial] = {}
+    by_final: dict[int, FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         nfe = t.user_attrs["nfe"]
-        if nfe not in best or t.value < best[nfe].value:
-            best[nfe] = t
-    return dict(sorted(best.items()))
+        if nfe not in by_search or search_fid(t) < search_fid(by_search[nfe]):
+            by_search[nfe] = t
+        if scores and t.number in scores and (
+                nfe not in by_final
+                or scores[t.number]["fid"] < scores[by_final[nfe].number]["fid"]):
+            by_final[nfe] = t
+    return dict(sorted({**by_search, **by_final}.items()))
 
 
-def baseline_per_nfe(study: optuna.Study) -> dict[int, FrozenTrial]:
-    """The completed baseline (all coefficients 1.0) trial at each NFE."""
-    return {t.user_attrs["nfe"]: t
-            for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("baseline")}
+def baseline_per_nfe(study: optuna.Study,
+                     scores: Mapping[int, Mapping] | None = None) -> dict[int, FrozenTrial]:
+    """The completed baseline (all coefficients 1.0) trial at each NFE (the best, if several)."""
+    baselines = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+                 if t.user_attrs.get("baseline")]
+    best: dict[int, FrozenTrial] = {}
+    for t in sorted(baselines, key=lambda t: final_or_search(t, scores), reverse=True):
+        best[t.user_attrs["nfe"]] = t
+    return best
+
+
+def final_or_search(trial: FrozenTrial, scores: Mapping[int, Mapping] | None) -> float:
+    """The trial's confirmed FID if it has one, else its search FID."""
+    if scores and trial.number in scores:
+        return scores[trial.number]["fid"]
+    return search_fid(trial)
+
+
+def pareto_front(fids: Mapping[int, float]) -> list[int]:
+    """The NFEs whose FID is lower than the FID at every smaller NFE (minimising both)."""
+    front, best = [], float("inf")
+    for nfe in sorted(fids):
+        if fids[nfe] < best:
+            front.append(nfe)
+            best = fids[nfe]
+    return front
 
 
 def safe_url(url: str) -> str:
@@ -45,27 +77,41 @@ def safe_url(url: str) -> str:
 
 
 def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial | None,
-                 storage_url: str) -> dict:
-    """Everything needed to reuse and to reproduce one trial's schedule."""
+                 storage_url: str, scores: Mapping[int, Mapping] | None = None) -> dict:
+    """Everything needed to reuse and to reproduce one trial's schedule.
+
+    ``score`` holds the confirmed final score when there is one (``confirmed: true``), with the
+    search's score under ``score.search``; ``sample`` with the file reproduces ``score.fid``.
+    """
     attrs = study.user_attrs
     schedule = dict(trial.user_attrs["schedule"])
     coefficients = schedule["coefficients"]
     skips = [{**s, "rho": c} for s, c in zip(attrs["skips"], coefficients, strict=True)]
+    search_n = trial.user_attrs["n_samples"]
+    search = {"fid": search_fid(trial),
+              "baseline_fid": search_fid(baseline) if baseline is not None else None,
+              "n_samples": search_n,
+              "seeds": {"start": attrs["seed_start"], "stop": attrs["seed_start"] + search_n,
+                        "class_label": "seed % label_dim"}}
+    final = (scores or {}).get(trial.number)
+    score = dict(search)
+    if final is not None:
+        base = (scores or {}).get(baseline.number) if baseline is not None else None
+        start = final["seed_start"]
+        score = {"fid": final["fid"], "baseline_fid": base["fid"] if base else None,
+                 "fid_infinity": final.get("fid_infinity"), "n_samples": final["n_samples"],
+                 "seeds": {"start": start, "stop": start + final["n_samples"],
+                           "class_label": "seed % label_dim"},
+                 "confirmed": True, "search": search}
+    sampler = trial.user_attrs.get("sampler") or attrs["sampler"]
     return {
         "format": FORMAT,
         "skipsearch_version": attrs["skipsearch_version"],
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": attrs["model_name"], "sha256": attrs["model_sha256"]},
-        "sampler": {**attrs["sampler"], "steps": trial.params["steps"],
-                    "nfe": trial.user_attrs["nfe"]},
+        "sampler": {**sampler, "steps": trial.params["steps"], "nfe": trial.user_attrs["nfe"]},
         "schedule": {**schedule, "skips": skips},
-        "score": {"fid": trial.value,
-                  "baseline_fid": baseline.value if baseline is not None else None,
-                  "n_samples": trial.user_attrs["n_samples"],
-                  "seeds": {"start": attrs["seed_start"],
-                            "stop": attrs["seed_start"] + trial.user_attrs["n_samples"],
-                            "class_label": "seed % label_dim"},
-                  **attrs["metric"]},
+        "score": {**score, **attrs["metric"]},
         "study": {"name": study.study_name, "storage": safe_url(storage_url),
                   "trial": trial.number, "is_baseline": bool(trial.user_attrs.get("baseline"))},
     }
@@ -80,21 +126,29 @@ def write_yaml(path: Path, data: Mapping) -> Path:
     return path
 
 
-def export_best(study: optuna.Study, export_dir: Path, storage_url: str) -> list[Path]:
-    """Write ``nfeXXX.yaml`` for the best trial at each NFE, and ``best.yaml`` overall."""
-    best = best_per_nfe(study)
+def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
+                scores: Mapping[int, Mapping] | None = None) -> list[Path]:
+    """Write ``nfeXXX.yaml`` per NFE, ``best.yaml`` overall and ``pareto.yaml`` (the front)."""
+    best = best_per_nfe(study, scores)
     if not best:
         raise ConfigError("search.study_name", study.study_name,
                           "the study has no completed trial yet; run `skipsearch sweep` first")
-    baselines = baseline_per_nfe(study)
+    baselines = baseline_per_nfe(study, scores)
     folder = export_dir / study.study_name
-    paths = [write_yaml(folder / f"nfe{nfe:03d}.yaml",
-                        trial_record(study, t, baselines.get(nfe), storage_url))
-             for nfe, t in best.items()]
-    overall = min(best.values(), key=lambda t: t.value)
-    nfe = overall.user_attrs["nfe"]
-    paths.append(write_yaml(folder / "best.yaml",
-                            trial_record(study, overall, baselines.get(nfe), storage_url)))
+    records = {nfe: trial_record(study, t, baselines.get(nfe), storage_url, scores)
+               for nfe, t in best.items()}
+    paths = [write_yaml(folder / f"nfe{nfe:03d}.yaml", r) for nfe, r in records.items()]
+    overall = min(records, key=lambda nfe: records[nfe]["score"]["fid"])
+    paths.append(write_yaml(folder / "best.yaml", records[overall]))
+    front = pareto_front({nfe: r["score"]["fid"] for nfe, r in records.items()})
+    paths.append(write_yaml(folder / "pareto.yaml", {
+        "format": "skipsearch-pareto/1", "study": study.study_name,
+        "objectives": ["fid", "nfe"],
+        "front": [{"nfe": nfe, "fid": records[nfe]["score"]["fid"],
+                   "baseline_fid": records[nfe]["score"]["baseline_fid"],
+                   "confirmed": bool(records[nfe]["score"].get("confirmed")),
+                   "trial": records[nfe]["study"]["trial"], "file": f"nfe{nfe:03d}.yaml"}
+                  for nfe in front]}))
     return paths
 
 

@@ -32,7 +32,7 @@ def build_model(cfg: DictConfig, device: str) -> LoadedModel:
 def build_extractor(cfg: DictConfig, device: str) -> FeatureExtractor | InceptionFeatures:
     """The FID feature network of the ``metric`` group on ``device``."""
     if cfg.metric.feature == "inception":
-        return inception_features(Path(cfg.metric.weights)).to(device)
+        return inception_features(Path(cfg.metric.inception_weights)).to(device)
     path = Path(cfg.metric.weights) if cfg.metric.get("weights") else DIGITS_CLASSIFIER
     return digits_feature_extractor(path, "metric.weights").to(device)
 

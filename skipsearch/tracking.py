@@ -24,7 +24,7 @@ class Tracker(Protocol):
     """What the search needs from a tracker."""
 
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor) -> None:
+                  preview: torch.Tensor | None) -> None:
         """Record one finished trial."""
 
 
@@ -32,7 +32,7 @@ class NoTracker:
     """``logger=none``: records nothing."""
 
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor) -> None:
+                  preview: torch.Tensor | None) -> None:
         """Do nothing."""
 
 
@@ -55,7 +55,7 @@ class WandbTracker:
         directory.mkdir(parents=True, exist_ok=True)
 
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor) -> None:
+                  preview: torch.Tensor | None) -> None:
         """Start, fill and finish the trial's run; on failure, warn and go on."""
         import wandb
 
@@ -67,8 +67,10 @@ class WandbTracker:
                              config={**self.run_config, **config, "trial": number},
                              mode=self.mode, dir=str(self.directory), reinit="create_new",
                              settings=settings)
+            images = {} if preview is None else \
+                {"samples": wandb.Image(grid_array(preview, scale=2))}
             with run:
-                run.log({**metrics, "samples": wandb.Image(grid_array(preview, scale=2))})
+                run.log({**metrics, **images})
         except Exception as err:
             log.warning("W&B logging of trial %d failed (%s); the study storage keeps it",
                         number, err)

@@ -53,7 +53,8 @@ def tiny_overrides(tiny_weights, tmp_path) -> list[str]:
     """Overrides for a fast CLI run on the tiny networks, writing under tmp_path."""
     return [f"model.weights={tiny_weights['model']}",
             f"metric.weights={tiny_weights['classifier']}",
-            f"out_dir={tmp_path / 'out'}", "metric.n_samples=24", "batch_size=12",
+            f"out_dir={tmp_path / 'out'}", "metric.n_samples=24", "metric.final_samples=30",
+            "batch_size=12",
             "logger=none", "device=cpu"]
 
 

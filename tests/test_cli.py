@@ -51,7 +51,11 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     assert record["model"]["sha256"] and record["score"]["feature_sha256"]
     assert len(record["schedule"]["coefficients"]) == 6
     assert record["sampler"]["nfe"] == 2 * record["sampler"]["steps"] - 1
-    assert record["score"]["seeds"] == {"start": 0, "stop": 24, "class_label": "seed % label_dim"}
+    # confirmed on 30 fresh seeds right after the 24 search seeds; both scores are kept
+    assert record["score"]["confirmed"] is True
+    assert record["score"]["seeds"] == {"start": 24, "stop": 54, "class_label": "seed % label_dim"}
+    assert record["score"]["search"]["seeds"] == {"start": 0, "stop": 24,
+                                                  "class_label": "seed % label_dim"}
 
     sample = run_cli("sample", *tiny_overrides, f"schedule={best}", "batch_size=5")
     assert sample.returncode == 0, sample.stderr
@@ -59,7 +63,7 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     assert exported == pytest.approx(record["score"]["fid"], rel=1e-9)
     assert fid == pytest.approx(exported, rel=1e-4)
     npz = __import__("numpy").load(out / "samples" / "best" / "samples.npz")
-    assert npz["images"].shape == (24, 16, 16, 1) and npz["images"].dtype.name == "uint8"
+    assert npz["images"].shape == (30, 16, 16, 1) and npz["images"].dtype.name == "uint8"
     assert (out / "samples" / "best" / "grid.png").stat().st_size > 0
 
 
@@ -81,6 +85,19 @@ BAD = {
                        "sampler.S_churn"),
     "edm pickle without trust": (["inspect", "model=edm", "model.path=pyproject.toml"],
                                  "model.trust_pickle"),
+    "pruning a multi-objective study": (["sweep", "sweeps=[digits,pareto]", "pruner=median"],
+                                        "pruner.kind"),
+    "stage beyond the sample count": (["sweep", "pruner=median", "pruner.stages=[1.5]"],
+                                      "pruner.stages"),
+    "unknown objective": (["sweep", "search.objectives=[fid,time]"], "search.objectives"),
+    "cma-es with two objectives": (["sweep", "search=cmaes", "search.objectives=[fid,nfe]"],
+                                   "search.sampler='cmaes'"),
+    "final seeds overlap the search": (["sweep", "metric.final_seed_start=10"],
+                                       "metric.final_seed_start=10"),
+    "unknown sampler to search": (["sweep", "search.samplers=[heun,rk4]"], "search.samplers"),
+    "discretization rho off its bounds": (["sweep", "search.disc_rho.low=8",
+                                           "search.disc_rho.high=12"], "search.disc_rho"),
+    "fid-infinity not a bool": (["sample", "metric.fid_infinity=maybe"], "metric.fid_infinity"),
 }
 
 

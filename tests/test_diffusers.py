@@ -570,7 +570,8 @@ def test_a_short_sweep_on_a_diffusers_unet(tiny_weights, tmp_path):
     out = tmp_path / "out"
     result = run_cli("sweep", "model=diffusers_unet2d", f"model.path={folder}",
                      f"metric.weights={tiny_weights['classifier']}", f"out_dir={out}",
-                     "metric.n_samples=12", "batch_size=6", "logger=none", "device=cpu",
+                     "metric.n_samples=12", "metric.final_samples=12",
+                     "batch_size=6", "logger=none", "device=cpu",
                      "search.steps=[2]", "search.n_trials=2")
     assert result.returncode == 0, result.stderr
     exported = yaml.safe_load(

@@ -140,7 +140,8 @@ def test_a_short_sweep_on_an_edm_checkpoint(tmp_path, tiny_weights):
     out = tmp_path / "out"
     result = run_cli("sweep", "model=edm", f"model.path={path}", "model.trust_pickle=true",
                      f"metric.weights={tiny_weights['classifier']}", f"out_dir={out}",
-                     "metric.n_samples=12", "batch_size=6", "logger=none", "device=cpu",
+                     "metric.n_samples=12", "metric.final_samples=12",
+                     "batch_size=6", "logger=none", "device=cpu",
                      "search.steps=[2]", "search.n_trials=2")
     assert result.returncode == 0, result.stderr
     exported = yaml.safe_load((out / "exports" / "edm-heun-linear" / "best.yaml").read_text())

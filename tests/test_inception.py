@@ -85,10 +85,10 @@ def test_an_rgb_edm_sweep_on_inception_fid(inception_file, reference_npz, tmp_pa
                    num_blocks=1, attn_resolutions=[])
     out = tmp_path / "out"
     result = run_cli("sweep", "model=edm", f"model.path={path}", "model.trust_pickle=true",
-                     "metric=inception_fid", f"metric.weights={inception_file}",
-                     f"metric.reference={reference_npz}", "metric.n_samples=6", "batch_size=6",
-                     f"out_dir={out}", "logger=none", "device=cpu", "search.steps=[2]",
-                     "search.n_trials=2")
+                     "metric=inception_fid", f"metric.inception_weights={inception_file}",
+                     f"metric.reference={reference_npz}", "metric.n_samples=6",
+                     "metric.final_samples=6", "batch_size=6", f"out_dir={out}", "logger=none",
+                     "device=cpu", "search.steps=[2]", "search.n_trials=2")
     assert result.returncode == 0, result.stderr
     record = yaml.safe_load((out / "exports" / "edm-heun-linear" / "best.yaml").read_text())
     assert record["score"]["feature_extractor"] == "inception-v3-compat"
@@ -105,8 +105,10 @@ def test_a_text_to_image_sweep_takes_a_prompts_file(inception_file, reference_np
     out = tmp_path / "out"
     result = run_cli("sweep", "model=stable_diffusion", f"model.path={folder}",
                      f"model.prompts={prompts}", "metric=inception_fid",
-                     f"metric.weights={inception_file}", f"metric.reference={reference_npz}",
-                     "metric.n_samples=4", "batch_size=4", f"out_dir={out}", "logger=none",
+                     f"metric.inception_weights={inception_file}",
+                     f"metric.reference={reference_npz}",
+                     "metric.n_samples=4", "metric.final_samples=4",
+                     "batch_size=4", f"out_dir={out}", "logger=none",
                      "device=cpu", "search.steps=[2]", "search.n_trials=2",
                      "sampler.sigma_min=0.03", "sampler.sigma_max=14.6")
     assert result.returncode == 0, result.stderr
@@ -125,8 +127,9 @@ def test_the_ready_sweeps_run_with_paths_as_overrides(inception_file, reference_
     pipeline = write_tiny_sd_pipeline(tmp_path / "pipeline")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cat\n")
-    metric = [f"metric.weights={inception_file}", f"metric.reference={reference_npz}",
-              "metric.n_samples=4", "batch_size=4", "logger=none", "device=cpu",
+    metric = [f"metric.inception_weights={inception_file}", f"metric.reference={reference_npz}",
+              "metric.n_samples=4", "metric.final_samples=4",
+              "batch_size=4", "logger=none", "device=cpu",
               "search.n_trials=1"]
     runs = {"edm_imagenet64": [f"model.path={edm}", "model.trust_pickle=true"],
             "stable_diffusion": [f"model.path={pipeline}", f"model.prompts={prompts}"]}

@@ -7,14 +7,18 @@ from pathlib import Path
 import optuna
 from omegaconf import DictConfig
 
-from ..config import study_name, validate
+from ..config import final_protocol, study_name, validate
 from ..errors import ConfigError
 from ..export import export_best, safe_url
+from ..search.confirm import confirmed
 from ..search.study import make_storage
 
 
 def run_export(cfg: DictConfig) -> list[Path]:
-    """Export from the study named by the config (the same overrides as the sweep)."""
+    """Export from the study named by the config (the same overrides as the sweep).
+
+    Trials confirmed under the config's final-score protocol are ranked by that score.
+    """
     validate(cfg, "export")
     name = study_name(cfg)
     url = str(cfg.storage.url)
@@ -25,7 +29,8 @@ def run_export(cfg: DictConfig) -> list[Path]:
         raise ConfigError("search.study_name", name,
                           f"no such study in {safe_url(url)}; run "
                           "`skipsearch sweep` with the same overrides first") from None
-    paths = export_best(study, Path(cfg.export_dir), url)
+    scores = confirmed(study, final_protocol(cfg))
+    paths = export_best(study, Path(cfg.export_dir), url, scores)
     for path in paths:
         print(path)
     return paths

@@ -50,8 +50,9 @@ def run_sample(cfg: DictConfig) -> dict:
     model = build_model(cfg, device)
     schedule, sampler, seeds, name, exported = plan(cfg, model)
     scorer = build_scorer(cfg, device, model) if cfg.sample.score else None
+    infinity = bool(cfg.metric.get("fid_infinity")) and scorer is not None
     result = evaluate(model, schedule, sampler, seeds, int(cfg.batch_size), device, scorer,
-                      keep_images=True)
+                      keep_images=True, fid_infinity=infinity)
     out = Path(cfg.sample.dir) / name
     save_grid(result.images[: int(cfg.sample.grid)], out / "grid.png")
     labels = labels_from_seeds(seeds, model.denoiser.label_dim)
@@ -64,5 +65,7 @@ def run_sample(cfg: DictConfig) -> dict:
         line += f"\nFID {result.fid:.10g}"
         if exported is not None and len(seeds) == exported.score["n_samples"]:
             line += f" (exported: {exported.score['fid']:.10g})"
+    if result.fid_infinity is not None:
+        line += f"\nFID-infinity {result.fid_infinity:.10g}"
     print(line)
     return {"fid": result.fid, "dir": out, "nfe": sampler.nfe}

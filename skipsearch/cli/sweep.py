@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..config import sampler_spec, study_name, validate
+from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
 from ..export import export_best, safe_url
 from ..runtime import build_model, build_scorer, metric_provenance, setup_device
+from ..search.confirm import confirm_top
 from ..search.objective import TrialContext, make_objective
+from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
 from ..search.study import (
     FINISHED,
@@ -43,21 +47,36 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
 
 
 def print_summary(study: optuna.Study, exports: list[Path], cfg: DictConfig,
-                  log_dir: str | None) -> None:
+                  log_dir: str | None, scores: Mapping[int, Mapping] | None = None) -> None:
     """The closing table and where everything lives."""
-    console = Console(width=max(Console().width, 110))
-    table = Table(title=f"study {study.study_name}: FID per NFE "
-                        f"({cfg.metric.n_samples} samples, {len(study.trials)} trials)")
-    for col in ("NFE", "steps", "baseline FID", "best FID", "change", "trial", "best rho"):
-        table.add_column(col, justify="right" if col != "best rho" else "left", no_wrap=True)
-    for row in summarize(study):
+    console = Console(width=max(Console().width, 120))
+    rows = summarize(study, scores)
+    confirmed = any(r.confirmed for r in rows)
+    how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
+           if confirmed else "")
+    table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
+                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials)")
+    for col in ("NFE", "steps", "baseline FID", "best FID", "change", "search FID", "front",
+                "trial", "best parameters"):
+        wide = col == "best parameters"
+        table.add_column(col, justify="left" if wide else "right", no_wrap=not wide,
+                         overflow="fold")
+    for row in rows:
         base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
         change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
         params = " ".join(f"{k.removeprefix('rho_')}={v:.3g}" if isinstance(v, float)
                           else f"{k}={v}" for k, v in row.params.items())
         table.add_row(str(row.nfe), str(row.steps), base, f"{row.best_fid:.3f}", change,
+                      f"{row.search_fid:.3f}", "*" if row.on_front else "",
                       str(row.best_trial), params)
     console.print(table)
+    if len(study.directions) > 1:
+        front = sorted(study.best_trials, key=lambda t: t.values[1])
+        console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
+            f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+    pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
+    if pruned:
+        console.print(f"pruned:  {pruned} trials stopped early")
     console.print(f"study:   {study.study_name} in {safe_url(str(cfg.storage.url))}")
     console.print(f"exports: {exports[0].parent if exports else '-'}")
     if log_dir:
@@ -67,7 +86,7 @@ def print_summary(study: optuna.Study, exports: list[Path], cfg: DictConfig,
 
 
 def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
-    """Create or resume the study, run trials until it has ``search.n_trials``, export."""
+    """Create or resume the study, run trials until it has ``search.n_trials``, confirm, export."""
     validate(cfg, "sweep")
     device = setup_device(cfg)
     model = build_model(cfg, device)
@@ -77,25 +96,32 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     steps = [sampler.steps] if sampler.sigma_list is not None else cfg.search.steps
     space = build_space(str(cfg.skip.parameterization), cfg.skip.space, steps, levels,
                         cfg.skip.get("window_space"), cfg.skip.get("profiles") or (),
-                        (sampler.sigma_min, sampler.sigma_max))
+                        (sampler.sigma_min, sampler.sigma_max), sampler_choices(cfg),
+                        cfg.search.get("disc_rho"))
     name = study_name(cfg)
-    storage = make_storage(cfg.storage)
-    study = open_study(name, storage, make_sampler(cfg.search, space),
-                       study_provenance(cfg, model, scorer))
+    objectives = list(cfg.search.objectives)
+    stages = stage_counts(list(cfg.pruner.stages), int(cfg.metric.n_samples))
+    study = open_study(name, make_storage(cfg.storage), make_sampler(cfg.search, space),
+                       study_provenance(cfg, model, scorer), objectives,
+                       make_pruner(cfg.pruner, stages))
     enqueue_baselines(study, space)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
     start = int(cfg.metric.seed_start)
     seeds = range(start, start + int(cfg.metric.n_samples))
-    ctx = TrialContext(model, space, sampler, seeds, int(cfg.batch_size), device,
-                       scorer, tracker)
+    ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
+                       stages, objectives)
     target = int(cfg.search.n_trials)
     remaining = target - finished_count(study)
     if remaining > 0:
         study.optimize(make_objective(ctx), n_trials=remaining,
                        callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
                        show_progress_bar=sys.stderr.isatty())
-    exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url))
-    print_summary(study, exports, cfg, log_dir)
+    scores = {}
+    if int(cfg.search.confirm_top_k) > 0:
+        scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
+                             int(cfg.batch_size), device, scorer)
+    exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
+    print_summary(study, exports, cfg, log_dir, scores)
     return study

@@ -54,7 +54,7 @@ def check_state_dict_file(path: Path, key: str) -> None:
                           f"expected {INCEPTION_FILE} from {INCEPTION_URL}")
 
 
-def inception_features(path: Path, key: str = "metric.weights") -> InceptionFeatures:
+def inception_features(path: Path, key: str = "metric.inception_weights") -> InceptionFeatures:
     """The FID InceptionV3 of torch-fidelity with the weights at ``path``."""
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3

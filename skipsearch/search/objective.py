@@ -1,14 +1,14 @@
-"""The Optuna objective: read params, sample with the schedule, report FID."""
+"""The Optuna objective: read params, sample with the schedule, report FID at each stage."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import optuna
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..tracking import Tracker
@@ -21,31 +21,58 @@ class TrialContext:
 
     model: LoadedModel
     space: SearchSpace
-    sampler: SamplerSpec
     seeds: range
     batch_size: int
     device: str
     scorer: FIDScorer
     tracker: Tracker
+    stages: Sequence[int] = ()
+    objectives: Sequence[str] = ("fid",)
 
 
-def make_objective(ctx: TrialContext) -> Callable[[optuna.Trial], float]:
-    """An objective returning the FID of the trial's schedule on the shared seeds."""
+Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
 
-    def objective(trial: optuna.Trial) -> float:
-        schedule, steps = ctx.space.suggest(trial)
-        sampler = replace(ctx.sampler, steps=steps)
-        start = time.perf_counter()
-        result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
-                          ctx.device, ctx.scorer)
+
+def make_objective(ctx: TrialContext) -> Objective:
+    """An objective returning the FID (and the NFE, in multi-objective mode) of a trial."""
+    single = len(ctx.objectives) == 1
+
+    def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        schedule, sampler = ctx.space.suggest(trial)
         trial.set_user_attr("nfe", sampler.nfe)
+        trial.set_user_attr("sampler", sampler.to_dict())
         trial.set_user_attr("coefficients", list(schedule.coefficients))
         trial.set_user_attr("schedule", schedule.to_dict())
-        trial.set_user_attr("n_samples", len(ctx.seeds))
-        trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
-        trial.report(result.fid, len(ctx.seeds))
-        ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": sampler.nfe},
-                              {"fid": result.fid, "nfe": sampler.nfe}, result.preview)
-        return result.fid
+        stage_fids: list[list[float]] = []
+        start = time.perf_counter()
+
+        def on_stage(count: int, fid: float) -> None:
+            stage_fids.append([count, fid])
+            trial.set_user_attr("stage_fids", stage_fids)
+            trial.set_user_attr("n_samples", count)
+            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+            if not single:
+                return
+            trial.report(fid, count)
+            if count < len(ctx.seeds) and not trial.user_attrs.get("baseline") \
+                    and trial.should_prune():
+                log_trial(ctx, trial, sampler.nfe, stage_fids, None)
+                raise optuna.TrialPruned(f"FID {fid:.4g} after {count} images")
+
+        result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
+                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
+        log_trial(ctx, trial, sampler.nfe, stage_fids, result.preview)
+        return result.fid if single else (result.fid, float(sampler.nfe))
 
     return objective
+
+
+def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
+              stage_fids: list[list[float]], preview) -> None:
+    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B."""
+    count, fid = stage_fids[-1]
+    metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count),
+               **{f"fid@{int(k)}": v for k, v in stage_fids}}
+    if preview is None:
+        metrics["pruned"] = True
+    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe}, metrics, preview)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
 
 from ..errors import ConfigError
+from ..evaluate import SamplerSpec
 from ..schedule import SkipSchedule, param_names
 
 
@@ -25,7 +26,9 @@ class SearchSpace:
     """Bounds per schedule parameter, step counts, and optionally a noise window and profile.
 
     ``window`` (bounds on sigma) adds ``sigma_lo`` and ``sigma_hi`` (log-uniform; the window is
-    their sorted pair); ``profiles`` with several entries adds a categorical ``profile``.
+    their sorted pair); ``profiles`` with several entries adds a categorical ``profile``;
+    ``samplers`` with several entries adds a categorical ``sampler``; ``disc_rho`` adds the
+    rho of EDM's discretization.
     """
 
     parameterization: str
@@ -35,12 +38,21 @@ class SearchSpace:
     window: Bounds | None = None
     profiles: tuple[str, ...] = ("constant",)
     profile_range: tuple[float, float] = (0.002, 80.0)
+    samplers: Mapping[str, SamplerSpec] = field(default_factory=dict)
+    disc_rho: Bounds | None = None
 
-    def suggest(self, trial: optuna.Trial) -> tuple[SkipSchedule, int]:
-        """Ask the trial for every parameter; return the schedule and the step count."""
+    def suggest(self, trial: optuna.Trial) -> tuple[SkipSchedule, SamplerSpec]:
+        """Ask the trial for every parameter; return the schedule and the sampler."""
         params = {name: trial.suggest_float(name, b.low, b.high)
                   for name, b in self.bounds.items()}
         steps = trial.suggest_categorical("steps", list(self.steps))
+        name = next(iter(self.samplers))
+        if len(self.samplers) > 1:
+            name = trial.suggest_categorical("sampler", list(self.samplers))
+        sampler = replace(self.samplers[name], steps=int(steps))
+        if self.disc_rho is not None:
+            rho = trial.suggest_float("disc_rho", self.disc_rho.low, self.disc_rho.high)
+            sampler = replace(sampler, rho=rho)
         window = None
         if self.window is not None:
             ends = [trial.suggest_float(name, self.window.low, self.window.high, log=True)
@@ -52,7 +64,7 @@ class SearchSpace:
         schedule = SkipSchedule.from_params(self.parameterization, params, self.levels,
                                             window=window, profile=profile,
                                             profile_range=self.profile_range)
-        return schedule, int(steps)
+        return schedule, sampler
 
     def grid(self, points: int) -> dict[str, list]:
         """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas)."""
@@ -64,22 +76,35 @@ class SearchSpace:
             grid.update(sigma_lo=ends, sigma_hi=ends)
         if len(self.profiles) > 1:
             grid["profile"] = list(self.profiles)
+        if len(self.samplers) > 1:
+            grid["sampler"] = list(self.samplers)
+        if self.disc_rho is not None:
+            grid["disc_rho"] = np.linspace(self.disc_rho.low, self.disc_rho.high,
+                                           points).tolist()
         return grid
 
-    def baseline_params(self, steps: int) -> dict[str, float | str]:
-        """Parameters giving every skip the coefficient 1.0 at ``steps``."""
+    def baselines(self) -> list[dict[str, float | str]]:
+        """One parameter set per step count and sampler with every coefficient 1.0."""
         params: dict[str, float | str] = {name: 1.0 for name in self.bounds}
         if self.window is not None:
             params.update(sigma_lo=self.window.low, sigma_hi=self.window.high)
         if len(self.profiles) > 1:
             params["profile"] = "constant" if "constant" in self.profiles else self.profiles[0]
-        return {**params, "steps": steps}
+        out = []
+        for name, spec in self.samplers.items():
+            extra: dict[str, float | str] = {"sampler": name} if len(self.samplers) > 1 else {}
+            if self.disc_rho is not None:
+                extra["disc_rho"] = spec.rho
+            out += [{**params, "steps": steps, **extra} for steps in self.steps]
+        return out
 
 
 def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, float]],
                 steps: Sequence[int], levels: Sequence[int],
                 window: Mapping[str, float] | None = None, profiles: Sequence[str] = (),
-                profile_range: tuple[float, float] = (0.002, 80.0)) -> SearchSpace:
+                profile_range: tuple[float, float] = (0.002, 80.0),
+                samplers: Mapping[str, SamplerSpec] | None = None,
+                disc_rho: Mapping[str, float] | None = None) -> SearchSpace:
     """Bounds for each parameter of the parameterization; ``default`` covers unnamed ones."""
     bounds = {}
     for name in param_names(parameterization, levels):
@@ -90,5 +115,7 @@ def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, flo
                               f"{name}={{low: 0.5, high: 1.0}} or a skip.space.default")
         bounds[name] = Bounds(float(raw["low"]), float(raw["high"]))
     window_bounds = Bounds(float(window["low"]), float(window["high"])) if window else None
+    rho_range = Bounds(float(disc_rho["low"]), float(disc_rho["high"])) if disc_rho else None
     return SearchSpace(parameterization, bounds, tuple(int(s) for s in steps), tuple(levels),
-                       window_bounds, tuple(profiles) or ("constant",), profile_range)
+                       window_bounds, tuple(profiles) or ("constant",), profile_range,
+                       dict(samplers or {}), rho_range)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import optuna
@@ -55,10 +55,24 @@ def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
 
 
 def open_study(name: str, storage: RDBStorage, sampler: optuna.samplers.BaseSampler,
-               provenance: Mapping[str, object]) -> optuna.Study:
-    """Create the study, or resume it when it exists and was run on the same model and metric."""
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                direction="minimize", load_if_exists=True)
+               provenance: Mapping[str, object], objectives: Sequence[str] = ("fid",),
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create the study, or resume it when it exists and was run on the same model and metric.
+
+    Every objective (FID, and NFE in multi-objective mode) is minimised.
+    """
+    directions = ["minimize"] * len(objectives)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                    directions=directions, load_if_exists=True, pruner=pruner)
+    except ValueError as err:  # an existing study with other directions
+        raise ConfigError("search.objectives", list(objectives),
+                          f"study {name} exists with other objectives ({err}); pick a new "
+                          "search.study_name") from None
+    if len(study.directions) != len(directions):
+        raise ConfigError("search.objectives", list(objectives),
+                          f"study {name} was run with {len(study.directions)} objective(s); "
+                          "pick a new search.study_name or restore search.objectives")
     recorded = study.user_attrs
     for key, value in provenance.items():
         if key in recorded and recorded[key] != value:
@@ -70,14 +84,19 @@ def open_study(name: str, storage: RDBStorage, sampler: optuna.samplers.BaseSamp
     return study
 
 
+def baseline_key(params: Mapping[str, object]) -> str:
+    """What tells baselines apart: the step count and, when searched, sampler and its rho."""
+    return "/".join(f"{k}={params[k]}" for k in ("steps", "sampler", "disc_rho") if k in params)
+
+
 def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> None:
-    """Queue one all-1.0 trial per step count, unless the study already has it."""
-    have = {t.user_attrs.get("baseline_steps") for t in study.get_trials(deepcopy=False)
+    """Queue one all-1.0 trial per step count (and sampler), unless the study already has it."""
+    have = {t.user_attrs.get("baseline_key") for t in study.get_trials(deepcopy=False)
             if t.state != TrialState.FAIL}
-    for steps in space.steps:
-        if steps not in have:
-            study.enqueue_trial(space.baseline_params(steps),
-                                user_attrs={"baseline": True, "baseline_steps": steps})
+    for params in space.baselines():
+        key = baseline_key(params)
+        if key not in have:
+            study.enqueue_trial(params, user_attrs={"baseline": True, "baseline_key": key})
 
 
 def finished_count(study: optuna.Study) -> int:

@@ -1,0 +1,72 @@
+"""Staged FID and pruning: trials report FID at growing sample counts; hopeless ones stop.
+
+A study mixes step counts, and FID at 5 NFE is not comparable with FID at 11 NFE, so every
+pruner here judges a trial only against trials at the same NFE (``PerNFEPruner``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial
+
+from ..errors import ConfigError
+
+PRUNERS = ("none", "median", "successive_halving")
+
+
+def stage_counts(fractions: Sequence[float], n_samples: int) -> list[int]:
+    """Sample counts at which a trial reports FID before the last one (``n_samples``)."""
+    counts = sorted({round(f * n_samples) for f in fractions})
+    bad = [c for c in counts if not 2 <= c < n_samples]
+    if bad:
+        raise ConfigError("pruner.stages", list(fractions),
+                          f"every stage must be a fraction of metric.n_samples={n_samples} "
+                          "giving 2 .. n_samples - 1 images, e.g. [0.25, 0.5]")
+    return counts
+
+
+class _SameNFE:
+    """The study as a pruner sees it, holding only the trials at one NFE."""
+
+    def __init__(self, study: optuna.Study, nfe: int) -> None:
+        self._study, self._nfe = study, nfe
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        """The study's trials at this NFE."""
+        return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
+                if t.user_attrs.get("nfe") == self._nfe]
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+
+class PerNFEPruner(BasePruner):
+    """Run ``base`` as if the study held only the trials at the pruned trial's NFE."""
+
+    def __init__(self, base: BasePruner) -> None:
+        self.base = base
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        """Ask ``base``, showing it the trials at ``trial``'s NFE."""
+        nfe = trial.user_attrs.get("nfe")
+        return self.base.prune(_SameNFE(study, nfe), trial)  # type: ignore[arg-type]
+
+
+def make_pruner(cfg, stages: Sequence[int]) -> BasePruner:
+    """The pruner named by ``pruner.kind``, per NFE; no pruning without stages."""
+    kind = str(cfg.kind)
+    if kind == "none" or not stages:
+        return optuna.pruners.NopPruner()
+    if kind == "median":
+        base: BasePruner = optuna.pruners.MedianPruner(
+            n_startup_trials=int(cfg.n_startup_trials), n_warmup_steps=0)
+    elif kind == "successive_halving":
+        base = optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=stages[0], reduction_factor=int(cfg.reduction_factor),
+            min_early_stopping_rate=int(cfg.min_early_stopping_rate))
+    else:
+        raise ConfigError("pruner.kind", kind, f"choose one of: {', '.join(PRUNERS)}")
+    return PerNFEPruner(base)
