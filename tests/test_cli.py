@@ -98,6 +98,9 @@ BAD = {
     "discretization rho off its bounds": (["sweep", "search.disc_rho.low=8",
                                            "search.disc_rho.high=12"], "search.disc_rho"),
     "fid-infinity not a bool": (["sample", "metric.fid_infinity=maybe"], "metric.fid_infinity"),
+    "inception weights missing": (["sweep", "metric=inception_fid", "metric.reference=digits",
+                                   "metric.inception_weights=nope.pth"],
+                                  "weights-inception-2015-12-05-6726825d.pth"),
 }
 
 
@@ -106,6 +109,8 @@ def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
     args, key = BAD[case]
     if "model=edm" in args:  # the digits weights override has no key in the edm group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
+    if "metric=inception_fid" in args:  # nor the digits classifier's in the inception group
+        tiny_overrides = [o for o in tiny_overrides if not o.startswith("metric.weights")]
     result = run_cli(*args, *tiny_overrides)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -124,7 +124,7 @@ def test_pareto_front_is_exported_one_schedule_per_nfe(tiny_overrides, tmp_path)
 def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     args = [*tiny_overrides, "search.steps=[2,3]", "search.n_startup_trials=1",
-            "search.n_trials=6", "search.confirm_top_k=1"]
+            "search.n_trials=6", "search.confirm_top_k=1", "metric.fid_infinity=true"]
     first = run_cli("sweep", *args)
     study, trials = read_sweep(first, out)
     assert "confirming" in first.stdout + first.stderr
@@ -138,6 +138,7 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
         expected |= set(tuned[:1])
     assert set(records) == expected
     assert all(r["n_samples"] == 30 and r["seed_start"] == 24 for r in records.values())
+    assert all(isinstance(r["fid_infinity"], float) for r in records.values())
 
     folder = out / "exports" / "digits-heun-linear"
     for nfe in (3, 5):
@@ -147,6 +148,7 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
         assert score["fid"] == min(records[n]["fid"] for n in records
                                    if study.trials[n].user_attrs["nfe"] == nfe)
         assert score["search"]["fid"] == trial.value
+        assert score["fid_infinity"] == records[trial.number]["fid_infinity"]
         assert score["search"]["seeds"]["stop"] <= score["seeds"]["start"]  # fresh seeds
 
     # a resumed sweep scores nothing again; `sample` reproduces the confirmed score
@@ -154,10 +156,14 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
     assert again.returncode == 0 and "confirming" not in again.stdout + again.stderr
     assert {k: v for k, v in load(out).user_attrs.items() if k.startswith("confirm/")} == {
         f"confirm/30@24/{n}": r for n, r in records.items()}
-    sample = run_cli("sample", *tiny_overrides, f"schedule={folder / 'nfe005.yaml'}")
+    sample = run_cli("sample", *tiny_overrides, f"schedule={folder / 'nfe005.yaml'}",
+                     "metric.fid_infinity=true")
     assert sample.returncode == 0, sample.stderr
     fid, exported = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)", sample.stdout).groups())
     assert fid == pytest.approx(exported, rel=1e-4)
+    infinity = float(re.search(r"FID-infinity (\S+)", sample.stdout).group(1))
+    assert infinity == pytest.approx(
+        yaml.safe_load((folder / "nfe005.yaml").read_text())["score"]["fid_infinity"], rel=1e-4)
 
 
 def test_presets_search_the_solver_and_the_discretization(tiny_overrides, tmp_path):
