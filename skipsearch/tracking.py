@@ -1,4 +1,4 @@
-"""Experiment tracking: one W&B run per trial, grouped by study; offline without an API key.
+"""Experiment tracking: W&B runs per trial and per study, grouped; offline without an API key.
 
 A tracking failure never fails a trial: the study storage is the record, W&B is a view of it.
 """
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -24,15 +26,34 @@ class Tracker(Protocol):
     """What the search needs from a tracker."""
 
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor | None) -> None:
-        """Record one finished trial."""
+                  preview: torch.Tensor | None,
+                  stages: Sequence[tuple[int, float]] = ()) -> None:
+        """Record one finished (or pruned) trial."""
+
+    def log_study(self, summary: StudySummary) -> None:
+        """Record the study: its trials, its front and its exported schedules."""
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What the study run shows: a table of trials, the FID-vs-NFE front, the export folder."""
+
+    columns: list[str]
+    trials: list[list]
+    front_columns: list[str]
+    front: list[list]
+    exports: Path | None
 
 
 class NoTracker:
     """``logger=none``: records nothing."""
 
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor | None) -> None:
+                  preview: torch.Tensor | None,
+                  stages: Sequence[tuple[int, float]] = ()) -> None:
+        """Do nothing."""
+
+    def log_study(self, summary: StudySummary) -> None:
         """Do nothing."""
 
 
@@ -43,8 +64,18 @@ def wandb_mode(requested: str) -> str:
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
 
 
+def artifact_name(text: str) -> str:
+    """``text`` with every character W&B does not allow in artifact names replaced by '-'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "-", text)
+
+
 class WandbTracker:
-    """One W&B run per trial (job_type=trial, group=study) with config, FID, NFE and a grid."""
+    """W&B runs grouped by study: one per trial (job_type=trial), one for the study.
+
+    When an online run fails (no network, server down), the tracker switches to offline runs,
+    which ``wandb sync`` uploads later; if that fails too it warns, since the study storage is
+    the record.
+    """
 
     def __init__(self, project: str, entity: str | None, group: str, mode: str,
                  directory: Path, run_config: Mapping) -> None:
@@ -54,26 +85,62 @@ class WandbTracker:
         self.run_config = dict(run_config)
         directory.mkdir(parents=True, exist_ok=True)
 
-    def log_trial(self, number: int, config: Mapping, metrics: Mapping,
-                  preview: torch.Tensor | None) -> None:
-        """Start, fill and finish the trial's run; on failure, warn and go on."""
+    def _run(self, what: str, fill: Callable, job_type: str, name: str,
+             config: Mapping) -> None:
+        """Start a run, let ``fill(run)`` log into it, finish it; fall back offline on failure."""
         import wandb
 
-        settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                  disable_git=True, save_code=False)
-        try:
-            run = wandb.init(project=self.project, entity=self.entity, group=self.group,
-                             job_type="trial", name=f"{self.group}-trial{number}",
-                             config={**self.run_config, **config, "trial": number},
-                             mode=self.mode, dir=str(self.directory), reinit="create_new",
-                             settings=settings)
+        for mode in dict.fromkeys((self.mode, "offline")):
+            settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
+                                      disable_git=True, save_code=False, init_timeout=60)
+            try:
+                run = wandb.init(project=self.project, entity=self.entity, group=self.group,
+                                 job_type=job_type, name=name, config=dict(config), mode=mode,
+                                 dir=str(self.directory), reinit="create_new",
+                                 settings=settings)
+                with run:
+                    fill(run)
+                return
+            except Exception as err:
+                log.warning("W&B logging of %s failed in %s mode (%s)%s", what, mode, err,
+                            "; switching to offline runs" if mode != "offline"
+                            else "; the study storage keeps it")
+                self.mode = "offline"
+
+    def log_trial(self, number: int, config: Mapping, metrics: Mapping,
+                  preview: torch.Tensor | None,
+                  stages: Sequence[tuple[int, float]] = ()) -> None:
+        """The trial's run: FID at each stage (history), final metrics and a sample grid."""
+        import wandb
+
+        def fill(run) -> None:
+            for count, fid in stages:
+                run.log({"stage/n_samples": count, "stage/fid": fid})
             images = {} if preview is None else \
                 {"samples": wandb.Image(grid_array(preview, scale=2))}
-            with run:
-                run.log({**metrics, **images})
-        except Exception as err:
-            log.warning("W&B logging of trial %d failed (%s); the study storage keeps it",
-                        number, err)
+            run.log({**metrics, **images})
+
+        self._run(f"trial {number}", fill, "trial", f"{self.group}-trial{number}",
+                  {**self.run_config, **config, "trial": number})
+
+    def log_study(self, summary: StudySummary) -> None:
+        """The study's run: a table of all trials, the Pareto front, the schedules artifact."""
+        import wandb
+
+        def fill(run) -> None:
+            front = wandb.Table(columns=summary.front_columns, data=summary.front)
+            run.log({"trials": wandb.Table(columns=summary.columns, data=summary.trials),
+                     "pareto_front": front,
+                     "fid_vs_nfe": wandb.plot.line(front, "nfe", "fid",
+                                                   title="best FID per NFE (Pareto front)")})
+            run.summary["n_trials"] = len(summary.trials)
+            if summary.exports is not None and summary.exports.is_dir():
+                artifact = wandb.Artifact(artifact_name(f"{self.group}-schedules"),
+                                          type="schedules")
+                artifact.add_dir(str(summary.exports))
+                run.log_artifact(artifact)
+
+        self._run("the study", fill, "study", f"{self.group}-study", self.run_config)
 
 
 def make_tracker(cfg, study_name: str, out_dir: Path, run_config: Mapping) -> Tracker:

@@ -29,7 +29,7 @@ from ..search.study import (
     make_storage,
     open_study,
 )
-from ..search.summary import summarize
+from ..search.summary import study_tables, summarize
 from ..tracking import make_tracker
 
 
@@ -123,5 +123,6 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
         scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
                              int(cfg.batch_size), device, scorer)
     exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
+    tracker.log_study(study_tables(study, summarize(study, scores), exports[0].parent))
     print_summary(study, exports, cfg, log_dir, scores)
     return study

@@ -71,8 +71,6 @@ def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
               stage_fids: list[list[float]], preview) -> None:
     """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B."""
     count, fid = stage_fids[-1]
-    metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count),
-               **{f"fid@{int(k)}": v for k, v in stage_fids}}
-    if preview is None:
-        metrics["pruned"] = True
-    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe}, metrics, preview)
+    metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count), "pruned": preview is None}
+    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe}, metrics, preview,
+                          [(int(k), v) for k, v in stage_fids])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import optuna
 
 from ..export import baseline_per_nfe, best_per_nfe, final_or_search, pareto_front
+from ..tracking import StudySummary
 from .confirm import search_fid
 
 
@@ -50,3 +52,18 @@ def summarize(study: optuna.Study,
                                search_fid(t), bool(scores) and t.number in scores,
                                nfe in front, t.number, params, t.user_attrs["coefficients"]))
     return rows
+
+
+def study_tables(study: optuna.Study, rows: list[SummaryRow],
+                 exports: Path | None) -> StudySummary:
+    """Every trial as a table row, and the front, for the study's tracking run."""
+    names = sorted({k for t in study.trials for k in t.params})
+    columns = ["trial", "state", "nfe", "fid", "n_samples", "baseline", *names]
+    trials = [[t.number, t.state.name, t.user_attrs.get("nfe"),
+               t.values[0] if t.values else None, t.user_attrs.get("n_samples"),
+               bool(t.user_attrs.get("baseline")), *(t.params.get(k) for k in names)]
+              for t in study.trials]
+    front = [[r.nfe, r.best_fid, r.baseline_fid, r.search_fid, r.best_trial, r.confirmed]
+             for r in rows if r.on_front]
+    return StudySummary(columns, trials, ["nfe", "fid", "baseline_fid", "search_fid", "trial",
+                                          "confirmed"], front, exports)
