@@ -281,8 +281,15 @@ def validate_where(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
     validate_output(cfg)
-    if command == "export":
+    if command in ("export", "report", "dashboard"):
         validate_storage_exists(cfg)
+    if command == "dashboard":
+        get(cfg, "dashboard.host")
+        port = get_int(cfg, "dashboard.port", 1)
+        check(port <= 65535, "dashboard.port", port, "must be a TCP port, 1 .. 65535")
+    if command == "report":
+        get_int(cfg, "report.grid", 0)
+    if command in ("export", "dashboard") or (command == "report" and cfg.report.grid == 0):
         return
     resolve_device(str(get(cfg, "device")))
     validate_model(cfg, command)

@@ -60,7 +60,9 @@ def tiny_overrides(tiny_weights, tmp_path) -> list[str]:
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``skipsearch ARGS`` in a fresh interpreter and capture its output."""
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    # One OpenMP thread: tiny networks gain nothing from more, and busy cores make them wait.
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
+           "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_API_KEY", None)
     return subprocess.run([sys.executable, "-m", "skipsearch.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env=env, timeout=600)

@@ -24,6 +24,8 @@ from ..paths import CONF_DIR, REPO_DIR
 COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("config", "skipsearch.cli.sweep:run_sweep"),
     "export": ("config", "skipsearch.cli.export:run_export"),
+    "report": ("config", "skipsearch.cli.report:run_report"),
+    "dashboard": ("config", "skipsearch.cli.dashboard:run_dashboard"),
     "sample": ("config", "skipsearch.cli.sample:run_sample"),
     "inspect": ("config", "skipsearch.cli.inspect:run_inspect"),
     "refstats": ("config", "skipsearch.cli.refstats:run_refstats"),
@@ -33,6 +35,8 @@ USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra fl
 
   sweep      run or resume the Optuna study, then export the best schedules
   export     write the best schedule per NFE of a study to YAML
+  report     an HTML page of a study: FID figures, trial tables, sample grids
+  dashboard  optuna-dashboard on the study storage (dashboard.host, dashboard.port)
   sample     images, grid, npz and FID from schedule=FILE (or the skip config)
   inspect    list the model's skips bottom to top and their coefficients
   refstats   compute and cache the reference statistics of metric.reference

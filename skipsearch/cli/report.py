@@ -1,0 +1,64 @@
+"""``skipsearch report``: an HTML page with figures, tables and sample grids of a study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+from omegaconf import DictConfig
+
+from ..config import final_protocol, get, study_name, validate
+from ..errors import ConfigError, check
+from ..export import safe_url
+from ..models import LoadedModel
+from ..report.build import clear_folder, write_report
+from ..report.samples import draw_grids
+from ..runtime import build_model, setup_device
+from ..search.confirm import confirmed
+from ..search.study import make_storage
+
+
+def check_model(study: optuna.Study, model: LoadedModel) -> None:
+    """The grids must come from the model the study searched; ConfigError otherwise."""
+    want = str(study.user_attrs.get("model_sha256"))
+    if model.sha256 != want or len(model.denoiser.skips) != len(study.user_attrs["skips"]):
+        raise ConfigError("model", model.name,
+                          f"study {study.study_name} was run with model "
+                          f"{study.user_attrs.get('model_name')} (sha256 {want[:12]}), not this "
+                          f"one ({model.sha256[:12]}); give the sweep's model overrides, or "
+                          "report.grid=0 to skip the sample grids")
+
+
+def run_report(cfg: DictConfig) -> Path:
+    """Write ``<report.dir>/<study>/index.html`` and its PNGs; returns the page's path."""
+    validate(cfg, "report")
+    grid = int(cfg.report.grid)
+    folder = Path(str(get(cfg, "report.dir")))
+    check(not folder.exists() or folder.is_dir(), "report.dir", str(folder),
+          "is a file; give a folder")
+    name = study_name(cfg)
+    url = str(cfg.storage.url)
+    try:
+        study = optuna.load_study(study_name=name, storage=make_storage(cfg.storage))
+    except KeyError:
+        raise ConfigError("search.study_name", name,
+                          f"no such study in {safe_url(url)}; run "
+                          "`skipsearch sweep` with the same overrides first") from None
+    protocol = final_protocol(cfg)
+    scores = confirmed(study, protocol)
+    folder = folder / study.study_name
+    model = device = None
+    if grid > 0:
+        device = setup_device(cfg)
+        model = build_model(cfg, device)
+        check_model(study, model)
+    clear_folder(folder)  # only after every check: a failed run leaves the last report intact
+    grids, grids_note = None, "report.grid=0: no sample grids were drawn"
+    if model is not None:
+        start = int(cfg.metric.seed_start)
+        grids = draw_grids(model, study, scores, range(start, start + grid),
+                           int(cfg.batch_size), device, folder)
+        grids_note = None
+    index = write_report(study, folder, url, scores, protocol, grids, grids_note)
+    print(index)
+    return index

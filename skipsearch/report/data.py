@@ -1,0 +1,85 @@
+"""A study as plain rows for the report: one per trial, and the parameter importances."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import optuna
+from optuna.distributions import FloatDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial: its state, NFE, parameters and the last FID it reported."""
+
+    number: int
+    state: str
+    nfe: int | None
+    params: dict
+    fid: float | None
+    n_samples: int | None
+    baseline: bool
+    final_fid: float | None
+
+    @property
+    def complete(self) -> bool:
+        """True for a trial that ran to the end."""
+        return self.state == TrialState.COMPLETE.name
+
+    @property
+    def pruned(self) -> bool:
+        """True for a trial the pruner stopped early."""
+        return self.state == TrialState.PRUNED.name
+
+
+def last_fid(trial: FrozenTrial) -> float | None:
+    """The search FID of a finished trial, else the FID at its last stage (a pruned trial)."""
+    if trial.values:
+        return float(trial.values[0])
+    if trial.intermediate_values:
+        return float(trial.intermediate_values[max(trial.intermediate_values)])
+    return None
+
+
+def trial_rows(study: optuna.Study,
+               scores: Mapping[int, Mapping] | None = None) -> list[TrialRow]:
+    """Every trial of the study in number order; ``final_fid`` where it was confirmed."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        nfe, n = t.user_attrs.get("nfe"), t.user_attrs.get("n_samples")
+        final = (scores or {}).get(t.number)
+        rows.append(TrialRow(t.number, t.state.name, int(nfe) if nfe is not None else None,
+                             dict(t.params), last_fid(t), int(n) if n is not None else None,
+                             bool(t.user_attrs.get("baseline")),
+                             float(final["fid"]) if final else None))
+    return sorted(rows, key=lambda r: r.number)
+
+
+def param_bounds(study: optuna.Study) -> dict[str, tuple[float, float]]:
+    """(low, high) of every float parameter over the distributions of the study's trials."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for t in study.get_trials(deepcopy=False):
+        for name, dist in t.distributions.items():
+            if isinstance(dist, FloatDistribution):
+                low, high = bounds.get(name, (dist.low, dist.high))
+                bounds[name] = (min(low, dist.low), max(high, dist.high))
+    return bounds
+
+
+def param_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | None]:
+    """fANOVA importances of the parameters for the search FID, or None and the reason why not."""
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) < 2:
+        return None, (f"parameter importances need at least 2 completed trials; this study "
+                      f"has {len(complete)}")
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=evaluator, target=lambda t: t.values[0])
+    except Exception as err:  # optuna refuses e.g. a space with a single point
+        return None, f"optuna could not compute parameter importances: {err}"
+    if not importances:
+        return None, "no parameter varies across the completed trials"
+    return {k: float(v) for k, v in importances.items()}, None

@@ -1,0 +1,175 @@
+"""The report's figures, drawn with matplotlib's Agg canvas (no display, no pyplot state)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from ..search.summary import SummaryRow
+from .data import TrialRow
+
+CONTOUR_PARAMS = ("rho_bottom", "rho_top")
+DPI = 110
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure on an Agg canvas."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig: Figure, path: Path) -> Path:
+    """Write the figure as a PNG; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def nfe_colors(nfes: Sequence[int]) -> dict[int, tuple]:
+    """One colour per NFE out of the tab10 cycle, in NFE order."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    return {nfe: cmap(i % 10) for i, nfe in enumerate(sorted(set(nfes)))}
+
+
+def wide_range(values: Sequence[float]) -> bool:
+    """True when positive values span more than a factor of 20 (use a log axis)."""
+    return bool(values) and min(values) > 0 and max(values) / min(values) > 20
+
+
+def contour_points(rows: Sequence[TrialRow]) -> dict[int, np.ndarray]:
+    """Per NFE an array of (rho_bottom, rho_top, FID) of completed trials, lowest FID per point."""
+    best: dict[int, dict[tuple[float, float], float]] = {}
+    for r in rows:
+        if not r.complete or r.nfe is None or r.fid is None or \
+                not all(p in r.params for p in CONTOUR_PARAMS):
+            continue
+        key = (float(r.params["rho_bottom"]), float(r.params["rho_top"]))
+        at = best.setdefault(r.nfe, {})
+        at[key] = min(r.fid, at.get(key, math.inf))
+    return {nfe: np.array([(x, y, f) for (x, y), f in sorted(points.items())])
+            for nfe, points in sorted(best.items())}
+
+
+def contour_figure(rows: Sequence[TrialRow],
+                   bounds: Mapping[str, tuple[float, float]] | None = None) -> Figure | None:
+    """FID over rho_bottom x rho_top, one panel per NFE; None without those parameters.
+
+    ``bounds`` (the searched ranges) set the axes, so every panel shows the whole space.
+    """
+    points = contour_points(rows)
+    if not points:
+        return None
+    ncols = min(len(points), 3)
+    nrows = math.ceil(len(points) / ncols)
+    fig = new_figure(4.2 * ncols, 3.6 * nrows)
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for ax, (nfe, xyz) in zip(axes, points.items(), strict=False):
+        x, y, z = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+        low, high = float(z.min()), float(z.max())
+        norm = Normalize(low, high if high > low else low + 1.0)
+        mappable = None
+        if len(z) >= 3 and high > low:
+            try:
+                mappable = ax.tricontourf(x, y, z, levels=12, cmap="viridis", norm=norm)
+            except (ValueError, RuntimeError):  # collinear or otherwise degenerate points
+                mappable = None
+        dots = ax.scatter(x, y, c=z, cmap="viridis", norm=norm, edgecolors="white",
+                          linewidths=0.6, s=28, zorder=3)
+        best = int(np.argmin(z))
+        ax.scatter([x[best]], [y[best]], marker="*", s=180, c="red", edgecolors="black",
+                   linewidths=0.6, zorder=4)
+        ax.set(title=f"NFE {nfe}: best {z[best]:.3f} ({len(z)} trials)", xlabel="rho_bottom",
+               ylabel="rho_top")
+        for name, setter in zip(CONTOUR_PARAMS, (ax.set_xlim, ax.set_ylim), strict=True):
+            if bounds and name in bounds:
+                lo, hi = bounds[name]
+                pad = 0.03 * (hi - lo) or 0.05
+                setter(lo - pad, hi + pad)
+        fig.colorbar(mappable or dots, ax=ax, label="FID")
+    for ax in axes[len(points):]:
+        ax.set_visible(False)
+    return fig
+
+
+def fid_vs_nfe_figure(summary: Sequence[SummaryRow]) -> Figure | None:
+    """Baseline and best FID against NFE, confirmed points filled, the Pareto front circled."""
+    if not summary:
+        return None
+    fig = new_figure(6.4, 4.2)
+    ax = fig.subplots()
+    base = [(r.nfe, r.baseline_fid) for r in summary if r.baseline_fid is not None]
+    if base:
+        ax.plot(*zip(*base, strict=True), "s--", color="tab:gray", label="baseline (rho = 1)")
+    nfes = [r.nfe for r in summary]
+    ax.plot(nfes, [r.best_fid for r in summary], "-", color="tab:blue", label="tuned (best)")
+    done = [r for r in summary if r.confirmed]
+    open_ = [r for r in summary if not r.confirmed]
+    if done:
+        ax.plot([r.nfe for r in done], [r.best_fid for r in done], "o", color="tab:blue",
+                label="confirmed on fresh seeds")
+    if open_:
+        ax.plot([r.nfe for r in open_], [r.best_fid for r in open_], "o", color="tab:blue",
+                markerfacecolor="white", label="search FID (not confirmed)")
+    front = [r for r in summary if r.on_front]
+    ax.plot([r.nfe for r in front], [r.best_fid for r in front], "o", markersize=14,
+            markerfacecolor="none", markeredgecolor="tab:red", markeredgewidth=1.5,
+            label="Pareto front")
+    fids = [r.best_fid for r in summary] + [f for _, f in base]
+    if wide_range(fids):
+        ax.set_yscale("log")
+    ax.set(xlabel="NFE", ylabel="FID", xticks=nfes, title="FID vs NFE: baseline and tuned")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def history_figure(rows: Sequence[TrialRow]) -> Figure | None:
+    """FID per trial number, a colour per NFE, pruned trials as crosses, best so far as a line."""
+    shown = [r for r in rows if r.nfe is not None and r.fid is not None
+             and (r.complete or r.pruned)]
+    if not shown:
+        return None
+    fig = new_figure(7.2, 4.2)
+    ax = fig.subplots()
+    colors = nfe_colors([r.nfe for r in shown])
+    for nfe, color in colors.items():
+        done = [r for r in shown if r.nfe == nfe and r.complete]
+        cut = [r for r in shown if r.nfe == nfe and r.pruned]
+        if done:
+            ax.plot([r.number for r in done], [r.fid for r in done], "o", color=color,
+                    label=f"NFE {nfe}")
+            best = np.minimum.accumulate([r.fid for r in done])
+            ax.step([r.number for r in done], best, where="post", color=color, alpha=0.8)
+        if cut:
+            ax.plot([r.number for r in cut], [r.fid for r in cut], "x", color=color,
+                    label=f"NFE {nfe} pruned")
+    if wide_range([r.fid for r in shown]):
+        ax.set_yscale("log")
+    ax.set(xlabel="trial", ylabel="FID (search)", title="optimisation history "
+           "(line: best so far per NFE)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def importance_figure(importances: Mapping[str, float] | None) -> Figure | None:
+    """A horizontal bar per parameter, the most important on top."""
+    if not importances:
+        return None
+    names = list(importances)[::-1]
+    fig = new_figure(6.4, 0.5 + 0.45 * len(names))
+    ax = fig.subplots()
+    bars = ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
+    ax.set(xlabel="importance for the search FID (fANOVA)", xlim=(0, 1.12))
+    ax.grid(axis="x", alpha=0.3)
+    return fig
