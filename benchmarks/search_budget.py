@@ -1,0 +1,147 @@
+"""Search strategies on one budget of generated images, side by side; prints a table, writes JSON.
+
+    python benchmarks/search_budget.py --steps 3 --n 1000 --budget 49000 --seeds 0 1 2
+
+On the bundled digits model (Heun, one step count, the digits sweep's bounds on rho_top and
+rho_bottom) three searches spend the same number of generated images:
+
+- TPE with staged FID (25%, 50%, 100% of ``--n`` images) and successive halving per NFE,
+- random search, every trial at ``--n`` images,
+- a 7 x 7 grid over rho_top x rho_bottom (the paper's style), every trial at ``--n`` images.
+
+A trial counts only if it finished inside the budget. For each search: the best FID it reached
+(at the full ``--n`` images, on the same seeds for every trial) and the images it had generated
+when it first came within 2% of the best FID any search found. Stochastic searches run once per
+``--seeds`` value; the grid is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from optuna.trial import FrozenTrial, TrialState
+
+from skipsearch.config import sampler_choices, sampler_spec
+from skipsearch.evaluate import evaluate
+from skipsearch.paths import REPO_DIR
+from skipsearch.runtime import build_model, build_scorer, setup_device
+from skipsearch.schedule import SkipSchedule
+from skipsearch.search.objective import TrialContext, make_objective
+from skipsearch.search.pruning import make_pruner, stage_counts
+from skipsearch.search.space import build_space
+from skipsearch.search.study import make_sampler
+from skipsearch.tracking import NoTracker
+
+METHODS = {
+    "TPE + successive halving": ["search=tpe", "pruner=successive_halving"],
+    "random": ["search=random"],
+    "grid 7x7": ["search=grid", "search.grid_points=7"],
+}
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The project's config with ``overrides``, as ``skipsearch sweep`` would compose it."""
+    with initialize_config_dir(str(REPO_DIR / "conf"), version_base="1.3"):
+        return compose("config", overrides=[f"hydra.searchpath=[file://{REPO_DIR}]",
+                                            *overrides])
+
+
+def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
+               folder: Path) -> list[dict]:
+    """Trials of one search until ``budget`` images: images so far, FID, complete or not."""
+    levels = [p.level for p in model.denoiser.skips]
+    space = build_space("linear", cfg.skip.space, cfg.search.steps, levels,
+                        samplers=sampler_choices(cfg))
+    n = int(cfg.metric.n_samples)
+    stages = stage_counts(list(cfg.pruner.stages), n)
+    study = optuna.create_study(storage=f"sqlite:///{folder}/study.db",
+                                sampler=make_sampler(cfg.search, space),
+                                pruner=make_pruner(cfg.pruner, stages))
+    ctx = TrialContext(model, space, range(n), int(cfg.batch_size), device, scorer,
+                       NoTracker(), stages)
+    log: list[dict] = []
+
+    def spend(study: optuna.Study, trial: FrozenTrial) -> None:
+        used = (log[-1]["images"] if log else 0) + int(trial.user_attrs.get("n_samples", 0))
+        if used > budget:
+            study.stop()
+            return
+        complete = trial.state == TrialState.COMPLETE
+        log.append({"trial": trial.number, "images": used, "complete": complete,
+                    "fid": trial.value if complete else None, "params": trial.params})
+        if used >= budget:
+            study.stop()
+
+    study.optimize(make_objective(ctx), n_trials=100_000, callbacks=[spend])
+    return log
+
+
+def images_to_reach(log: list[dict], target: float) -> int | None:
+    """Images generated when a complete trial first reached FID <= ``target``."""
+    return next((e["images"] for e in log if e["complete"] and e["fid"] <= target), None)
+
+
+def main() -> None:
+    """Run every search, print the table and write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3, help="Heun steps (NFE = 2 steps - 1)")
+    parser.add_argument("--n", type=int, default=1000, help="images per full trial")
+    parser.add_argument("--budget", type=int, default=49_000, help="images per search")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default="benchmarks/results/search_budget.json")
+    args = parser.parse_args()
+    base = [f"search.steps=[{args.steps}]", f"metric.n_samples={args.n}", "logger=none",
+            f"device={args.device}", "search.n_startup_trials=8"]
+    cfg = compose_config(base)
+    device = setup_device(cfg)
+    model = build_model(cfg, device)
+    scorer = build_scorer(cfg, device, model)
+    baseline = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
+                        sampler_spec(cfg, args.steps), range(args.n), int(cfg.batch_size),
+                        device, scorer).fid
+    runs = []
+    for method, overrides in METHODS.items():
+        for seed in ([0] if method.startswith("grid") else args.seeds):
+            start = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                log = run_search(compose_config([*base, *overrides, f"search.seed={seed}"]),
+                                 model, scorer, device, args.budget, Path(tmp))
+            runs.append({"method": method, "seed": seed, "log": log,
+                         "seconds": round(time.perf_counter() - start, 1)})
+            print(f"{method} (seed {seed}): {len(log)} trials in {runs[-1]['seconds']} s",
+                  flush=True)
+    best = min(e["fid"] for r in runs for e in r["log"] if e["complete"])
+    target = 1.02 * best
+    print(f"\nbundled digits model, Heun {args.steps} steps ({2 * args.steps - 1} NFE), "
+          f"{args.n} images per full trial, budget {args.budget} images per search; "
+          f"baseline (rho = 1) FID {baseline:.2f}; best of all {best:.2f}, "
+          f"target (+2%) {target:.2f}\n")
+    print(f"{'search':<26} {'seed':>4} {'trials':>6} {'pruned':>6} {'best FID':>9} "
+          f"{'images to reach target':>23}")
+    for r in runs:
+        log = r["log"]
+        r["best_fid"] = min(e["fid"] for e in log if e["complete"])
+        r["images_to_target"] = images_to_reach(log, target)
+        r["trials"], r["pruned"] = len(log), sum(not e["complete"] for e in log)
+        reach = r["images_to_target"]
+        print(f"{r['method']:<26} {r['seed']:>4} {r['trials']:>6} {r['pruned']:>6} "
+              f"{r['best_fid']:>9.2f} {reach if reach is not None else 'not reached':>23}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"args": vars(args), "baseline_fid": baseline, "best_fid": best,
+                               "target_fid": target, "runs": runs,
+                               "machine": platform.platform(), "device": device}, indent=1))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
