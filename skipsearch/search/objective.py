@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,8 @@ from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..tracking import Tracker
 from .space import SearchSpace
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -47,6 +51,9 @@ def make_objective(ctx: TrialContext) -> Objective:
         start = time.perf_counter()
 
         def on_stage(count: int, fid: float) -> None:
+            if count < len(ctx.seeds) and not sys.stderr.isatty():  # lines instead of bars
+                log.info("trial %d: FID %.4f after %d of %d images (%d NFE)", trial.number,
+                         fid, count, len(ctx.seeds), sampler.nfe)
             stage_fids.append([count, fid])
             trial.set_user_attr("stage_fids", stage_fids)
             trial.set_user_attr("n_samples", count)
