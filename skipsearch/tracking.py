@@ -78,8 +78,9 @@ class WandbTracker:
     """
 
     def __init__(self, project: str, entity: str | None, group: str, mode: str,
-                 directory: Path, run_config: Mapping) -> None:
+                 directory: Path, run_config: Mapping, init_timeout: float = 60.0) -> None:
         self.project, self.entity, self.group = project, entity, group
+        self.init_timeout = init_timeout
         self.mode = wandb_mode(mode)
         self.directory = directory
         self.run_config = dict(run_config)
@@ -92,7 +93,8 @@ class WandbTracker:
 
         for mode in dict.fromkeys((self.mode, "offline")):
             settings = wandb.Settings(silent=True, console="off", x_disable_stats=True,
-                                      disable_git=True, save_code=False, init_timeout=60)
+                                      disable_git=True, save_code=False,
+                                      init_timeout=self.init_timeout)
             try:
                 run = wandb.init(project=self.project, entity=self.entity, group=self.group,
                                  job_type=job_type, name=name, config=dict(config), mode=mode,
@@ -102,7 +104,8 @@ class WandbTracker:
                     fill(run)
                 return
             except Exception as err:
-                log.warning("W&B logging of %s failed in %s mode (%s)%s", what, mode, err,
+                log.warning("W&B logging of %s failed in %s mode (%s)%s", what, mode,
+                            " ".join(str(err).split()),
                             "; switching to offline runs" if mode != "offline"
                             else "; the study storage keeps it")
                 self.mode = "offline"
@@ -148,4 +151,5 @@ def make_tracker(cfg, study_name: str, out_dir: Path, run_config: Mapping) -> Tr
     if cfg.kind == "none":
         return NoTracker()
     return WandbTracker(cfg.project, cfg.get("entity"), study_name, cfg.mode,
-                        Path(cfg.dir) if cfg.get("dir") else out_dir, run_config)
+                        Path(cfg.dir) if cfg.get("dir") else out_dir, run_config,
+                        float(cfg.get("init_timeout", 60)))

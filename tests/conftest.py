@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -58,11 +59,34 @@ def tiny_overrides(tiny_weights, tmp_path) -> list[str]:
             "logger=none", "device=cpu"]
 
 
-def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``skipsearch ARGS`` in a fresh interpreter and capture its output."""
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI run: W&B offline and quiet, one OpenMP thread."""
     # One OpenMP thread: tiny networks gain nothing from more, and busy cores make them wait.
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true",
            "OMP_NUM_THREADS": "1"}
     env.pop("WANDB_API_KEY", None)
+    if extra:
+        env.update(extra)
+        if "WANDB_API_KEY" in extra:
+            env.pop("WANDB_MODE")
+    return env
+
+
+def run_cli(*args: str, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``skipsearch ARGS`` in a fresh interpreter and capture its output."""
     return subprocess.run([sys.executable, "-m", "skipsearch.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=cli_env(env), timeout=600)
+
+
+def start_cli(*args: str) -> subprocess.Popen:
+    """Start ``skipsearch ARGS`` in the background (stderr piped: read it with communicate)."""
+    return subprocess.Popen([sys.executable, "-m", "skipsearch.cli", *args], text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=cli_env())
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

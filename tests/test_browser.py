@@ -6,7 +6,6 @@ import html
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import optuna
 import pytest
 from PIL import Image
 
-from .conftest import run_cli
+from .conftest import free_port, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,
@@ -40,13 +39,6 @@ def visible_text(dom: str) -> str:
     """The text of a DOM dump, without styles, scripts and tags."""
     text = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", text)))
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(url: str, server: subprocess.Popen, seconds: float = 120) -> None:

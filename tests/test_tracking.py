@@ -6,7 +6,7 @@ import json
 
 import optuna
 
-from .conftest import run_cli
+from .conftest import free_port, run_cli, start_cli
 from .wandb_records import records
 
 
@@ -71,3 +71,48 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     front = json.loads((run / "files" / history["pareto_front/path"]).read_text())
     assert [row[0] for row in front["data"]] == [3]
     assert {"nfe003.yaml", "best.yaml", "pareto.yaml"} <= set(artifacts["schedules"])
+
+
+def offline_runs(out):
+    """(job type, trial number or None, history) of every offline run under ``out``."""
+    found = []
+    for run in sorted((out / "wandb").glob("offline-run-*")):
+        info, history, _ = read_run(run)
+        found.append((info["job_type"], info["config"].get("trial"), history))
+    return found
+
+
+def test_an_unreachable_wandb_server_falls_back_to_offline_runs(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    overrides = [o for o in tiny_overrides if o != "logger=none"]
+    env = {"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    result = run_cli("sweep", *overrides, "logger=wandb", "logger.mode=online",
+                     "logger.init_timeout=5", "search.steps=[2]", "search.n_trials=2",
+                     "search.confirm_top_k=0", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "switching to offline runs" in result.stdout + result.stderr
+    study = optuna.load_study(study_name="digits-heun-linear",
+                              storage=f"sqlite:///{out}/studies.db")
+    runs = offline_runs(out)
+    assert sorted(j for j, _, _ in runs) == ["study", "trial", "trial"]
+    assert {n: h["fid"] for j, n, h in runs if j == "trial"} == {
+        t.number: t.value for t in study.trials}
+
+
+def test_two_workers_on_one_study_log_every_trial_once(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    overrides = [o for o in tiny_overrides if o != "logger=none"]
+    args = [*overrides, "logger=wandb", "logger.mode=offline", "search.steps=[2]",
+            "search.n_trials=6", "search.n_startup_trials=1", "search.confirm_top_k=0"]
+    workers = [start_cli("sweep", *args) for _ in range(2)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=600)
+        assert worker.returncode == 0, err
+    study = optuna.load_study(study_name="digits-heun-linear",
+                              storage=f"sqlite:///{out}/studies.db")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(complete) >= 6
+    runs = offline_runs(out)
+    trial_runs = sorted(n for j, n, _ in runs if j == "trial")
+    assert trial_runs == [t.number for t in complete]  # each trial once, none lost
+    assert sum(j == "study" for j, _, _ in runs) == 2  # one study run per worker
