@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 
 import optuna
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, TrialState
 
+from skipsearch.cli import compose_config
 from skipsearch.config import sampler_choices, sampler_spec
 from skipsearch.evaluate import evaluate
-from skipsearch.paths import REPO_DIR
 from skipsearch.runtime import build_model, build_scorer, setup_device
 from skipsearch.schedule import SkipSchedule
 from skipsearch.search.objective import TrialContext, make_objective
@@ -45,13 +44,6 @@ METHODS = {
     "random": ["search=random"],
     "grid 7x7": ["search=grid", "search.grid_points=7"],
 }
-
-
-def compose_config(overrides: list[str]) -> DictConfig:
-    """The project's config with ``overrides``, as ``skipsearch sweep`` would compose it."""
-    with initialize_config_dir(str(REPO_DIR / "conf"), version_base="1.3"):
-        return compose("config", overrides=[f"hydra.searchpath=[file://{REPO_DIR}]",
-                                            *overrides])
 
 
 def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,

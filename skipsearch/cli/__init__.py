@@ -68,15 +68,21 @@ def runner_of(command: str) -> Callable[[DictConfig], object]:
     return getattr(importlib.import_module(module), func)
 
 
-def precheck(command: str, overrides: list[str]) -> int:
-    """Compose and validate before Hydra writes anything; 0 if fine, 2 after printing why."""
+def compose_config(overrides: list[str], config_name: str = "config") -> DictConfig:
+    """The config a command would see with ``overrides`` (sweeps/ on the search path)."""
     from hydra import compose, initialize_config_dir
 
+    searchpath = f"hydra.searchpath=[file://{REPO_DIR}]"
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=[searchpath, *overrides])
+
+
+def precheck(command: str, overrides: list[str]) -> int:
+    """Compose and validate before Hydra writes anything; 0 if fine, 2 after printing why."""
     from ..config import validate
 
     try:
-        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-            cfg = compose(COMMANDS[command][0], overrides=overrides)
+        cfg = compose_config(overrides, COMMANDS[command][0])
         if command != "train-toy":
             validate(cfg, command)
     except ConfigError as err:

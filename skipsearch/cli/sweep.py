@@ -18,7 +18,7 @@ from ..config import final_protocol, sampler_choices, sampler_spec, study_name, 
 from ..export import export_best, safe_url
 from ..runtime import build_model, build_scorer, metric_provenance, setup_device
 from ..search.confirm import confirm_top
-from ..search.objective import TrialContext, make_objective
+from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
 from ..search.study import (
@@ -117,6 +117,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     if remaining > 0:
         study.optimize(make_objective(ctx), n_trials=remaining,
                        callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
+                       catch=TRIAL_ERRORS,
                        show_progress_bar=sys.stderr.isatty())
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:

@@ -73,7 +73,9 @@ class FIDScorer:
         self._count += images.shape[0]
 
     def compute(self) -> float:
-        """FID of the images added since the last reset."""
+        """FID of the images added since the last reset; NaN if a feature was not finite."""
+        if not bool(torch.isfinite(self.metric.fake_features_sum).all()):
+            return float("nan")
         return float(self.metric.compute())
 
     def compute_infinity(self) -> FIDInfinity:

@@ -66,7 +66,10 @@ def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[s
 def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
              sampler: str = "heun", device: torch.device | str = "cpu",
              options: Mapping[str, float] | None = None) -> torch.Tensor:
-    """Images in [-1, 1] for ``seeds`` (conditioning from the seeds), float32 on ``device``."""
+    """Images in [-1, 1] for ``seeds`` (conditioning from the seeds), float32 on ``device``.
+
+    A pixel the sampler left NaN or infinite comes back NaN (not clamped into range).
+    """
     solve = sampler_def(sampler).solve
     given = checked_options(sampler, options)
     shape = (denoiser.img_channels, denoiser.img_resolution, denoiser.img_resolution)
@@ -79,7 +82,9 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
         return denoiser(x.to(torch.float32), sigma.expand(x.shape[0]), labels).to(torch.float64)
 
     x = solve(denoise, latents.to(torch.float64) * sigmas[0], sigmas, noise, **given)
-    return denoiser.decode(x.to(torch.float32)).to(torch.float32).clamp(-1.0, 1.0)
+    images = denoiser.decode(x.to(torch.float32)).to(torch.float32)
+    # Clamp what is finite; NaN and inf become NaN, so FID turns NaN and the trial fails.
+    return torch.where(torch.isfinite(images), images.clamp(-1.0, 1.0), torch.nan)
 
 
 __all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +18,13 @@ from ..tracking import Tracker
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
+
+
+class NonFiniteImagesError(RuntimeError):
+    """A trial's images held NaN or inf; the trial fails, the study goes on."""
+
+
+TRIAL_ERRORS = (NonFiniteImagesError,)  # failures that end a trial but not the study
 
 
 @dataclass
@@ -51,6 +59,11 @@ def make_objective(ctx: TrialContext) -> Objective:
         start = time.perf_counter()
 
         def on_stage(count: int, fid: float) -> None:
+            if not math.isfinite(fid):
+                reason = (f"the schedule made NaN or infinite images: FID {fid} after {count} "
+                          "images")
+                trial.set_user_attr("fail_reason", reason)
+                raise NonFiniteImagesError(reason)
             if count < len(ctx.seeds) and not sys.stderr.isatty():  # lines instead of bars
                 log.info("trial %d: FID %.4f after %d of %d images (%d NFE)", trial.number,
                          fid, count, len(ctx.seeds), sampler.nfe)
