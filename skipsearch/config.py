@@ -255,9 +255,10 @@ def validate_final_score(cfg: DictConfig) -> None:
 def validate_storage_exists(cfg: DictConfig) -> None:
     """A SQLite study file must exist before anything reads from it."""
     url = str(get(cfg, "storage.url"))
-    if url.startswith("sqlite:///"):
-        check(Path(url.removeprefix("sqlite:///")).is_file(), "storage.url", url,
-              "no such database; run `skipsearch sweep` with the same overrides first")
+    for prefix in ("sqlite:///", "journal:///"):
+        if url.startswith(prefix):
+            check(Path(url.removeprefix(prefix)).is_file(), "storage.url", url,
+                  "no such study file; run `skipsearch sweep` with the same overrides first")
 
 
 def validate_where(cfg: DictConfig) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,8 @@ def safe_url(url: str) -> str:
     """A storage URL with any password replaced by ***."""
     from sqlalchemy.engine import make_url
 
+    if url.startswith("journal:///"):
+        return url
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -120,7 +123,7 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
 def write_yaml(path: Path, data: Mapping) -> Path:
     """Write ``data`` as YAML atomically (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: workers race
     tmp.write_text(yaml.safe_dump(dict(data), sort_keys=False))
     tmp.replace(path)
     return path

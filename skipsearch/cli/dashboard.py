@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from ..config import validate
 from ..export import safe_url
+from ..search.study import make_storage
 
 
 def run_dashboard(cfg: DictConfig) -> None:
@@ -13,9 +14,8 @@ def run_dashboard(cfg: DictConfig) -> None:
     validate(cfg, "dashboard")
     host, port = str(cfg.dashboard.host), int(cfg.dashboard.port)
     import optuna_dashboard
-    from optuna.storages import RDBStorage
 
     url = str(cfg.storage.url)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard  (studies in {safe_url(url)}; "
           "Ctrl+C stops it)", flush=True)
-    optuna_dashboard.run_server(RDBStorage(url), host=host, port=port)
+    optuna_dashboard.run_server(make_storage(cfg.storage), host=host, port=port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,7 +192,7 @@ def _write_cache(path: Path, sums: FeatureSums, extractor: FeatureExtractor,
                  data_sha: str) -> None:
     """Store sums with the hashes they depend on, atomically (write, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: workers race
     save_file({"total": sums.total.cpu(), "outer": sums.outer.cpu(),
                "count": torch.tensor(sums.count)}, str(tmp),
               metadata={"extractor_sha256": extractor.sha256, "data_sha256": data_sha})

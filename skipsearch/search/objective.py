@@ -50,6 +50,7 @@ def make_objective(ctx: TrialContext) -> Objective:
     single = len(ctx.objectives) == 1
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
+        skip_duplicate_baseline(trial)
         schedule, sampler = ctx.space.suggest(trial)
         trial.set_user_attr("nfe", sampler.nfe)
         trial.set_user_attr("sampler", sampler.to_dict())
@@ -85,6 +86,19 @@ def make_objective(ctx: TrialContext) -> Objective:
         return result.fid if single else (result.fid, float(sampler.nfe))
 
     return objective
+
+
+def skip_duplicate_baseline(trial: optuna.Trial) -> None:
+    """Prune a baseline that another worker queued too (both saw none when they started)."""
+    key = trial.user_attrs.get("baseline_key")
+    if key is None:
+        return
+    for other in trial.study.get_trials(deepcopy=False):
+        if other.number < trial.number and other.user_attrs.get("baseline_key") == key \
+                and other.state != optuna.trial.TrialState.FAIL:
+            trial.set_user_attr("duplicate_of", other.number)
+            trial.set_user_attr("n_samples", 0)
+            raise optuna.TrialPruned(f"duplicate of baseline trial {other.number}")
 
 
 def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from ..errors import ConfigError
@@ -17,9 +18,21 @@ OPTUNA_SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def make_storage(cfg) -> RDBStorage:
-    """An RDB storage (SQLite by default) with heartbeats so a killed trial is retried."""
+JOURNAL = "journal:///"
+
+
+def make_storage(cfg) -> optuna.storages.BaseStorage:
+    """The study storage at ``storage.url``.
+
+    An SQLAlchemy URL (SQLite by default, PostgreSQL for many machines) gives an RDB storage
+    with heartbeats, so a killed trial is retried; ``journal:///PATH`` gives Optuna's
+    JournalStorage on a file, for processes on one node (no heartbeats).
+    """
     url = str(cfg.url)
+    if url.startswith(JOURNAL):
+        path = Path(url.removeprefix(JOURNAL))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -54,8 +67,9 @@ def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
     raise ConfigError("search.sampler", cfg.sampler, f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
 
 
-def open_study(name: str, storage: RDBStorage, sampler: optuna.samplers.BaseSampler,
-               provenance: Mapping[str, object], objectives: Sequence[str] = ("fid",),
+def open_study(name: str, storage: optuna.storages.BaseStorage,
+               sampler: optuna.samplers.BaseSampler, provenance: Mapping[str, object],
+               objectives: Sequence[str] = ("fid",),
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """Create the study, or resume it when it exists and was run on the same model and metric.
 
