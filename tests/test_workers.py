@@ -1,15 +1,19 @@
-"""Several worker processes on one study: every trial once, none lost."""
+"""Several worker processes on one study: every trial once, none lost, a killed one retried."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 from collections import Counter
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
 
 from skipsearch.search.study import make_storage
 
-from .conftest import start_cli
+from .conftest import run_cli, start_cli
 
 
 def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
@@ -45,3 +49,39 @@ def optuna_storage_cfg(url: str):
 
     return OmegaConf.create({"url": url, "heartbeat_interval": 60, "grace_period": 180,
                              "max_retry": 2})
+
+
+def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides, tmp_path):
+    db = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    args = [*tiny_overrides, "storage.heartbeat_interval=1", "storage.grace_period=2",
+            "metric.n_samples=2000", "batch_size=100", "search.steps=[2]",
+            "search.n_trials=3", "search.confirm_top_k=0"]
+    worker = start_cli("sweep", *args)
+    killed, before = None, []
+    deadline = time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+        except (KeyError, OperationalError):
+            continue  # not created yet
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        if done and running:
+            os.kill(worker.pid, signal.SIGKILL)
+            killed, before = running[0].number, done
+    worker.communicate(timeout=60)
+    assert killed is not None, "the worker never had a running trial after a finished one"
+
+    time.sleep(3)  # longer than the grace period: the killed trial's heartbeat is stale
+    again = run_cli("sweep", *args)
+    assert again.returncode == 0, again.stderr
+    trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+    assert trials[killed].state == TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == trials[killed].params
+    assert sum(t.state == TrialState.COMPLETE for t in trials) >= 3
+    for old in before:  # finished trials are untouched
+        new = trials[old.number]
+        assert (new.state, new.value, new.params) == (old.state, old.value, old.params)
