@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -15,6 +16,8 @@ from .models import LoadedModel
 from .samplers import edm_sigmas, generate, nfe_of, sigmas_from_list
 from .schedule import SkipSchedule
 from .skips import skip_tuning
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -85,11 +88,41 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     with skip_tuning(model.denoiser, model.denoiser.skips, schedule):
         for start, stop in batch_ranges(len(seeds), batch_size, cuts):
             chunk = seeds[start:stop]
-            images = generate(model.denoiser, chunk, sigmas, sampler.name, device,
-                              sampler.options)
+            images = generate_fitting(model, chunk, sigmas, sampler, device)
             bar.update(len(chunk))
             yield chunk, images
     bar.close()
+
+
+# The largest batch that fitted, per (model hash, device), once an out-of-memory error was seen.
+FITTING_BATCH: dict[tuple[str, str], int] = {}
+
+
+def generate_fitting(model: LoadedModel, seeds: Sequence[int], sigmas: torch.Tensor,
+                     sampler: SamplerSpec, device: torch.device | str) -> torch.Tensor:
+    """``generate`` in sub-batches that fit: out of memory halves the batch and retries it.
+
+    Images do not depend on the batch they are drawn in, so the result is the same.
+    """
+    key = (model.sha256, str(device))
+    parts, start = [], 0
+    while start < len(seeds):
+        size = min(len(seeds) - start, FITTING_BATCH.get(key, len(seeds)))
+        part = seeds[start:start + size]
+        try:
+            parts.append(generate(model.denoiser, part, sigmas, sampler.name, device,
+                                  sampler.options))
+        except torch.OutOfMemoryError:
+            if size == 1:
+                raise
+            FITTING_BATCH[key] = size // 2
+            log.warning("out of memory with a batch of %d images on %s; halving it to %d",
+                        size, device, size // 2)
+            if str(device).startswith("cuda"):
+                torch.cuda.empty_cache()
+            continue
+        start += size
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,

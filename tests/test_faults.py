@@ -1,4 +1,4 @@
-"""Faults inside a trial: a schedule that makes NaN images fails its trial, not the study."""
+"""Faults inside a trial: NaN images fail the trial, not the study; out of memory halves."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import math
 from dataclasses import replace
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
+from skipsearch import evaluate as evaluate_module
 from skipsearch.cli import compose_config
-from skipsearch.config import sampler_choices
+from skipsearch.config import sampler_choices, sampler_spec
+from skipsearch.evaluate import evaluate
 from skipsearch.runtime import build_model, build_scorer
+from skipsearch.schedule import SkipSchedule
 from skipsearch.search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from skipsearch.search.space import SearchSpace, build_space
 from skipsearch.tracking import NoTracker
@@ -48,3 +52,31 @@ def test_nan_images_fail_the_trial_with_its_reason_and_the_study_goes_on(tiny_ov
             assert t.intermediate_values == {}
         else:
             assert math.isfinite(t.value) and sorted(t.intermediate_values) == [6, 12, 24]
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_images(tiny_overrides, caplog,
+                                                                   monkeypatch):
+    cfg = compose_config(tiny_overrides)
+    model = build_model(cfg, "cpu")
+    schedule = SkipSchedule.identity(len(model.denoiser.skips))
+    sampler = sampler_spec(cfg, 2)
+    reference = evaluate(model, schedule, sampler, range(12), 12, "cpu", keep_images=True)
+
+    real_forward, seen = model.denoiser.forward, []
+
+    def limited(x, sigma, *args, **kwargs):  # a device that holds 5 images at most
+        seen.append(x.shape[0])
+        if x.shape[0] > 5:
+            raise torch.OutOfMemoryError("simulated: CUDA out of memory")
+        return real_forward(x, sigma, *args, **kwargs)
+
+    monkeypatch.setattr(model.denoiser, "forward", limited)
+    monkeypatch.setattr(evaluate_module, "FITTING_BATCH", {})
+    with caplog.at_level("WARNING"):
+        halved = evaluate(model, schedule, sampler, range(12), 12, "cpu", keep_images=True)
+    # the same seeds give the same images: float32 convolutions may round differently per
+    # batch shape (3e-4 at most seen here), less than half an 8-bit level (1 / 255)
+    torch.testing.assert_close(halved.images, reference.images, rtol=0, atol=1 / 255)
+    assert max(s for s in seen if s <= 5) == 3 and 12 in seen and 6 in seen  # 12 -> 6 -> 3
+    assert "halving it to 6" in caplog.text and "halving it to 3" in caplog.text
+    assert evaluate_module.FITTING_BATCH[(model.sha256, "cpu")] == 3  # remembered
