@@ -252,6 +252,30 @@ def validate_final_score(cfg: DictConfig) -> None:
           "(use >= 20, 50000 as published)")
 
 
+def validate_storage_reachable(cfg: DictConfig) -> None:
+    """A database server in ``storage.url`` must answer; the password is never printed."""
+    url = str(get(cfg, "storage.url"))
+    if url.startswith(("sqlite:///", "journal:///")):
+        return
+    import sqlalchemy
+
+    from .export import safe_url
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect():
+            pass
+        engine.dispose()
+    except Exception as err:  # a bad URL, a missing driver, a server that does not answer
+        reason = " ".join(str(getattr(err, "orig", None) or err).split())[:200]
+        password = sqlalchemy.engine.make_url(url).password if "://" in url else None
+        if password:
+            reason = reason.replace(str(password), "***")
+        raise ConfigError("storage.url", safe_url(url),
+                          f"cannot open the study database ({type(err).__name__}: {reason}); "
+                          "check the URL, the driver, the server and the credentials") from None
+
+
 def validate_storage_exists(cfg: DictConfig) -> None:
     """A SQLite study file must exist before anything reads from it."""
     url = str(get(cfg, "storage.url"))
@@ -282,6 +306,8 @@ def validate_where(cfg: DictConfig) -> None:
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
     validate_output(cfg)
+    if command in ("sweep", "export", "report", "dashboard"):
+        validate_storage_reachable(cfg)
     if command in ("export", "report", "dashboard"):
         validate_storage_exists(cfg)
     if command == "dashboard":

@@ -98,6 +98,9 @@ BAD = {
     "discretization rho off its bounds": (["sweep", "search.disc_rho.low=8",
                                            "search.disc_rho.high=12"], "search.disc_rho"),
     "fid-infinity not a bool": (["sample", "metric.fid_infinity=maybe"], "metric.fid_infinity"),
+    "database that does not answer": (["sweep", "storage.url=postgresql+psycopg://skipsearch:"
+                                       "s3cret@127.0.0.1:1/nowhere"], "storage.url='postgresql"),
+    "unknown database driver": (["sweep", "storage.url=nosuchdb://host/db"], "storage.url"),
     "inception weights missing": (["sweep", "metric=inception_fid", "metric.reference=digits",
                                    "metric.inception_weights=nope.pth"],
                                   "weights-inception-2015-12-05-6726825d.pth"),
@@ -115,7 +118,7 @@ def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert key in lines[0]
+    assert key in lines[0] and "s3cret" not in result.stderr  # never a password
     assert not (tmp_path / "out").exists()  # nothing written
 
 

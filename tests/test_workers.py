@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 from collections import Counter
 
 import optuna
+import pytest
+from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
@@ -15,17 +18,25 @@ from skipsearch.search.study import make_storage
 
 from .conftest import run_cli, start_cli
 
+POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
 
-def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
-    url = f"journal:///{tmp_path / 'study.log'}"
-    args = [*tiny_overrides, f"storage.url={url}", "search.steps=[2,3]",
-            "search.n_trials=8", "search.n_startup_trials=1", "search.confirm_top_k=0"]
+
+def two_workers(tiny_overrides: list[str], url: str, name: str) -> optuna.Study:
+    """Run two sweep workers at once on one study; return the study when both are done."""
+    args = [*tiny_overrides, f"storage.url={url}", f"search.study_name={name}",
+            "search.steps=[2,3]", "search.n_trials=8", "search.n_startup_trials=1",
+            "search.confirm_top_k=0"]
     workers = [start_cli("sweep", *args) for _ in range(2)]
     for worker in workers:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
-    storage = make_storage(optuna_storage_cfg(url))
-    study = optuna.load_study(study_name="digits-heun-linear", storage=storage)
+    storage = make_storage(OmegaConf.create({"url": url, "heartbeat_interval": 60,
+                                             "grace_period": 180, "max_retry": 2}))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_no_trial_lost_or_repeated(study: optuna.Study) -> None:
+    """Trials numbered 0..n-1, all finished, the count reached, each baseline and draw once."""
     trials = study.get_trials()
     assert [t.number for t in trials] == list(range(len(trials)))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -38,17 +49,24 @@ def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
     for t in trials:
         if t.state == TrialState.PRUNED:
             assert t.user_attrs["duplicate_of"] < t.number
-    # no two trials ran the same parameters (the sampler drew each one once)
     drawn = [tuple(sorted(t.params.items())) for t in complete]
-    assert len(set(drawn)) == len(drawn)
+    assert len(set(drawn)) == len(drawn)  # no two trials ran the same parameters
 
 
-def optuna_storage_cfg(url: str):
-    """The storage group as the CLI sees it."""
-    from omegaconf import OmegaConf
+def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
+    url = f"journal:///{tmp_path / 'study.log'}"
+    check_no_trial_lost_or_repeated(two_workers(tiny_overrides, url, "journal-study"))
 
-    return OmegaConf.create({"url": url, "heartbeat_interval": 60, "grace_period": 180,
-                             "max_retry": 2})
+
+@pytest.mark.skipif(POSTGRES is None, reason="SKIPSEARCH_TEST_POSTGRES is not set "
+                    "(.ci/run starts PostgreSQL and sets it)")
+def test_two_workers_share_one_postgresql_study(tiny_overrides):
+    name = f"workers-{uuid.uuid4().hex[:8]}"
+    study = two_workers(tiny_overrides, POSTGRES, name)
+    try:
+        check_no_trial_lost_or_repeated(study)
+    finally:
+        optuna.delete_study(study_name=name, storage=POSTGRES)
 
 
 def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides, tmp_path):
