@@ -339,6 +339,7 @@ def validate(cfg: DictConfig, command: str) -> None:
         if sampler == "nsga2":
             get_int(cfg, "search.population_size", 2)
         get_int(cfg, "search.n_trials", 1)
+        get_int(cfg, "search.worker", 0)
         validate_space(cfg)
         validate_search_extras(cfg)
         validate_final_score(cfg)

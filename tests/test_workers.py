@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
+from skipsearch.cli import compose_config
 from skipsearch.search.study import make_storage
 
 from .conftest import run_cli, start_cli
@@ -26,7 +27,7 @@ def two_workers(tiny_overrides: list[str], url: str, name: str) -> optuna.Study:
     args = [*tiny_overrides, f"storage.url={url}", f"search.study_name={name}",
             "search.steps=[2,3]", "search.n_trials=8", "search.n_startup_trials=1",
             "search.confirm_top_k=0"]
-    workers = [start_cli("sweep", *args) for _ in range(2)]
+    workers = [start_cli("sweep", *args, f"search.worker={i}") for i in range(2)]
     for worker in workers:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
@@ -103,3 +104,23 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
     for old in before:  # finished trials are untouched
         new = trials[old.number]
         assert (new.state, new.value, new.params) == (old.state, old.value, old.params)
+
+
+def test_multirun_starts_one_worker_per_index(tiny_overrides, tmp_path):
+    result = run_cli("sweep", "--multirun", "sweeps=[digits,workers]", "search.worker=0,1",
+                     *tiny_overrides, "search.steps=[2,3]", "search.n_trials=8",
+                     "search.n_startup_trials=1", "search.confirm_top_k=0")
+    assert result.returncode == 0, result.stderr
+    logs = sorted(p.name for p in (tmp_path / "out" / "logs" / "sweep-multirun").glob("*/*")
+                  if p.is_dir())
+    assert logs == ["0", "1"]  # two jobs, one per worker index
+    storage = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    check_no_trial_lost_or_repeated(optuna.load_study(study_name="digits-heun-linear",
+                                                      storage=storage))
+
+
+def test_the_slurm_preset_selects_submitit_with_one_gpu_per_worker():
+    cfg = compose_config(["sweeps=[edm_imagenet64,slurm]"], with_hydra=True)
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.tasks_per_node == 1
+    assert cfg.device == "cuda"

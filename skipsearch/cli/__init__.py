@@ -68,13 +68,15 @@ def runner_of(command: str) -> Callable[[DictConfig], object]:
     return getattr(importlib.import_module(module), func)
 
 
-def compose_config(overrides: list[str], config_name: str = "config") -> DictConfig:
+def compose_config(overrides: list[str], config_name: str = "config",
+                   with_hydra: bool = False) -> DictConfig:
     """The config a command would see with ``overrides`` (sweeps/ on the search path)."""
     from hydra import compose, initialize_config_dir
 
     searchpath = f"hydra.searchpath=[file://{REPO_DIR}]"
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=[searchpath, *overrides])
+        return compose(config_name, overrides=[searchpath, *overrides],
+                       return_hydra_config=with_hydra)
 
 
 def precheck(command: str, overrides: list[str]) -> int:
@@ -125,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         return fail(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
-    overrides = [f"hydra.searchpath=[file://{REPO_DIR}]", f"hydra.job.name={command}", *rest]
+    # Ours go last: Hydra's parser takes flags first (--multirun, --cfg job), then overrides.
+    overrides = [*rest, f"hydra.searchpath=[file://{REPO_DIR}]", f"hydra.job.name={command}"]
     if not any(arg.startswith("-") for arg in rest):
         code = precheck(command, overrides)
         if code:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +11,7 @@ import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError
 
 from ..errors import ConfigError
 from .space import SearchSpace
@@ -38,14 +40,24 @@ def make_storage(cfg) -> optuna.storages.BaseStorage:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         retry = RetryHeartbeatStaleTrialCallback(max_retry=int(cfg.max_retry))
-        return RDBStorage(url, heartbeat_interval=int(cfg.heartbeat_interval),
-                          grace_period=int(cfg.grace_period),
-                          heartbeat_stale_trial_callback=retry)
+        settings = {"heartbeat_interval": int(cfg.heartbeat_interval),
+                    "grace_period": int(cfg.grace_period),
+                    "heartbeat_stale_trial_callback": retry}
+        for attempt in range(4):
+            try:
+                return RDBStorage(url, **settings)
+            except IntegrityError:  # workers creating a fresh database's tables at once
+                time.sleep(0.5 * (attempt + 1))
+        return RDBStorage(url, **settings)
 
 
 def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler named by ``search.sampler``, seeded with ``search.seed``."""
-    seed = int(cfg.seed)
+    """The Optuna sampler named by ``search.sampler``, seeded with ``search.seed``.
+
+    ``search.worker`` (the worker's index) is added to the seed, so parallel workers on one
+    study draw different trials.
+    """
+    seed = int(cfg.seed) + int(cfg.get("worker", 0))
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials))
     if cfg.sampler == "random":
