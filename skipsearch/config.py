@@ -19,6 +19,7 @@ from .search.confirm import Protocol
 from .search.pruning import PRUNERS, stage_counts
 from .search.study import OPTUNA_SAMPLERS
 from .tracking import LOGGER_KINDS, WANDB_MODES
+from .weights import check_safetensors
 
 FEATURES = ("digits", "inception")
 DISCRETIZATIONS = ("edm", "list")
@@ -125,10 +126,38 @@ def validate_metric(cfg: DictConfig) -> None:
         check(weights not in (None, "???") and Path(weights).is_file(), key, weights,
               f"InceptionV3 needs {INCEPTION_FILE}, published at {INCEPTION_URL}; "
               "download it and give its path")
+    if feature == "digits" and OmegaConf.select(cfg, "metric.weights") is not None:
+        check(Path(cfg.metric.weights).is_file(), "metric.weights", cfg.metric.weights,
+              "no such file; give the feature network's weights, or null for the bundled one")
+        check_safetensors(Path(cfg.metric.weights), "metric.weights")
     reference = str(get(cfg, "metric.reference"))
     check(reference == "digits" or Path(reference).exists(), "metric.reference", reference,
           "give digits, a folder or zip of images, an npz of uint8 images, or an npz of "
           "Inception mu/sigma (e.g. EDM's imagenet-64x64.npz)")
+    if Path(reference).is_file():
+        check_reference_file(Path(reference))
+
+
+def check_reference_file(path: Path) -> None:
+    """A reference file must be a zip of images or an npz of images or of mu and sigma."""
+    import zipfile
+
+    import numpy as np
+
+    suffix = path.suffix.lower()
+    check(suffix in (".zip", ".npz"), "metric.reference", str(path),
+          "a reference file must be a .zip of images or an .npz (uint8 images, or mu and sigma)")
+    check(zipfile.is_zipfile(path), "metric.reference", str(path),
+          f"not a readable {suffix} file (it is not in zip format)")
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = set(data.files)
+        except (OSError, ValueError) as err:
+            raise ConfigError("metric.reference", str(path), f"unreadable npz ({err})") from None
+        check({"mu", "sigma"} <= keys or bool(keys & {"images", "arr_0"}), "metric.reference",
+              str(path), f"holds {sorted(keys)}; an npz reference needs 'images' (or 'arr_0') "
+              "uint8 images, or 'mu' and 'sigma'")
 
 
 def validate_text_to_image(cfg: DictConfig, command: str) -> None:
@@ -155,6 +184,8 @@ def validate_model(cfg: DictConfig, command: str) -> None:
         weights = OmegaConf.select(cfg, "model.weights")
         check(weights is None or Path(weights).is_file(), "model.weights", weights,
               "no such file; give the path of the model's weights, or null for the bundled one")
+        if weights is not None:
+            check_safetensors(Path(weights), "model.weights")
         return
     path = OmegaConf.select(cfg, "model.path", throw_on_missing=False)
     check(path is not None and path != "???", "model.path", path,
@@ -167,6 +198,10 @@ def validate_model(cfg: DictConfig, command: str) -> None:
               OmegaConf.select(cfg, "model.trust_pickle"),
               "EDM checkpoints are pickles and unpickling runs code; set "
               "model.trust_pickle=true only for a file you trust")
+        with open(path, "rb") as f:
+            magic = f.read(2)
+        check(len(magic) == 2 and magic[0] == 0x80 and magic[1] >= 2, "model.path", path,
+              "not a pickle; give an EDM network snapshot (.pkl)")
 
 
 def validate_space(cfg: DictConfig) -> None:

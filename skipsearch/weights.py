@@ -34,6 +34,16 @@ def read_weights(path: Path, key: str) -> tuple[dict[str, torch.Tensor], dict[st
         raise ConfigError(key, str(path), f"not a readable safetensors file ({err})") from None
 
 
+def check_safetensors(path: Path, key: str) -> None:
+    """ConfigError naming ``key`` unless ``path`` has a readable safetensors header."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            f.metadata()
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ConfigError(key, str(path), f"not a readable safetensors file ({err}); give a "
+                          ".safetensors file written by skipsearch") from None
+
+
 def file_sha256(path: Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -101,6 +101,14 @@ BAD = {
     "database that does not answer": (["sweep", "storage.url=postgresql+psycopg://skipsearch:"
                                        "s3cret@127.0.0.1:1/nowhere"], "storage.url='postgresql"),
     "unknown database driver": (["sweep", "storage.url=nosuchdb://host/db"], "storage.url"),
+    "model weights that are not safetensors": (["sweep", "model.weights=pyproject.toml"],
+                                               "model.weights"),
+    "feature weights that are not safetensors": (["sweep", "metric.weights=README.md"],
+                                                 "metric.weights"),
+    "reference file of the wrong format": (["sweep", "metric.reference=pyproject.toml"],
+                                           "metric.reference"),
+    "edm checkpoint that is not a pickle": (["inspect", "model=edm", "model.path=README.md",
+                                             "model.trust_pickle=true"], "model.path"),
     "inception weights missing": (["sweep", "metric=inception_fid", "metric.reference=digits",
                                    "metric.inception_weights=nope.pth"],
                                   "weights-inception-2015-12-05-6726825d.pth"),
@@ -114,6 +122,8 @@ def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
     if "metric=inception_fid" in args:  # nor the digits classifier's in the inception group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("metric.weights")]
+    given = {a.split("=", 1)[0] for a in args}  # the case's own value of a key wins
+    tiny_overrides = [o for o in tiny_overrides if o.split("=", 1)[0] not in given]
     result = run_cli(*args, *tiny_overrides)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
