@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from ..search.study import (
     make_storage,
     open_study,
 )
-from ..search.summary import study_tables, summarize
+from ..search.summary import SummaryRow, study_tables, summarize
 from ..tracking import make_tracker
 
 
@@ -46,11 +45,10 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
     }
 
 
-def print_summary(study: optuna.Study, exports: list[Path], cfg: DictConfig,
-                  log_dir: str | None, scores: Mapping[int, Mapping] | None = None) -> None:
+def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Path],
+                  cfg: DictConfig, log_dir: str | None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 120))
-    rows = summarize(study, scores)
     confirmed = any(r.confirmed for r in rows)
     how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
            if confirmed else "")
@@ -124,6 +122,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
         scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
                              int(cfg.batch_size), device, scorer)
     exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
-    tracker.log_study(study_tables(study, summarize(study, scores), exports[0].parent))
-    print_summary(study, exports, cfg, log_dir, scores)
+    rows = summarize(study, scores)
+    tracker.log_study(study_tables(study, rows, exports[0].parent))
+    print_summary(study, rows, exports, cfg, log_dir)
     return study

@@ -13,8 +13,7 @@ from ..evaluate import evaluate
 from ..export import baseline_per_nfe, best_per_nfe
 from ..images import save_grid
 from ..models import LoadedModel
-from ..schedule import SkipSchedule
-from ..search.confirm import trial_sampler
+from ..search.confirm import trial_sampler, trial_schedule
 
 
 @dataclass(frozen=True)
@@ -35,9 +34,9 @@ def grid_path(folder: Path, nfe: int, role: str) -> Path:
 def draw_grid(model: LoadedModel, study: optuna.Study, trial: FrozenTrial, seeds: Sequence[int],
               batch_size: int, device: str, path: Path) -> Path:
     """Sample ``seeds`` with the trial's schedule and sampler and save them as a grid."""
-    schedule = SkipSchedule.from_dict(trial.user_attrs["schedule"])
-    result = evaluate(model, schedule, trial_sampler(study, trial), seeds, batch_size, device,
-                      scorer=None, preview=len(seeds), desc=f"report trial {trial.number}")
+    result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial), seeds,
+                      batch_size, device, scorer=None, preview=len(seeds),
+                      desc=f"report trial {trial.number}")
     return save_grid(result.preview, path)
 
 

@@ -54,6 +54,11 @@ def trial_sampler(study: optuna.Study, trial: FrozenTrial) -> SamplerSpec:
     return SamplerSpec.from_dict(data, int(trial.params["steps"]))
 
 
+def trial_schedule(trial: FrozenTrial) -> SkipSchedule:
+    """The skip schedule a trial ran, from its record."""
+    return SkipSchedule.from_dict(trial.user_attrs["schedule"])
+
+
 def candidates(study: optuna.Study, top_k: int) -> list[FrozenTrial]:
     """Per NFE, the ``top_k`` completed tuned trials by search FID and the baselines."""
     per_nfe: dict[int, list[FrozenTrial]] = {}
@@ -84,9 +89,9 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
         log.info("confirming %d trials on %d fresh images each (seeds %d..%d)", len(todo),
                  protocol.n_samples, protocol.seed_start, protocol.seeds[-1])
     for i, trial in enumerate(todo):
-        schedule = SkipSchedule.from_dict(trial.user_attrs["schedule"])
-        result = evaluate(model, schedule, trial_sampler(study, trial), protocol.seeds,
-                          batch_size, device, scorer, fid_infinity=protocol.fid_infinity,
+        result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial),
+                          protocol.seeds, batch_size, device, scorer,
+                          fid_infinity=protocol.fid_infinity,
                           desc=f"confirm {i + 1}/{len(todo)} (trial {trial.number})")
         record = {"fid": result.fid, "fid_infinity": result.fid_infinity,
                   "n_samples": protocol.n_samples, "seed_start": protocol.seed_start}
