@@ -7,6 +7,9 @@ index 0 is the skip next to the bottleneck. Usage::
     with skip_tuning(denoiser, denoiser.skips, coefficients):
         images = sampler(denoiser, latents, sigmas, class_labels)
 
+The coefficients, the noise window and the profile live in tensors on the model's device, and
+the hooks do the same tensor arithmetic whatever their values: loading another schedule is an
+in-place copy, so a compiled model or a captured CUDA graph keeps working across schedules.
 Under ``torch.no_grad()`` the scaling happens in place on the freshly concatenated block input;
 with autograd recording it is out of place, so gradients see it.
 """
@@ -14,6 +17,7 @@ with autograd recording it is out of place, so gradients see it.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -35,8 +39,9 @@ class SkipPoint:
     module_name: str
 
 
-Coefficient = float | torch.Tensor
 SigmaOf = Callable[[tuple, dict], torch.Tensor | float | None]
+# Where a schedule applies, as numbers: window (lo, hi), profile log range, weight a + b t.
+WHERE_FIELDS = ("sigma_lo", "sigma_hi", "log_lo", "log_hi", "a", "b")
 
 
 def denoiser_sigma(args: tuple, kwargs: dict) -> torch.Tensor | float | None:
@@ -44,18 +49,39 @@ def denoiser_sigma(args: tuple, kwargs: dict) -> torch.Tensor | float | None:
     return kwargs["sigma"] if "sigma" in kwargs else (args[1] if len(args) > 1 else None)
 
 
-def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: Coefficient):
-    """The block input with its trailing ``point.skip_channels`` multiplied by ``rho``."""
+def where_values(schedule: SkipSchedule) -> tuple[float, ...]:
+    """A schedule's window and profile as the numbers ``effective_coefficients`` reads."""
+    lo, hi = schedule.window if schedule.window is not None else (0.0, math.inf)
+    if schedule.profile == "constant":
+        return (lo, hi, 0.0, 1.0, 1.0, 0.0)
+    log_lo, log_hi = (math.log(v) for v in schedule.profile_range)
+    a, b = (0.0, 1.0) if schedule.profile == "rising" else (1.0, -1.0)
+    return (lo, hi, log_lo, log_hi, a, b)
+
+
+def effective_coefficients(sigma: torch.Tensor, rho: torch.Tensor,
+                           where: torch.Tensor) -> torch.Tensor:
+    """rho_i w + (1 - w) per noise level, shape (len(sigma), len(rho)); tensor ops only.
+
+    ``w`` is 0 outside the window and ``a + b t`` inside, t = log sigma placed in the profile's
+    log range and clamped to [0, 1] (SkipSchedule.noise_weight, without branches).
+    """
+    lo, hi, log_lo, log_hi, a, b = where.unbind()
+    sigma = sigma.to(rho.dtype).reshape(-1, 1)
+    t = ((sigma.clamp_min(1e-12).log() - log_lo) / (log_hi - log_lo)).clamp(0.0, 1.0)
+    w = torch.where((sigma >= lo) & (sigma <= hi), a + b * t, torch.zeros_like(t))
+    return rho * w + (1.0 - w)
+
+
+def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: torch.Tensor):
+    """The block input with its trailing ``point.skip_channels`` multiplied by ``rho`` (B or 1)."""
     if x.shape[1] != point.in_channels:
         raise RuntimeError(f"{point.module_name} got {x.shape[1]} input channels, "
                            f"expected {point.in_channels} (decoder + skip)")
     split = point.in_channels - point.skip_channels
-    if not isinstance(rho, torch.Tensor) and rho == 1.0:
-        return None  # the identity: nothing to scale
-    if isinstance(rho, torch.Tensor):
-        rho = rho.to(device=x.device, dtype=x.dtype)
-        if rho.shape[0] != x.shape[0]:  # a model that batches several passes, e.g. guidance
-            rho = rho.repeat(x.shape[0] // rho.shape[0], 1, 1, 1)
+    if rho.shape[0] not in (1, x.shape[0]):  # a model that batches several passes (guidance)
+        rho = rho.repeat(x.shape[0] // rho.shape[0])
+    rho = rho.to(x.dtype).reshape(-1, 1, 1, 1)
     if torch.is_grad_enabled() and x.requires_grad:
         # Out of place, so autograd records the scaling.
         return torch.cat([x[:, :split], x[:, split:] * rho], dim=1)
@@ -66,47 +92,79 @@ def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: Coefficient):
 
 
 class SkipHooks:
-    """A schedule's hooks on one model; ``remove()`` takes every one of them off."""
+    """Hooks on one model that scale its skips by the loaded schedule; ``remove()`` undoes them.
+
+    Registered once, they can serve many schedules: ``load`` copies a schedule into the
+    coefficient tensors in place, ``tuning`` loads one for a ``with`` block.
+    """
 
     def __init__(self, model: nn.Module, skips: Sequence[SkipPoint],
-                 schedule: SkipSchedule | Sequence[float], sigma_of: SigmaOf = denoiser_sigma):
-        if not isinstance(schedule, SkipSchedule):
-            schedule = SkipSchedule(tuple(float(c) for c in schedule))
-        if len(schedule.coefficients) != len(skips):
-            raise ValueError(f"got {len(schedule.coefficients)} coefficients for a model "
-                             f"with {len(skips)} skips")
-        self.schedule, self.sigma_of = schedule, sigma_of
-        self.rho: list[Coefficient] = list(schedule.coefficients)
+                 schedule: SkipSchedule | Sequence[float] | None = None,
+                 sigma_of: SigmaOf = denoiser_sigma):
+        self.skips, self.sigma_of = list(skips), sigma_of
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.rho = torch.ones(len(self.skips), dtype=torch.float64, device=device)
+        self.where = torch.tensor(where_values(SkipSchedule.identity(len(self.skips))),
+                                  dtype=torch.float64, device=device)
+        self.needs_sigma = False
+        self.schedule = SkipSchedule.identity(len(self.skips))
+        self.effective = self.rho[None]
+        if schedule is not None:
+            self.load(schedule)
         self.handles: list = []
         modules = dict(model.named_modules())
         try:
-            if schedule.depends_on_sigma:
-                self.handles.append(
-                    model.register_forward_pre_hook(self._at_call, with_kwargs=True))
-            for i, point in enumerate(skips):
+            self.handles.append(model.register_forward_pre_hook(self._at_call, with_kwargs=True))
+            for i, point in enumerate(self.skips):
                 self.handles.append(
                     modules[point.module_name].register_forward_pre_hook(self._hook(i, point)))
         except BaseException:
             self.remove()
             raise
 
+    def load(self, schedule: SkipSchedule | Sequence[float]) -> None:
+        """Copy ``schedule`` into the coefficient tensors (in place: graphs keep reading them)."""
+        if not isinstance(schedule, SkipSchedule):
+            schedule = SkipSchedule(tuple(float(c) for c in schedule))
+        if len(schedule.coefficients) != len(self.skips):
+            raise ValueError(f"got {len(schedule.coefficients)} coefficients for a model "
+                             f"with {len(self.skips)} skips")
+        values = torch.tensor([*schedule.coefficients, *where_values(schedule)],
+                              dtype=torch.float64)
+        k = len(self.skips)
+        self.rho.copy_(values[:k])
+        self.where.copy_(values[k:])
+        self.schedule, self.needs_sigma = schedule, schedule.depends_on_sigma
+
+    @contextlib.contextmanager
+    def tuning(self, schedule: SkipSchedule | Sequence[float]) -> Iterator[None]:
+        """Apply ``schedule`` inside the block; the identity again after it."""
+        self.load(schedule)
+        try:
+            yield
+        finally:
+            self.load(SkipSchedule.identity(len(self.skips)))
+
     def _at_call(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        """Set the effective coefficients for the noise level of this model call."""
+        """Set the effective coefficients for the noise level(s) of this model call.
+
+        They are computed from sigma for every schedule (a constant one gives rho exactly), so
+        a compiled or captured call stays right when a window or profile is loaded later.
+        """
         sigma = self.sigma_of(args, kwargs)
         if sigma is None:
-            raise RuntimeError("this schedule depends on sigma, but the call carries none")
-        values = torch.as_tensor(sigma, dtype=torch.float64).flatten().tolist()
-        if len(set(values)) == 1:
-            self.rho = list(self.schedule.at_sigma(values[0]))
+            if self.needs_sigma:
+                raise RuntimeError("this schedule depends on sigma, but the call carries none")
+            self.effective = self.rho[None]
             return
-        per_sample = torch.tensor([self.schedule.at_sigma(v) for v in values])
-        self.rho = [per_sample[:, i].reshape(-1, 1, 1, 1) for i in range(per_sample.shape[1])]
+        sigma = torch.as_tensor(sigma, device=self.rho.device)
+        self.effective = effective_coefficients(sigma, self.rho, self.where)
 
     def _hook(self, i: int, point: SkipPoint):
         """The pre-hook of the decoder block of skip ``i``."""
 
         def hook(module: nn.Module, args: tuple):
-            scaled = _scale_skip(point, args[0], self.rho[i])
+            scaled = _scale_skip(point, args[0], self.effective[:, i])
             return None if scaled is None else (scaled, *args[1:])
 
         return hook
