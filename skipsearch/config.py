@@ -9,10 +9,12 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from .acceleration import COMPILE_MODES
 from .errors import ConfigError, check
 from .evaluate import SamplerSpec
 from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .paths import REPO_DIR
+from .precision import NETWORK_DTYPES, SAMPLER_DTYPES
 from .samplers import SAMPLERS, sigmas_from_list
 from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
 from .search.confirm import Protocol
@@ -338,6 +340,23 @@ def validate_where(cfg: DictConfig) -> None:
               "low must not exceed high")
 
 
+def validate_speed(cfg: DictConfig, device: str) -> None:
+    """The precision policy, torch.compile and CUDA-graph settings."""
+    get_choice(cfg, "precision.network", tuple(NETWORK_DTYPES))
+    get_choice(cfg, "precision.sampler", tuple(SAMPLER_DTYPES))
+    get_choice(cfg, "precision.features", tuple(NETWORK_DTYPES))
+    layout = get(cfg, "precision.channels_last")
+    check(isinstance(layout, bool) or layout == "auto", "precision.channels_last", layout,
+          "must be true, false or auto")
+    mode = cfg.get("compile")
+    check(mode is None or mode in COMPILE_MODES, "compile", mode,
+          f"choose null (eager) or one of: {', '.join(COMPILE_MODES)}")
+    graph = get(cfg, "cuda_graph")
+    check(isinstance(graph, bool), "cuda_graph", graph, "must be true or false")
+    check(not graph or device.startswith("cuda"), "cuda_graph", graph,
+          f"CUDA graphs need a CUDA device, and device={device}; set cuda_graph=false")
+
+
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
     validate_output(cfg)
@@ -353,7 +372,7 @@ def validate(cfg: DictConfig, command: str) -> None:
         get_int(cfg, "report.grid", 0)
     if command in ("export", "dashboard") or (command == "report" and cfg.report.grid == 0):
         return
-    resolve_device(str(get(cfg, "device")))
+    validate_speed(cfg, resolve_device(str(get(cfg, "device"))))
     validate_model(cfg, command)
     validate_sampler(cfg)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)

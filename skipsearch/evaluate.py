@@ -85,7 +85,10 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     """
     sigmas = sampler.sigmas()
     bar = tqdm(total=len(seeds), desc=desc, unit="img", leave=False, disable=None)
-    with skip_tuning(model.denoiser, model.denoiser.skips, schedule):
+    # Registered hooks only load the coefficients; otherwise hooks are added for this loop.
+    tuned = (model.hooks.tuning(schedule) if model.hooks is not None
+             else skip_tuning(model.denoiser, model.denoiser.skips, schedule))
+    with tuned:
         for start, stop in batch_ranges(len(seeds), batch_size, cuts):
             chunk = seeds[start:stop]
             images = generate_fitting(model, chunk, sigmas, sampler, device)
@@ -94,8 +97,9 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     bar.close()
 
 
-# The largest batch that fitted, per (model hash, device), once an out-of-memory error was seen.
-FITTING_BATCH: dict[tuple[str, str], int] = {}
+# The largest batch that fitted, per (model hash, device, network precision), once an
+# out-of-memory error was seen.
+FITTING_BATCH: dict[tuple[str, str, str], int] = {}
 
 
 def generate_fitting(model: LoadedModel, seeds: Sequence[int], sigmas: torch.Tensor,
@@ -104,14 +108,14 @@ def generate_fitting(model: LoadedModel, seeds: Sequence[int], sigmas: torch.Ten
 
     Images do not depend on the batch they are drawn in, so the result is the same.
     """
-    key = (model.sha256, str(device))
+    key = (model.sha256, str(device), model.precision.network)
     parts, start = [], 0
     while start < len(seeds):
         size = min(len(seeds) - start, FITTING_BATCH.get(key, len(seeds)))
         part = seeds[start:start + size]
         try:
             parts.append(generate(model.denoiser, part, sigmas, sampler.name, device,
-                                  sampler.options))
+                                  sampler.options, model.precision, model.network))
         except torch.OutOfMemoryError:
             if size == 1:
                 raise

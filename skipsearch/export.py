@@ -115,6 +115,7 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
         "sampler": {**sampler, "steps": trial.params["steps"], "nfe": trial.user_attrs["nfe"]},
         "schedule": {**schedule, "skips": skips},
         "score": {**score, **attrs["metric"]},
+        **({"precision": attrs["precision"]} if "precision" in attrs else {}),
         "study": {"name": study.study_name, "storage": safe_url(storage_url),
                   "trial": trial.number, "is_baseline": bool(trial.user_attrs.get("baseline"))},
     }

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from .acceleration import accelerate
 from .config import resolve_device
 from .errors import ConfigError
 from .metrics.features import DIGITS_CLASSIFIER, FeatureExtractor, digits_feature_extractor
@@ -14,6 +15,7 @@ from .metrics.fid import FIDScorer
 from .metrics.inception import InceptionFeatures, inception_features
 from .metrics.reference import cached_reference
 from .models import LoadedModel, load_model
+from .precision import Precision, channels_last_wanted
 
 
 def setup_device(cfg: DictConfig) -> str:
@@ -24,17 +26,31 @@ def setup_device(cfg: DictConfig) -> str:
     return device
 
 
+def precision_policy(cfg: DictConfig, device: str) -> Precision:
+    """The ``precision`` block as a Precision, channels_last resolved for ``device``."""
+    network = str(cfg.precision.network)
+    layout = str(cfg.precision.channels_last).lower()
+    return Precision(network, str(cfg.precision.sampler),
+                     channels_last_wanted(layout, device, network))
+
+
 def build_model(cfg: DictConfig, device: str) -> LoadedModel:
-    """The denoiser of the ``model`` group on ``device``."""
-    return load_model(cfg.model, device)
+    """The denoiser of the ``model`` group on ``device``, with the precision and speed-ups."""
+    model = load_model(cfg.model, device)
+    return accelerate(model, precision_policy(cfg, device), cfg.compile, bool(cfg.cuda_graph))
 
 
 def build_extractor(cfg: DictConfig, device: str) -> FeatureExtractor | InceptionFeatures:
     """The FID feature network of the ``metric`` group on ``device``."""
     if cfg.metric.feature == "inception":
-        return inception_features(Path(cfg.metric.inception_weights)).to(device)
-    path = Path(cfg.metric.weights) if cfg.metric.get("weights") else DIGITS_CLASSIFIER
-    return digits_feature_extractor(path, "metric.weights").to(device)
+        extractor = inception_features(Path(cfg.metric.inception_weights))
+    else:
+        path = Path(cfg.metric.weights) if cfg.metric.get("weights") else DIGITS_CLASSIFIER
+        extractor = digits_feature_extractor(path, "metric.weights")
+    precision = str(cfg.precision.features)
+    if precision != "fp32":  # other features, other statistics: named apart, cached apart
+        extractor.precision, extractor.name = precision, f"{extractor.name}-{precision}"
+    return extractor.to(device)
 
 
 def check_metric_fits(model: LoadedModel,
@@ -60,3 +76,12 @@ def metric_provenance(scorer: FIDScorer, cfg: DictConfig) -> dict:
     """How FID was measured: feature network (with hash) and reference data set."""
     return {"metric": "fid", "feature_extractor": scorer.extractor.name,
             "feature_sha256": scorer.extractor.sha256, "reference": str(cfg.metric.reference)}
+
+
+def precision_provenance(cfg: DictConfig) -> dict:
+    """How the images were computed: network and sampler dtypes, where the noise was drawn.
+
+    The device type counts: latents are drawn there, so CUDA and CPU images of a seed differ.
+    """
+    return {"network": str(cfg.precision.network), "sampler": str(cfg.precision.sampler),
+            "noise_device": resolve_device(str(cfg.device)).split(":")[0]}

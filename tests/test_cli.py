@@ -38,6 +38,11 @@ def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
 
     same = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=4")
     assert same.returncode == 0 and len(study_trials(out)) == 4
+    # other precision, other images: the study refuses to mix them
+    other = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=5",
+                    "precision.network=bf16")
+    assert other.returncode == 2 and "this study was run with precision=" in other.stderr
+    assert len(study_trials(out)) == 4
 
 
 def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
@@ -51,6 +56,7 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     assert record["model"]["sha256"] and record["score"]["feature_sha256"]
     assert len(record["schedule"]["coefficients"]) == 6
     assert record["sampler"]["nfe"] == 2 * record["sampler"]["steps"] - 1
+    assert record["precision"] == {"network": "fp32", "sampler": "float64", "noise_device": "cpu"}
     # confirmed on 30 fresh seeds right after the 24 search seeds; both scores are kept
     assert record["score"]["confirmed"] is True
     assert record["score"]["seeds"] == {"start": 24, "stop": 54, "class_label": "seed % label_dim"}
@@ -112,6 +118,9 @@ BAD = {
     "inception weights missing": (["sweep", "metric=inception_fid", "metric.reference=digits",
                                    "metric.inception_weights=nope.pth"],
                                   "weights-inception-2015-12-05-6726825d.pth"),
+    "unknown network precision": (["sweep", "precision.network=fp8"], "precision.network"),
+    "unknown compile mode": (["sweep", "compile=fastest"], "compile='fastest'"),
+    "cuda graphs on the cpu": (["sample", "cuda_graph=true"], "cuda_graph=True"),
 }
 
 

@@ -79,4 +79,4 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_images(tiny_overrides
     torch.testing.assert_close(halved.images, reference.images, rtol=0, atol=1 / 255)
     assert max(s for s in seen if s <= 5) == 3 and 12 in seen and 6 in seen  # 12 -> 6 -> 3
     assert "halving it to 6" in caplog.text and "halving it to 3" in caplog.text
-    assert evaluate_module.FITTING_BATCH[(model.sha256, "cpu")] == 3  # remembered
+    assert evaluate_module.FITTING_BATCH[(model.sha256, "cpu", "fp32")] == 3  # remembered

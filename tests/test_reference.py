@@ -143,7 +143,7 @@ def test_a_broken_cache_file_is_refused(folder, tmp_path):
 class FakeInception(torch.nn.Module):
     """Stands in for InceptionV3 where only its name and feature dimension matter."""
 
-    name, sha256, img_channels = "inception-v3-compat", "c" * 64, 3
+    name, sha256, img_channels, precision = "inception-v3-compat", "c" * 64, 3, "fp32"
 
     def __init__(self, num_features: int) -> None:
         super().__init__()
@@ -160,6 +160,11 @@ def test_published_statistics_of_the_wrong_dimension_are_refused(tmp_path):
     assert err.value.key == "metric.reference"
     with pytest.raises(ConfigError, match=r"metric\.feature=inception"):
         published_statistics(path, tiny_extractor("a" * 64))
+    half = FakeInception(8)
+    half.precision = "bf16"  # published statistics are of fp32 features
+    with pytest.raises(ConfigError, match=r"precision\.features=fp32") as err:
+        published_statistics(path, half, count=100)
+    assert err.value.key == "precision.features"
 
 
 def test_unknown_references_are_refused_with_the_choices(tmp_path):

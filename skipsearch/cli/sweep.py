@@ -15,7 +15,13 @@ from rich.table import Table
 from .. import __version__
 from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
 from ..export import export_best, safe_url
-from ..runtime import build_model, build_scorer, metric_provenance, setup_device
+from ..runtime import (
+    build_model,
+    build_scorer,
+    metric_provenance,
+    precision_provenance,
+    setup_device,
+)
 from ..search.confirm import confirm_top
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
@@ -41,6 +47,7 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
         "parameterization": str(cfg.skip.parameterization),
         "skips": [asdict(p) for p in model.denoiser.skips],
         "metric": metric_provenance(scorer, cfg),
+        "precision": precision_provenance(cfg),
         "n_samples": int(cfg.metric.n_samples), "seed_start": int(cfg.metric.seed_start),
     }
 

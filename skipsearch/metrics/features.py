@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..paths import ASSETS_DIR
+from ..precision import autocast
 from ..weights import file_sha256, read_weights
 
 DIGITS_CLASSIFIER = ASSETS_DIR / "digits_classifier.safetensors"
@@ -56,6 +57,8 @@ class DigitsClassifier(nn.Module):
 class FeatureExtractor(nn.Module):
     """Adapter for torchmetrics: float images in [-1, 1] (or uint8) to float64 features."""
 
+    precision = "fp32"  # autocast dtype of the network (precision.features)
+
     def __init__(self, classifier: DigitsClassifier, name: str, sha256: str) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
@@ -72,7 +75,8 @@ class FeatureExtractor(nn.Module):
         if images.shape[-1] != self.classifier.config.img_resolution:
             size = (self.classifier.config.img_resolution,) * 2
             images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True)
-        return self.classifier.features(images.float()).double()
+        with autocast(images.device, self.precision):
+            return self.classifier.features(images.float()).double()
 
 
 def load_digits_classifier(path: Path = DIGITS_CLASSIFIER,

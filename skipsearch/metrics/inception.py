@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..precision import autocast
 from ..weights import file_sha256
 
 INCEPTION_NAME = "inception-v3-compat"
@@ -26,6 +27,7 @@ class InceptionFeatures(nn.Module):
 
     img_channels = 3
     num_features = 2048
+    precision = "fp32"  # autocast dtype of the network (precision.features)
 
     def __init__(self, network: nn.Module, sha256: str) -> None:
         super().__init__()
@@ -37,7 +39,8 @@ class InceptionFeatures(nn.Module):
         """2048-d features of RGB images, quantized to 8 bits as saved images would be."""
         if images.dtype != torch.uint8:
             images = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-        return self.network(images).double()
+        with autocast(images.device, self.precision):
+            return self.network(images).double()
 
 
 def check_state_dict_file(path: Path, key: str) -> None:

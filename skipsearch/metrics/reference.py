@@ -132,6 +132,10 @@ def _check_published(path: Path, extractor: FeatureExtractor, mu: torch.Tensor,
                      sigma: torch.Tensor) -> None:
     """Published statistics must be InceptionV3's, with the extractor's feature dimension."""
     d = mu.numel()
+    if extractor.precision != "fp32":
+        raise ConfigError("precision.features", extractor.precision,
+                          f"{path} holds statistics of fp32 InceptionV3 features; compare them "
+                          "with fp32 features: precision.features=fp32")
     if extractor.name != "inception-v3-compat":
         raise ConfigError("metric.reference", str(path),
                           f"holds {d}-d InceptionV3 statistics, which {extractor.name} "

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
 from ..errors import ConfigError
+from ..precision import Precision
+from ..skips import SkipHooks
 from ..weights import content_sha256
 from .denoiser import Denoiser, EDMPrecond
 from .digits import DIGITS_WEIGHTS, load_digits_denoiser
@@ -18,12 +20,19 @@ from .edm import load_edm_denoiser
 
 @dataclass
 class LoadedModel:
-    """A ready denoiser, its name and the SHA-256 of the file (or folder) it came from."""
+    """A ready denoiser, its name and the SHA-256 of the file (or folder) it came from.
+
+    ``precision``, ``hooks`` (registered once, loaded per schedule) and ``network`` (a graphed
+    call of the denoiser) are set by ``acceleration.accelerate``.
+    """
 
     denoiser: Denoiser
     name: str
     weights: Path
     sha256: str
+    precision: Precision = field(default_factory=Precision)
+    hooks: SkipHooks | None = None
+    network: Callable[..., torch.Tensor] | None = None
 
 
 def _digits(cfg) -> tuple[Denoiser, Path]:

@@ -1,8 +1,9 @@
 """Samplers in EDM's sigma form, their discretizations and NFE accounting.
 
 Every sampler is ``sample_X(denoise, x_T, sigmas, noise=None, **options) -> x_0``: ``denoise``
-is D(x; sigma) in float64, ``x_T`` the start (latents times sigmas[0]), ``sigmas`` float64
-ending with 0, ``noise(like)`` standard normal per image (only stochastic samplers use it).
+is D(x; sigma) in x_T's dtype, ``x_T`` the start (latents times sigmas[0]), ``sigmas`` float64
+on the host ending with 0 (steps branch on them without waiting for the device),
+``noise(like)`` standard normal per image (only stochastic samplers use it).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..models.denoiser import Denoiser
+from ..precision import FP32, Precision
 from .base import Denoise, Noise
 from .discretization import edm_sigmas, sigmas_from_list
 from .dpmpp import dpmpp_2m_nfe, sample_dpmpp_2m
@@ -65,23 +67,34 @@ def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[s
 
 def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
              sampler: str = "heun", device: torch.device | str = "cpu",
-             options: Mapping[str, float] | None = None) -> torch.Tensor:
+             options: Mapping[str, float] | None = None, precision: Precision = FP32,
+             network: Callable[..., torch.Tensor] | None = None) -> torch.Tensor:
     """Images in [-1, 1] for ``seeds`` (conditioning from the seeds), float32 on ``device``.
 
+    ``precision`` sets the network's autocast dtype, the integration dtype and the layout;
+    ``network`` replaces ``denoiser(x, sigma, labels)`` (a compiled or graphed call of it).
+    Nothing waits for the device: noise is drawn there, noise levels are host numbers.
     A pixel the sampler left NaN or infinite comes back NaN (not clamped into range).
     """
     solve = sampler_def(sampler).solve
     given = checked_options(sampler, options)
     shape = (denoiser.img_channels, denoiser.img_resolution, denoiser.img_resolution)
-    noise = PerImageNoise(seeds)
-    latents = noise.latents(shape, device)
+    noise = PerImageNoise(seeds, device)
     labels = denoiser.condition_for(seeds, device)
-    sigmas = sigmas.to(device)
+    levels = sigmas.to("cpu", torch.float64)
+    call = denoiser if network is None else network
+    layout = torch.channels_last if precision.channels_last else torch.contiguous_format
 
     def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        return denoiser(x.to(torch.float32), sigma.expand(x.shape[0]), labels).to(torch.float64)
+        # sigma is a host number: filled on the device, never copied from the host.
+        level = torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
+        x_in = x.to(torch.float32).contiguous(memory_format=layout)
+        with precision.network_autocast(x.device):
+            out = call(x_in, level, labels)
+        return out.to(x.dtype)
 
-    x = solve(denoise, latents.to(torch.float64) * sigmas[0], sigmas, noise, **given)
+    x_T = noise.latents(shape).to(precision.sampler_dtype) * float(levels[0])
+    x = solve(denoise, x_T, levels, noise, **given)
     images = denoiser.decode(x.to(torch.float32)).to(torch.float32)
     # Clamp what is finite; NaN and inf become NaN, so FID turns NaN and the trial fails.
     return torch.where(torch.isfinite(images), images.clamp(-1.0, 1.0), torch.nan)

@@ -17,7 +17,7 @@ def sample_dpmpp_2m(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
                     noise: Noise | None = None, **options: float) -> torch.Tensor:
     """DPM-Solver++(2M) with lambda = -log(sigma) (Lu et al. 2022, Algorithm 2)."""
     reject_options("dpmpp_2m", options)
-    x_next = x_T.to(torch.float64)
+    x_next = x_T  # the caller picks the dtype (float64 or float32)
     x0_prev, h_prev = None, None
     for i in range(len(sigmas) - 1):
         t_cur, t_next = sigmas[i], sigmas[i + 1]

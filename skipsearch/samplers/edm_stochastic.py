@@ -35,7 +35,7 @@ def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Ten
     if S_churn > 0 and noise is None:
         raise ValueError("sample_edm_stochastic needs a noise source when S_churn > 0")
     steps = len(sigmas) - 1
-    x_next = x_T.to(torch.float64)
+    x_next = x_T  # the caller picks the dtype (float64 or float32)
     for i in range(steps):
         t_cur, t_next = sigmas[i], sigmas[i + 1]
         x_cur = x_next

@@ -19,7 +19,7 @@ def sample_euler(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
                  noise: Noise | None = None, **options: float) -> torch.Tensor:
     """Euler's method on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Eq. 4)."""
     reject_options("euler", options)
-    x_next = x_T.to(torch.float64)
+    x_next = x_T  # the caller picks the dtype (float64 or float32)
     for t_cur, t_next in itertools.pairwise(sigmas):
         x_cur = x_next
         # Euler step.

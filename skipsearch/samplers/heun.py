@@ -32,7 +32,7 @@ def sample_heun(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
                 noise: Noise | None = None, **options: float) -> torch.Tensor:
     """Heun's method on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Alg. 1)."""
     reject_options("heun", options)
-    x_next = x_T.to(torch.float64)
+    x_next = x_T  # the caller picks the dtype (float64 or float32)
     for t_cur, t_next in itertools.pairwise(sigmas):
         x_next = heun_step(denoise, x_next, t_cur, t_next)
     return x_next

@@ -1,0 +1,63 @@
+"""The precision policy: the network's dtype, the sampler's, the feature network's, the layout.
+
+The network runs under ``torch.autocast`` in bf16 or fp16: weights stay fp32 and are cast per
+operation, normalizations and softmax stay fp32, as EDM's own ``use_fp16`` option runs its
+layers. The sampler integrates in float64 (the default) or float32. ``fp32`` everywhere leaves
+the computation exactly as it is without a policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+NETWORK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+SAMPLER_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+CHANNELS_LAST = ("auto", "true", "false")
+
+
+def autocast(device: torch.device | str, name: str) -> contextlib.AbstractContextManager:
+    """Autocast to the dtype called ``name`` on ``device``'s type; nothing at all for fp32."""
+    dtype = NETWORK_DTYPES[name]
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    # No weight-cast cache: the weights need no gradient, and CUDA graphs forbid the cache.
+    return torch.autocast(torch.device(device).type, dtype=dtype, cache_enabled=False)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How a trial computes: network and sampler dtypes, and the network's memory layout."""
+
+    network: str = "fp32"
+    sampler: str = "float64"
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.network not in NETWORK_DTYPES:
+            raise ValueError(f"unknown network precision {self.network!r}; choose one of "
+                             f"{', '.join(NETWORK_DTYPES)}")
+        if self.sampler not in SAMPLER_DTYPES:
+            raise ValueError(f"unknown sampler precision {self.sampler!r}; choose one of "
+                             f"{', '.join(SAMPLER_DTYPES)}")
+
+    @property
+    def sampler_dtype(self) -> torch.dtype:
+        """The dtype the sampler integrates in."""
+        return SAMPLER_DTYPES[self.sampler]
+
+    def network_autocast(self, device: torch.device | str) -> contextlib.AbstractContextManager:
+        """The autocast context of one network evaluation on ``device``."""
+        return autocast(device, self.network)
+
+
+def channels_last_wanted(setting: str, device: str, network: str) -> bool:
+    """``auto``: channels_last on CUDA with bf16/fp16 (tensor-core convolutions), else off."""
+    if setting == "auto":
+        return device.startswith("cuda") and network != "fp32"
+    return setting == "true"
+
+
+FP32 = Precision()  # fp32 network, float64 sampler: the computation without a policy
