@@ -83,7 +83,7 @@ def accelerate(model: LoadedModel, precision: Precision = FP32,
                compile_mode: str | None = None, cuda_graph: bool = False) -> LoadedModel:
     """``model`` with persistent hooks, its layout, and compiled and/or graphed if asked."""
     denoiser = model.denoiser
-    hooks = model.hooks or SkipHooks(denoiser, denoiser.skips)
+    hooks = model.hooks if model.hooks is not None else SkipHooks(denoiser, denoiser.skips)
     if precision.channels_last:
         denoiser.to(memory_format=torch.channels_last)
     if compile_mode is not None:

@@ -1,9 +1,9 @@
 """The precision policy: the network's dtype, the sampler's, the feature network's, the layout.
 
 The network runs under ``torch.autocast`` in bf16 or fp16: weights stay fp32 and are cast per
-operation, normalizations and softmax stay fp32, as EDM's own ``use_fp16`` option runs its
-layers. The sampler integrates in float64 (the default) or float32. ``fp32`` everywhere leaves
-the computation exactly as it is without a policy.
+operation, as EDM's own ``use_fp16`` option casts them per layer; autocast also keeps
+normalizations and softmax in fp32. The sampler integrates in float64 (the default) or
+float32. ``fp32`` everywhere leaves the computation exactly as it is without a policy.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 
 NETWORK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 SAMPLER_DTYPES = {"float64": torch.float64, "float32": torch.float32}
-CHANNELS_LAST = ("auto", "true", "false")
 
 
 def autocast(device: torch.device | str, name: str) -> contextlib.AbstractContextManager:

@@ -59,4 +59,4 @@ def labels_from_seeds(seeds: Sequence[int], label_dim: int,
     if label_dim == 0:
         return None
     idx = torch.as_tensor([int(s) % label_dim for s in seeds], dtype=torch.long)
-    return torch.nn.functional.one_hot(on_device(idx, device), label_dim).float()
+    return on_device(torch.nn.functional.one_hot(idx, label_dim).float(), device)
