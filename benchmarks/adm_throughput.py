@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -192,8 +193,9 @@ def main() -> None:
     syncs = None
     if device.startswith("cuda"):
         ours = model("bf16", True, None, False)
-        syncs = host_syncs(lambda: generate_fitting(ours, seeds, sampler.sigmas(), sampler,
-                                                    device))
+        once = partial(generate_fitting, ours, seeds, sampler.sigmas(), sampler, device)
+        once()  # cuDNN autotuning and lazy initialization may wait for the device: not counted
+        syncs = host_syncs(once)
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     result = {"device": name, "torch": torch.__version__, "network": layout, "skips": k,
               "parameters_M": sum(p.numel() for p in net.parameters()) / 1e6,
