@@ -11,7 +11,7 @@ import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import ConfigError
 from .space import SearchSpace
@@ -46,9 +46,23 @@ def make_storage(cfg) -> optuna.storages.BaseStorage:
         for attempt in range(4):
             try:
                 return RDBStorage(url, **settings)
-            except IntegrityError:  # workers creating a fresh database's tables at once
+            except (IntegrityError, OperationalError) as err:
+                if not creating_at_once(err):
+                    raise
                 time.sleep(0.5 * (attempt + 1))
         return RDBStorage(url, **settings)
+
+
+def creating_at_once(err: Exception) -> bool:
+    """True for the errors of workers that create a fresh database's schema at the same time.
+
+    One worker's tables or version row appear between another's check and its insert (an
+    integrity error, or SQLite's "table ... already exists"), or SQLite's file is locked.
+    """
+    if isinstance(err, IntegrityError):
+        return True
+    text = str(err)
+    return "already exists" in text or "database is locked" in text
 
 
 def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
