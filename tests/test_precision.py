@@ -9,6 +9,7 @@ integrating in float32 instead of float64 moves no pixel by more than 2e-5 (meas
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -89,8 +90,8 @@ def test_channels_last_gives_the_same_images(digits, fp32_images):
 
 
 def test_channels_last_auto_means_cuda_with_half_precision():
-    assert channels_last_wanted("auto", "cuda", "bf16") and channels_last_wanted("auto",
-                                                                                "cuda:1", "fp16")
+    assert channels_last_wanted("auto", "cuda", "bf16")
+    assert channels_last_wanted("auto", "cuda:1", "fp16")
     assert not channels_last_wanted("auto", "cuda", "fp32")
     assert not channels_last_wanted("auto", "cpu", "bf16")
     assert channels_last_wanted("true", "cpu", "fp32")
@@ -104,7 +105,7 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
     for name in ("fp32", "bf16"):
         cfg = compose_config([*overrides, f"precision.network={name}",
                               f"precision.features={name}"])
-        model, scorer = build_model(cfg, "cpu"), None
+        model = build_model(cfg, "cpu")
         assert model.precision == Precision(name, "float64", False)
         scorer = build_scorer(cfg, "cpu", model)
         assert scorer.extractor.name == ("digits-classifier" if name == "fp32"
@@ -114,15 +115,9 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
         fids[name] = result.fid
     # same seeds, so the difference is the precision's alone; measured 0.3%
     assert fids["bf16"] == pytest.approx(fids["fp32"], rel=0.03), fids
-    cache = sorted(p.name for p in (model_out(tiny_overrides) / "cache" / "reference").iterdir())
+    out = Path(next(o for o in overrides if o.startswith("out_dir=")).split("=", 1)[1])
+    cache = sorted(p.name for p in (out / "cache" / "reference").iterdir())
     assert len(cache) == 2 and any("bf16" in name for name in cache)  # cached apart
-
-
-def model_out(overrides: list[str]):
-    """The out_dir of an override list."""
-    from pathlib import Path
-
-    return Path(next(o for o in overrides if o.startswith("out_dir=")).split("=", 1)[1])
 
 
 def test_feature_precision_runs_the_extractor_under_autocast(tiny_overrides):
