@@ -140,14 +140,11 @@ def main() -> None:
         copy.load_state_dict(state)
         bare = LoadedModel(EDMNetworkDenoiser(copy), "adm", Path("random"), f"adm-{dtype}")
         policy = Precision(dtype, "float64", device.startswith("cuda") and dtype != "fp32")
-        if not hooks:  # the same preparation, minus the hooks
-            bare.precision = policy
-            if policy.channels_last:
-                bare.denoiser.to(memory_format=torch.channels_last)
-            if mode is not None:
-                bare.denoiser.compile(mode=mode, dynamic=False)
-            return bare
         ready = accelerate(bare, policy, mode, cuda_graph=False)
+        if not hooks:  # the same preparation, minus the hooks (removed before the first call,
+            ready.hooks.remove()  # so a compiled model is traced without them)
+            ready.hooks = None
+            return ready
         ready.hooks.load(schedule)
         if graph:
             ready.network = GraphedCall(ready.denoiser)

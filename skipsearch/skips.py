@@ -103,11 +103,10 @@ class SkipHooks:
                  sigma_of: SigmaOf = denoiser_sigma):
         self.skips, self.sigma_of = list(skips), sigma_of
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        self.rho = torch.ones(len(self.skips), dtype=torch.float64, device=device)
-        self.where = torch.tensor(where_values(SkipSchedule.identity(len(self.skips))),
-                                  dtype=torch.float64, device=device)
-        self.needs_sigma = False
-        self.schedule = SkipSchedule.identity(len(self.skips))
+        self.schedule, self.needs_sigma = SkipSchedule.identity(len(self.skips)), False
+        self.rho = torch.tensor(self.schedule.coefficients, dtype=torch.float64, device=device)
+        self.where = torch.tensor(where_values(self.schedule), dtype=torch.float64,
+                                  device=device)
         self.effective = self.rho[None]
         if schedule is not None:
             self.load(schedule)

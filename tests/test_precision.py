@@ -133,12 +133,12 @@ def test_feature_precision_runs_the_extractor_under_autocast(tiny_overrides):
 
 def test_the_remembered_batch_is_per_precision(tiny_overrides, monkeypatch):
     monkeypatch.setattr(evaluate_module, "FITTING_BATCH", {})
-    cfg = compose_config(tiny_overrides)
     sampler = SamplerSpec("euler", 2)
-    sizes = {}
+    sizes, hashes = {}, set()
     for name in ("fp32", "bf16"):
         model = build_model(compose_config([*tiny_overrides, f"precision.network={name}"]),
                             "cpu")
+        hashes.add(model.sha256)
         schedule = SkipSchedule.identity(len(model.denoiser.skips))
         real, seen = model.denoiser.forward, sizes.setdefault(name, [])
 
@@ -151,7 +151,8 @@ def test_the_remembered_batch_is_per_precision(tiny_overrides, monkeypatch):
         monkeypatch.setattr(model.denoiser, "forward", limited)
         evaluate(model, schedule, sampler, range(8), 8, "cpu")
         evaluate(model, schedule, sampler, range(8), 8, "cpu")
-    key = (build_model(cfg, "cpu").sha256, "cpu")
+    (sha256,) = hashes
+    key = (sha256, "cpu")
     assert evaluate_module.FITTING_BATCH == {(*key, "fp32"): 4, (*key, "bf16"): 4}
     # bf16 did not start from fp32's size: each found its own once (8 failed, then 4 fitted),
     # then used it directly
