@@ -16,6 +16,10 @@ from skipsearch.models.digits import build_digits_denoiser
 from skipsearch.models.digits_unet import DigitsUNetConfig
 from skipsearch.weights import save_weights
 
+# One torch thread for the whole run, pinned here once: the networks are tiny, the machine has
+# few cores, and a test that changed the count would change it for every test after it.
+torch.set_num_threads(1)
+
 TINY_UNET = DigitsUNetConfig(model_channels=8, channel_mult=(1, 2, 2), emb_dim=32)
 TINY_CLASSIFIER = DigitsClassifierConfig(width=8, feature_dim=16)
 

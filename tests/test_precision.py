@@ -32,7 +32,6 @@ SEEDS = range(32)
 @pytest.fixture(scope="module")
 def digits():
     """The bundled digits model, eager, fp32."""
-    torch.set_num_threads(1)
     return load_model(OmegaConf.create({"kind": "digits", "name": "digits", "weights": None}))
 
 
