@@ -411,9 +411,13 @@ def validate_windows(cfg: DictConfig) -> None:
     """Window width and count, and a sampler that evaluates the network on its levels."""
     from .analysis.windows import WINDOW_SAMPLERS
 
-    get_int(cfg, "windows.width", 1)
+    width = get_int(cfg, "windows.width", 1)
     if OmegaConf.select(cfg, "windows.count") is not None:
-        get_int(cfg, "windows.count", 1)
+        count = get_int(cfg, "windows.count", 1)
+        levels = sampler_spec(cfg).steps  # a schedule file's sampler is checked when read
+        check(cfg.get("schedule") is not None or count * width <= levels, "windows.count",
+              count, f"{count} windows of {width} levels need {count * width}, the sampler has "
+              f"{levels}; lower windows.count or windows.width, or raise sampler.steps")
     name = str(cfg.sampler.name)
     if name == "edm_stochastic":
         check(float(cfg.sampler.S_churn) == 0, "sampler.S_churn", cfg.sampler.S_churn,
