@@ -38,7 +38,7 @@ from skipsearch.metrics.reference import feature_sums, reference_images
 from skipsearch.models import LoadedModel
 from skipsearch.samplers import generate
 from skipsearch.schedule import SkipSchedule
-from skipsearch.skips import skip_tuning
+from skipsearch.skips import effective_coefficients, skip_tuning, where_values
 
 from .conftest import TINY_CLASSIFIER, run_cli, scaled_up
 
@@ -231,3 +231,32 @@ def test_analyze_input_errors(tiny_overrides, override, key):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and key in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("profile", ["rising_time", "falling_time"])
+def test_time_profiles_make_rho_linear_in_time(tiny_denoiser, profile):
+    """rho(t) = 1 + w(t) (rho - 1) with w linear in t = sigma: 1 at sigma_max for rising_time."""
+    k = len(tiny_denoiser.skips)
+    lo, hi = 0.002, 80.0
+    schedule = SkipSchedule(STRONG[:k], profile=profile, profile_range=(lo, hi))
+    sigmas = [0.001, 0.002, 1.0, 20.0, 40.001, 80.0, 100.0]
+    for sigma in sigmas:
+        w = min(max((sigma - lo) / (hi - lo), 0.0), 1.0)
+        w = w if profile == "rising_time" else 1.0 - w
+        expected = [1.0 + w * (c - 1.0) for c in STRONG[:k]]
+        assert schedule.at_sigma(sigma) == pytest.approx(expected, abs=1e-12)
+    rho = torch.tensor(schedule.coefficients, dtype=torch.float64)
+    where = torch.tensor(where_values(schedule), dtype=torch.float64)
+    got = effective_coefficients(torch.tensor(sigmas, dtype=torch.float64), rho, where)
+    torch.testing.assert_close(got, torch.tensor([schedule.at_sigma(s) for s in sigmas],
+                                                 dtype=torch.float64), rtol=0, atol=1e-12)
+    # The hooks, one image per noise level in one batch, against constant schedules.
+    x = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    mixed = torch.tensor([2.0, 60.0], dtype=torch.float64)
+    labels = torch.eye(10)[[0, 1]]
+    with skip_tuning(tiny_denoiser, tiny_denoiser.skips, schedule):
+        tuned = tiny_denoiser(x, mixed, labels)
+    for i, sigma in enumerate(mixed.tolist()):
+        with skip_tuning(tiny_denoiser, tiny_denoiser.skips, schedule.at_sigma(sigma)):
+            alone = tiny_denoiser(x[i:i + 1], mixed[i:i + 1], labels[i:i + 1])
+        torch.testing.assert_close(tuned[i:i + 1], alone, rtol=1e-4, atol=1e-5)
