@@ -414,10 +414,14 @@ def validate_windows(cfg: DictConfig) -> None:
     width = get_int(cfg, "windows.width", 1)
     if OmegaConf.select(cfg, "windows.count") is not None:
         count = get_int(cfg, "windows.count", 1)
-        levels = sampler_spec(cfg).steps  # a schedule file's sampler is checked when read
-        check(cfg.get("schedule") is not None or count * width <= levels, "windows.count",
-              count, f"{count} windows of {width} levels need {count * width}, the sampler has "
-              f"{levels}; lower windows.count or windows.width, or raise sampler.steps")
+        levels = sampler_spec(cfg).steps
+        if cfg.get("schedule") is not None:  # the schedule file's sampler is the one studied
+            from .export import load_schedule
+
+            levels = int(load_schedule(cfg.schedule).sampler["steps"])
+        check(count * width <= levels, "windows.count", count,
+              f"{count} windows of {width} levels need {count * width}, the sampler has "
+              f"{levels}; lower windows.count or windows.width, or take more sampler steps")
     name = str(cfg.sampler.name)
     if name == "edm_stochastic":
         check(float(cfg.sampler.S_churn) == 0, "sampler.S_churn", cfg.sampler.S_churn,

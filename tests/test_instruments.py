@@ -225,6 +225,7 @@ def test_window_study_input_errors(tiny_overrides, override, key):
     ("analyze.sigma_min=0", "analyze.sigma_min"),
     ("analyze.sigma_max=0.001", "analyze.sigma_max"),
     ("analyze.n_images=0", "analyze.n_images"),
+    ("skip.params.rho_top=1.0", "skip.params"),
 ])
 def test_analyze_input_errors(tiny_overrides, override, key):
     result = run_cli("analyze", *tiny_overrides, override)

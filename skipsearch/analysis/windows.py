@@ -111,7 +111,7 @@ def run_window_study(model: LoadedModel, schedule: SkipSchedule, sampler: Sample
     """FID of the baseline, of ``schedule`` everywhere, and of it within each window."""
     k = len(schedule.coefficients)
 
-    def fid_of(s: SkipSchedule, desc: str) -> float:
+    def fid_of(s: SkipSchedule, desc: str) -> float:  # preview=1: the least evaluate keeps
         return float(evaluate(model, s, sampler, seeds, batch_size, device, scorer,
                               preview=1, desc=desc).fid)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..config import sampler_spec, schedule_from_config, study_name
+from ..errors import ConfigError
 from ..evaluate import SamplerSpec
 from ..export import load_schedule
 from ..models import LoadedModel
@@ -23,7 +24,13 @@ def studied_schedule(cfg: DictConfig, model: LoadedModel
         sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
         return exported.schedule, sampler, str(exported.study.get("name") or study_name(cfg))
     levels = [p.level for p in model.denoiser.skips]
-    return schedule_from_config(cfg, levels), sampler_spec(cfg), study_name(cfg)
+    schedule = schedule_from_config(cfg, levels)
+    if schedule.is_identity:
+        raise ConfigError("skip.params", dict(schedule.params),
+                          "every coefficient is 1.0, so there is nothing to study; give "
+                          "schedule=FILE or e.g. skip.params.rho_top=0.8 "
+                          "skip.params.rho_bottom=0.8")
+    return schedule, sampler_spec(cfg), study_name(cfg)
 
 
 def report_folder(cfg: DictConfig, study: str) -> Path:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter
 
 from ..analysis.loss import LossRow, read_loss_csv
 from ..analysis.windows import WindowRow, read_window_csv
@@ -55,6 +56,9 @@ def loss_figure(rows: Sequence[LossRow]) -> Figure:
     ax.plot(sigmas, [r.feature_ratio for r in rows], "s-", ms=3, label="feature space")
     ax.axhline(1.0, color="0.4", lw=0.8)
     ax.set_xscale("log")
+    ax.set_yscale("log")  # a ratio: 0.9 and 1.1 are as far from 1
+    for axis in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis(FormatStrFormatter("%g"))
     ax.set_xlabel("noise level sigma")
     ax.set_ylabel("loss ratio tuned / untuned")
     ax.legend(fontsize=8)
