@@ -397,10 +397,52 @@ def validate(cfg: DictConfig, command: str) -> None:
         validate_space(cfg)
         validate_search_extras(cfg)
         validate_final_score(cfg)
-    if command in ("sample", "inspect") and cfg.get("schedule") is not None:
+    if command == "windows":
+        validate_windows(cfg)
+    if command == "analyze":
+        validate_analyze(cfg)
+    if command in ("sample", "inspect", "windows", "analyze") and cfg.get("schedule") is not None:
         from .export import load_schedule
 
         load_schedule(cfg.schedule)
+
+
+def validate_windows(cfg: DictConfig) -> None:
+    """Window width and count, and a sampler that evaluates the network on its levels."""
+    from .analysis.windows import WINDOW_SAMPLERS
+
+    width = get_int(cfg, "windows.width", 1)
+    if OmegaConf.select(cfg, "windows.count") is not None:
+        count = get_int(cfg, "windows.count", 1)
+        levels = sampler_spec(cfg).steps
+        if cfg.get("schedule") is not None:  # the schedule file's sampler is the one studied
+            from .export import load_schedule
+
+            levels = int(load_schedule(cfg.schedule).sampler["steps"])
+        check(count * width <= levels, "windows.count", count,
+              f"{count} windows of {width} levels need {count * width}, the sampler has "
+              f"{levels}; lower windows.count or windows.width, or take more sampler steps")
+    name = str(cfg.sampler.name)
+    if name == "edm_stochastic":
+        check(float(cfg.sampler.S_churn) == 0, "sampler.S_churn", cfg.sampler.S_churn,
+              "churn evaluates the network between the levels, so windows of levels do not "
+              "hold; set sampler.S_churn=0 or take sampler=heun")
+    else:
+        check(name in WINDOW_SAMPLERS, "sampler.name", name,
+              f"choose one of: {', '.join(WINDOW_SAMPLERS)}")
+
+
+def validate_analyze(cfg: DictConfig) -> None:
+    """Image count, noise grid and noise seeds of the loss analysis."""
+    get_int(cfg, "analyze.n_images", 1)
+    low = get_float(cfg, "analyze.sigma_min", 0.0)
+    get_float(cfg, "analyze.sigma_max", low)
+    get_int(cfg, "analyze.n_sigmas", 1)
+    get_int(cfg, "analyze.seed_start", 0)
+    kind = str(cfg.model.kind)
+    check(kind not in TEXT_TO_IMAGE_KINDS, "model.kind", kind,
+          "the loss analysis denoises reference images in pixel space; a latent "
+          "text-to-image model has no such images; take a pixel-space model")
 
 
 def study_name(cfg: DictConfig) -> str:

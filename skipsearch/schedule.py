@@ -13,7 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 PARAMETERIZATIONS = ("linear", "per_level", "per_skip")
-PROFILES = ("constant", "rising", "falling")
+PROFILES = ("constant", "rising", "falling", "rising_time", "falling_time")
+# Profiles linear in the sampler's time t = sigma (EDM's sigma(t) = t), not in log sigma.
+TIME_PROFILES = ("rising_time", "falling_time")
 
 
 def linear_coefficients(rho_top: float, rho_bottom: float, k: int) -> tuple[float, ...]:
@@ -52,7 +54,8 @@ class SkipSchedule:
     ``window`` = (sigma_lo, sigma_hi) limits the tuning to noise levels in that closed range;
     ``profile`` blends between 1.0 and the coefficients across ``profile_range`` in log sigma:
     ``rising`` applies them fully at the highest noise and not at all at the lowest, ``falling``
-    the reverse, ``constant`` everywhere.
+    the reverse, ``constant`` everywhere. ``rising_time`` and ``falling_time`` do the same
+    linearly in EDM's time t = sigma, so the effective rho is linear in time (Ma et al. 2024).
     """
 
     coefficients: tuple[float, ...]
@@ -80,9 +83,13 @@ class SkipSchedule:
             return 0.0
         if self.profile == "constant":
             return 1.0
-        lo, hi = (math.log(v) for v in self.profile_range)
-        t = min(max((math.log(max(sigma, 1e-12)) - lo) / (hi - lo), 0.0), 1.0)
-        return t if self.profile == "rising" else 1.0 - t
+        if self.profile in TIME_PROFILES:
+            (lo, hi), x = self.profile_range, sigma
+        else:
+            lo, hi = (math.log(v) for v in self.profile_range)
+            x = math.log(max(sigma, 1e-12))
+        t = min(max((x - lo) / (hi - lo), 0.0), 1.0)
+        return t if self.profile in ("rising", "rising_time") else 1.0 - t
 
     def at_sigma(self, sigma: float) -> tuple[float, ...]:
         """Effective coefficients at noise level ``sigma``: 1 + w(sigma) (rho_i - 1)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .schedule import SkipSchedule
+from .schedule import TIME_PROFILES, SkipSchedule
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,9 @@ class SkipPoint:
 
 
 SigmaOf = Callable[[tuple, dict], torch.Tensor | float | None]
-# Where a schedule applies, as numbers: window (lo, hi), profile log range, weight a + b t.
-WHERE_FIELDS = ("sigma_lo", "sigma_hi", "log_lo", "log_hi", "a", "b")
+# Where a schedule applies, as numbers: window (lo, hi), profile range (of log sigma, or of
+# sigma when ``linear`` is 1), weight a + b t.
+WHERE_FIELDS = ("sigma_lo", "sigma_hi", "log_lo", "log_hi", "a", "b", "linear")
 
 
 def denoiser_sigma(args: tuple, kwargs: dict) -> torch.Tensor | float | None:
@@ -53,22 +54,26 @@ def where_values(schedule: SkipSchedule) -> tuple[float, ...]:
     """A schedule's window and profile as the numbers ``effective_coefficients`` reads."""
     lo, hi = schedule.window if schedule.window is not None else (0.0, math.inf)
     if schedule.profile == "constant":
-        return (lo, hi, 0.0, 1.0, 1.0, 0.0)
-    log_lo, log_hi = (math.log(v) for v in schedule.profile_range)
-    a, b = (0.0, 1.0) if schedule.profile == "rising" else (1.0, -1.0)
-    return (lo, hi, log_lo, log_hi, a, b)
+        return (lo, hi, 0.0, 1.0, 1.0, 0.0, 0.0)
+    linear = schedule.profile in TIME_PROFILES
+    p_lo, p_hi = (schedule.profile_range if linear
+                  else (math.log(v) for v in schedule.profile_range))
+    a, b = (0.0, 1.0) if schedule.profile in ("rising", "rising_time") else (1.0, -1.0)
+    return (lo, hi, p_lo, p_hi, a, b, float(linear))
 
 
 def effective_coefficients(sigma: torch.Tensor, rho: torch.Tensor,
                            where: torch.Tensor) -> torch.Tensor:
     """rho_i w + (1 - w) per noise level, shape (len(sigma), len(rho)); tensor ops only.
 
-    ``w`` is 0 outside the window and ``a + b t`` inside, t = log sigma placed in the profile's
-    log range and clamped to [0, 1] (SkipSchedule.noise_weight, without branches).
+    ``w`` is 0 outside the window and ``a + b t`` inside, t = log sigma (or sigma, for a
+    profile linear in time) placed in the profile's range and clamped to [0, 1]
+    (SkipSchedule.noise_weight, without branches).
     """
-    lo, hi, log_lo, log_hi, a, b = where.unbind()
+    lo, hi, log_lo, log_hi, a, b, linear = where.unbind()
     sigma = sigma.to(rho.dtype).reshape(-1, 1)
-    t = ((sigma.clamp_min(1e-12).log() - log_lo) / (log_hi - log_lo)).clamp(0.0, 1.0)
+    x = torch.where(linear > 0, sigma, sigma.clamp_min(1e-12).log())
+    t = ((x - log_lo) / (log_hi - log_lo)).clamp(0.0, 1.0)
     w = torch.where((sigma >= lo) & (sigma <= hi), a + b * t, torch.zeros_like(t))
     return rho * w + (1.0 - w)
 

@@ -95,6 +95,12 @@ def test_the_report_page_shows_the_study_trials(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     sweep = run_cli("sweep", *tiny_overrides, *SWEEP)
     assert sweep.returncode == 0, sweep.stderr
+    rho = ["skip.params.rho_top=0.6", "skip.params.rho_bottom=0.8"]
+    windows = run_cli("windows", *tiny_overrides, *rho, "sampler.steps=4", "windows.width=2")
+    assert windows.returncode == 0, windows.stderr
+    analyze = run_cli("analyze", *tiny_overrides, *rho, "analyze.n_images=6",
+                      "analyze.n_sigmas=5")
+    assert analyze.returncode == 0, analyze.stderr
     report = run_cli("report", *tiny_overrides, "report.grid=16")
     assert report.returncode == 0, report.stderr
     study = optuna.load_study(study_name="digits-heun-linear",
@@ -107,8 +113,13 @@ def test_the_report_page_shows_the_study_trials(tiny_overrides, tmp_path):
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
             assert f"{t.value:.3f}" in text
+    # The instruments' sections: baseline, full range and two windows; five noise levels.
+    assert re.findall(r'<tr data-kind="(\w+)"', dom) == ["baseline", "full", "window", "window"]
+    assert len(re.findall(r'<tr data-sigma="', dom)) == 5
+    assert "Noise windows: where the schedule helps" in text
+    assert "Denoising loss: pixel space and feature space" in text
     images = re.findall(r'<img [^>]*src="data:image/png;base64,', dom)
-    assert len(images) >= 4  # figures and sample grids load from the page itself
+    assert len(images) >= 6  # figures and sample grids load from the page itself
     shot = tmp_path / "report.png"
     chromium(page, tmp_path / "profile", f"--screenshot={shot}")
     check_png(shot)

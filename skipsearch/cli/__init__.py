@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("config", "skipsearch.cli.sample:run_sample"),
     "inspect": ("config", "skipsearch.cli.inspect:run_inspect"),
     "refstats": ("config", "skipsearch.cli.refstats:run_refstats"),
+    "windows": ("config", "skipsearch.cli.windows:run_windows"),
+    "analyze": ("config", "skipsearch.cli.analyze:run_analyze"),
     "train-toy": ("train_toy", "skipsearch.cli.train_toy:run_train_toy"),
 }
 USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra flags]
@@ -40,6 +42,8 @@ USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra fl
   sample     images, grid, npz and FID from schedule=FILE (or the skip config)
   inspect    list the model's skips bottom to top and their coefficients
   refstats   compute and cache the reference statistics of metric.reference
+  windows    FID of a schedule within each noise window of the sampler (window study)
+  analyze    denoising loss with and without a schedule, pixel and feature space
   train-toy  train the bundled digits model and FID feature network
 
 Overrides follow Hydra's grammar, e.g. `skipsearch sweep search.n_trials=30 logger=none`;

@@ -15,6 +15,7 @@ from ..search.confirm import Protocol
 from ..search.summary import SummaryRow, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
+from .instruments import loss_section, windows_section
 from .page import (
     Cell,
     definitions,
@@ -198,6 +199,8 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str,
         history_section(paths["history.png"]),
         importance_section(importances, reason, paths["importance.png"]),
         samples_section(grids, grids_note),
+        windows_section(folder),
+        loss_section(folder),
         trials_section(rows))
     index = folder / "index.html"
     tmp = index.with_suffix(".html.tmp")
