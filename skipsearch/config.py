@@ -105,6 +105,9 @@ def validate_sampler(cfg: DictConfig) -> None:
         value = get(cfg, f"sampler.{option}")
         check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
               f"sampler.{option}", value, "must be a number >= 0")
+    if name == "unipc":
+        check(cfg.sampler.order in (2, 3), "sampler.order", cfg.sampler.order,
+              "UniPC is implemented for order 2 or 3: sampler.order=2")
     if name == "edm_stochastic":
         check(cfg.sampler.S_min <= cfg.sampler.S_max, "sampler.S_min", cfg.sampler.S_min,
               f"must not exceed sampler.S_max={cfg.sampler.S_max}")
