@@ -182,6 +182,17 @@ def validate_text_to_image(cfg: DictConfig, command: str) -> None:
     check(scale >= 1.0, "model.guidance_scale", scale, "must be >= 1 (1: no guidance)")
 
 
+def validate_latent(cfg: DictConfig, command: str) -> None:
+    """Latent models need their autoencoder folder to sample (not to inspect)."""
+    folder = OmegaConf.select(cfg, "model.autoencoder")
+    latent = cfg.model.kind == "ldm" or OmegaConf.select(cfg, "model.schedule") == "discrete"
+    check(folder is None or Path(folder).is_dir(), "model.autoencoder", folder,
+          "no such folder; give a local diffusers AutoencoderKL or VQModel folder")
+    check(folder is not None or not latent or command == "inspect", "model.autoencoder", folder,
+          "latent models decode their samples: give the autoencoder folder, "
+          "model.autoencoder=PATH")
+
+
 def validate_model(cfg: DictConfig, command: str) -> None:
     """The model kind and the files and settings that kind needs."""
     kind = get_choice(cfg, "model.kind", MODEL_KINDS)
@@ -198,6 +209,8 @@ def validate_model(cfg: DictConfig, command: str) -> None:
     check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
     if kind in TEXT_TO_IMAGE_KINDS:
         validate_text_to_image(cfg, command)
+    if kind in ("ldm", "uvit"):
+        validate_latent(cfg, command)
     if kind == "edm":
         check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
               OmegaConf.select(cfg, "model.trust_pickle"),
