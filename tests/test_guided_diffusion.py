@@ -184,8 +184,11 @@ def test_adm_layout_mismatch_is_one_config_error(tmp_path):
 def test_a_checkpoint_holding_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     torch.save({"state": GuidedUNetConfig()}, path)  # an arbitrary class: needs unpickling
-    with pytest.raises(ConfigError, match="weights_only=True"):
+    with pytest.raises(ConfigError, match="besides tensors"):
         load_adm(path, ADM_FLAGS)
+    (tmp_path / "notes.txt").write_text("not a checkpoint")
+    with pytest.raises(ConfigError, match="not a readable torch checkpoint"):
+        load_adm(tmp_path / "notes.txt", ADM_FLAGS)
 
 
 def tiny_ldm(tmp_path, guidance_scale=1.0):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,11 +16,24 @@ from ..errors import ConfigError
 def read_state_dict(path: str | Path, key: str = "model.path") -> dict:
     """The dict saved in ``path`` (tensors, numbers, strings only: ``weights_only=True``)."""
     try:
-        obj = torch.load(Path(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(key, str(path), "not a checkpoint readable with weights_only=True "
-                          f"({reason[:200]}); give the published .pt/.pth/.ckpt file") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "Unsupported global" not in str(err):
+            lines = [line for line in str(err).splitlines() if line.strip()]
+            reason = lines[-2] if len(lines) > 1 else (lines or [""])[0]
+            raise ConfigError(key, str(path), f"not a readable torch checkpoint "
+                              f"({reason.strip()[:120]}); give the published "
+                              ".pt/.pth/.ckpt file") from None
+        raise ConfigError(key, str(path), "holds Python objects besides tensors, which "
+                          "weights_only=True refuses (unpickling them would run code); give "
+                          "the published state dict file") from None
+    except Exception as err:  # garbage makes torch.load raise almost anything
+        reason = str(err).strip().split(". ")[0].splitlines()[0] if str(err).strip() else ""
+        raise ConfigError(key, str(path), f"not a readable torch checkpoint "
+                          f"({type(err).__name__}: {reason[:120]}); "
+                          "give the published .pt/.pth/.ckpt file") from None
     if not isinstance(obj, Mapping):
         raise ConfigError(key, str(path), f"holds a {type(obj).__name__}, not a state dict")
     return dict(obj)

@@ -182,7 +182,7 @@ def uvit_config(state: dict[str, torch.Tensor], num_heads: int, path: str | Path
     proj = require(state, "patch_embed.proj.weight", path, "U-ViT")
     pos = require(state, "pos_embed", path, "U-ViT")
     fc1 = require(state, "in_blocks.0.mlp.fc1.weight", path, "U-ViT")
-    depth = 2 * len({k.split(".")[1] for k in state if k.startswith("in_blocks.")}) + 1
+    depth = 2 * len({k.split(".")[1] for k in state if k.startswith("in_blocks.")})
     classes = int(state["label_emb.weight"].shape[0]) if "label_emb.weight" in state else 0
     tokens = int(pos.shape[1]) - (2 if classes else 1)
     grid, patch = math.isqrt(tokens), int(proj.shape[2])
