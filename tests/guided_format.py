@@ -82,12 +82,14 @@ def write_uvit(path: Path, cfg: UViTConfig = TINY_UVIT, seed: int = 0) -> UViT:
     return net
 
 
-def write_autoencoder(folder: Path, kind: str = "VQModel", seed: int = 0) -> torch.nn.Module:
-    """A tiny diffusers VQModel or AutoencoderKL folder (1x16x16 images, 2x8x8 latents)."""
+def write_autoencoder(folder: Path, kind: str = "VQModel", seed: int = 0,
+                      channels: int = 1) -> torch.nn.Module:
+    """A tiny diffusers VQModel or AutoencoderKL folder (16x16 images, 2x8x8 latents)."""
     import diffusers
 
     torch.manual_seed(seed)
     extra = {"num_vq_embeddings": 16, "vq_embed_dim": 2} if kind == "VQModel" else {}
-    model = getattr(diffusers, kind)(**TINY_AUTOENCODER, **extra).eval()
+    config = {**TINY_AUTOENCODER, "in_channels": channels, "out_channels": channels}
+    model = getattr(diffusers, kind)(**config, **extra).eval()
     model.save_pretrained(folder)
     return model
