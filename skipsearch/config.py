@@ -209,6 +209,10 @@ def validate_model(cfg: DictConfig, command: str) -> None:
     check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
     if kind in TEXT_TO_IMAGE_KINDS:
         validate_text_to_image(cfg, command)
+    if kind in ("adm", "ldm", "uvit"):
+        from .models.settings import check_model_settings
+
+        check_model_settings(cfg)
     if kind in ("ldm", "uvit"):
         validate_latent(cfg, command)
     if kind == "edm":

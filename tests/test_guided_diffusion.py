@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -277,3 +278,21 @@ def test_a_latent_model_without_its_autoencoder_is_one_line(tmp_path, tiny_weigh
                      f"out_dir={tmp_path / 'out'}")
     assert result.returncode == 2 and "model.autoencoder" in result.stderr
     assert result.stderr.strip().count("\n") == 0
+
+
+@pytest.mark.parametrize(("kind", "key", "value"), [
+    ("adm", "channel_mult", 5), ("adm", "num_head_channels", 0),
+    ("adm", "noise_schedule", "quad"), ("adm", "resblock_updown", "yes"),
+    ("ldm", "guidance_scale", "x"), ("ldm", "latent_scale", 0.0), ("ldm", "null_class", -1),
+    ("uvit", "num_heads", "abc"), ("uvit", "schedule", "ddim"),
+])
+def test_bad_model_settings_name_the_key(kind, key, value):
+    from omegaconf import OmegaConf
+
+    from skipsearch.models.settings import check_model_settings
+
+    base = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / f"{kind}.yaml")
+    check_model_settings(OmegaConf.create({"model": base}))  # the shipped settings pass
+    base[key] = value
+    with pytest.raises(ConfigError, match=rf"^model\.{key}="):
+        check_model_settings(OmegaConf.create({"model": base}))
