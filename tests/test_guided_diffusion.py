@@ -231,6 +231,22 @@ def test_ldm_guidance_mixes_the_null_class_pass(tmp_path):
         torch.testing.assert_close(guided(x, sigma, labels), expected, rtol=1e-5, atol=1e-4)
 
 
+def test_ldm_prefers_the_ema_weights_it_holds(tmp_path):
+    path = tmp_path / "model.ckpt"
+    write_ldm(path)
+    checkpoint = torch.load(path, weights_only=True)
+    state = checkpoint["state_dict"]
+    # LitEma's buffer of input_blocks.0.0.weight: the dotted name without its dots.
+    ema = state["model.diffusion_model.input_blocks.0.0.weight"] + 1.0
+    state["model_ema.diffusion_modelinput_blocks00weight"] = ema
+    torch.save(checkpoint, path)
+    loaded = load_ldm(path, LDM_FLAGS, None)
+    assert torch.equal(loaded.net.diffusion_model.input_blocks[0][0].weight, ema)
+    raw = load_ldm(path, LDM_FLAGS, None, use_ema=False)
+    weight = state["model.diffusion_model.input_blocks.0.0.weight"]
+    assert torch.equal(raw.net.diffusion_model.input_blocks[0][0].weight, weight)
+
+
 def test_ldm_decodes_through_the_vq_folder(tmp_path):
     denoiser, _, _ = tiny_ldm(tmp_path)
     z = torch.randn(2, 2, 8, 8)

@@ -93,7 +93,8 @@ def _ldm(cfg) -> tuple[Denoiser, Path]:
     path = Path(cfg.path)
     denoiser = load_ldm(path, _layout(cfg), cfg.get("autoencoder"), float(cfg.latent_scale),
                         float(cfg.linear_start), float(cfg.linear_end), int(cfg.timesteps),
-                        float(cfg.guidance_scale), int(cfg.num_classes), cfg.get("null_class"))
+                        float(cfg.guidance_scale), int(cfg.num_classes), cfg.get("null_class"),
+                        bool(cfg.get("use_ema", True)))
     return denoiser, path
 
 

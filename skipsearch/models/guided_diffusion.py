@@ -9,7 +9,8 @@ first half is eps. Schedules: ``linear`` or ``cosine`` with ``diffusion_steps`` 
 LDM: the published ``model.ckpt`` holds ``state_dict`` with the UNet under
 ``model.diffusion_model.``, the class embedding ``cond_stage_model.embedding.weight`` of
 class-conditional models (its row is the cross-attention context, one token), the latent
-``scale_factor`` and the training schedule's ``alphas_cumprod``; each is used when present,
+``scale_factor``, the training schedule's ``alphas_cumprod`` and EMA weights
+(``model_ema.``, preferred unless ``use_ema`` is false); each is used when present,
 else the settings (LDM's ``linear`` schedule is linear in sqrt(beta)). The first stage is a
 local diffusers ``VQModel`` or ``AutoencoderKL`` folder (``model.autoencoder``).
 """
@@ -85,6 +86,20 @@ def load_adm(path: str | Path, layout: dict[str, Any], noise_schedule: str = "li
                        unet.skip_points)
 
 
+def ema_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The UNet's weights, each replaced by its EMA copy where the checkpoint holds one.
+
+    LDM keeps EMA weights as ``model_ema.<name without dots>`` buffers (``LitEma``) and
+    samples with them whenever they exist; cin256-v2 was trained without EMA.
+    """
+    weights = with_prefix(state, "model.diffusion_model.")
+    for name in weights:
+        ema = "model_ema." + f"diffusion_model.{name}".replace(".", "")
+        if ema in state:
+            weights[name] = state[ema]
+    return weights
+
+
 class LDMClassConditional(nn.Module):
     """LDM's UNet with its class embedder: context = embedding(y) as one token."""
 
@@ -102,7 +117,8 @@ class LDMClassConditional(nn.Module):
 def load_ldm(path: str | Path, layout: dict[str, Any], autoencoder: str | Path | None,
              latent_scale: float = 1.0, linear_start: float = 0.0015,
              linear_end: float = 0.0195, timesteps: int = 1000, guidance_scale: float = 1.0,
-             num_classes: int = 1000, null_class: int | None = 1000) -> EpsDenoiser:
+             num_classes: int = 1000, null_class: int | None = 1000,
+             use_ema: bool = True) -> EpsDenoiser:
     """An LDM checkpoint (``state_dict`` of the LatentDiffusion module) as a denoiser.
 
     Images draw classes ``seed % num_classes``; ``null_class`` is the embedding row of the
@@ -112,7 +128,8 @@ def load_ldm(path: str | Path, layout: dict[str, Any], autoencoder: str | Path |
     state = checkpoint.get("state_dict", checkpoint)
     if not isinstance(state, dict):
         raise ConfigError("model.path", str(path), "its state_dict is not a dict of tensors")
-    unet = build_unet(with_prefix(state, "model.diffusion_model."), layout, path)
+    unet = build_unet(ema_weights(state) if use_ema else
+                      with_prefix(state, "model.diffusion_model."), layout, path)
     table = state.get("cond_stage_model.embedding.weight")
     embedding = None
     if table is not None:

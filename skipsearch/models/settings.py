@@ -39,6 +39,7 @@ SPECS = {
             "noise_schedule": (lambda v: v in ("linear", "cosine"), "choose linear or cosine"),
             "diffusion_steps": _int(2)},
     "ldm": {**LAYOUT, **GUIDANCE, "transformer_depth": _int(1), "latent_scale": POSITIVE,
+            "use_ema": BOOL,
             "linear_start": POSITIVE, "linear_end": POSITIVE, "timesteps": _int(2)},
     "uvit": {**GUIDANCE, "num_heads": _int(1), "latent_scale": POSITIVE,
              "schedule": (lambda v: v in ("continuous", "discrete"),
