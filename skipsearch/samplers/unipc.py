@@ -99,13 +99,14 @@ def sample_unipc(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
     for i in range(steps):
         t_cur, t_next = levels[i], levels[i + 1]
         m_cur = denoise(x_cur, sigmas[i])
+        if t_next == 0:
+            # Final step to sigma = 0 (h = inf): first order, x = D(x; sigma), which the
+            # corrected x would not change.
+            return m_cur
         if x_prev is not None:
             # UniC: correct x_cur with the output at it; the output itself is kept.
             x_cur = uni_update(x_prev, levels[i - 1], t_cur, outputs, p_prev, m_cur)
         outputs = [*outputs[-(order - 1):], (t_cur, m_cur)]
-        if t_next == 0:
-            # Final step to sigma = 0 (h = inf): first order, x = D(x; sigma).
-            return m_cur
         p = step_order(order, i, steps)
         # UniP: predict x at t_next from the p newest outputs.
         x_prev, p_prev = x_cur, p
