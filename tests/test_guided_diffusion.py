@@ -1,4 +1,7 @@
-"""ADM and LDM in the guided-diffusion layout: keys, schedules, skips, hooks, sweeps."""
+"""ADM and LDM in the guided-diffusion layout: keys, schedules, skips, hooks, inspect.
+
+Their sweeps with Heun and UniPC run in test_family_sweeps.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-import yaml
 
 from skipsearch.errors import ConfigError
 from skipsearch.models.guided_diffusion import load_adm, load_ldm
@@ -31,9 +33,6 @@ ADM_FLAGS = {"image_size": 16, "num_res_blocks": 1, "channel_mult": [1, 2],
              "use_new_attention_order": True, "resblock_updown": True}
 LDM_FLAGS = {"image_size": 8, "num_res_blocks": 1, "channel_mult": [1, 2],
              "attention_resolutions": [4], "num_heads": 1}
-COMMON = ["logger=none", "device=cpu", "metric.n_samples=12", "metric.final_samples=12",
-          "batch_size=6", "search.steps=[2]", "search.samplers=[heun,unipc]",
-          "search.n_trials=2"]
 
 
 def state_counts(cfg: GuidedUNetConfig) -> tuple[int, int]:
@@ -266,25 +265,6 @@ def test_inspect_lists_the_skips_of_adm_and_ldm(tmp_path):
                      *LDM_LAYOUT, f"out_dir={tmp_path / 'out'}")
     assert result.returncode == 0, result.stderr
     assert "ldm: 4 skips" in result.stdout and "diffusion_model.output_blocks.0" in result.stdout
-
-
-def test_sweeps_on_adm_and_ldm_with_heun_and_unipc(tmp_path, tiny_weights):
-    metric = f"metric.weights={tiny_weights['classifier']}"
-    write_adm(tmp_path / "adm.pt")
-    adm = run_cli("sweep", "model=adm", f"model.path={tmp_path / 'adm.pt'}", *ADM_LAYOUT,
-                  metric, f"out_dir={tmp_path / 'adm'}", *COMMON)
-    assert adm.returncode == 0, adm.stderr
-    write_ldm(tmp_path / "ldm.ckpt")
-    write_autoencoder(tmp_path / "vq")
-    ldm = run_cli("sweep", "model=ldm", f"model.path={tmp_path / 'ldm.ckpt'}", *LDM_LAYOUT,
-                  f"model.autoencoder={tmp_path / 'vq'}", "model.guidance_scale=1.5", metric,
-                  f"out_dir={tmp_path / 'ldm'}", *COMMON)
-    assert ldm.returncode == 0, ldm.stderr
-    for name in ("adm", "ldm"):
-        best = yaml.safe_load((tmp_path / name / "exports" / f"{name}-heun-linear"
-                               / "best.yaml").read_text())
-        assert len(best["schedule"]["coefficients"]) == 4
-        assert best["sampler"]["name"] in ("heun", "unipc")
 
 
 def test_a_latent_model_without_its_autoencoder_is_one_line(tmp_path, tiny_weights):
