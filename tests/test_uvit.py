@@ -167,3 +167,22 @@ def test_inspect_and_a_sweep_on_a_pixel_uvit(tmp_path, tiny_weights):
     best = yaml.safe_load((tmp_path / "pixel" / "exports" / "uvit-heun-linear"
                            / "best.yaml").read_text())
     assert len(best["schedule"]["coefficients"]) == 2
+
+
+def test_token_skips_are_scaled_out_of_place_when_autograd_records(tmp_path):
+    path = tmp_path / "u.pth"
+    net = write_uvit(path)
+    denoiser = load_uvit(path, num_heads=4, num_classes=10).requires_grad_(True)
+    x, sigma, labels = inputs()
+    x = x.requires_grad_(True)
+    rhos = [0.5, 0.8]
+    with skip_tuning(denoiser, denoiser.skips, rhos):
+        hooked = denoiser(x, sigma, labels)
+    hooked.square().sum().backward()
+    s = sigma[:, None, None, None]
+    with torch.no_grad():
+        t = denoiser.schedule.timestep(sigma).float()
+        eps = reference_uvit(net, x / (s**2 + 1).sqrt(), t, labels.argmax(1), rhos)
+    torch.testing.assert_close(hooked.detach(), x.detach() - s * eps, rtol=1e-5, atol=1e-5)
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    assert denoiser.net.out_blocks[0].skip_linear.weight.grad is not None
