@@ -105,6 +105,9 @@ def validate_sampler(cfg: DictConfig) -> None:
         value = get(cfg, f"sampler.{option}")
         check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
               f"sampler.{option}", value, "must be a number >= 0")
+    if name == "unipc":
+        check(cfg.sampler.order in (2, 3), "sampler.order", cfg.sampler.order,
+              "UniPC is implemented for order 2 or 3: sampler.order=2")
     if name == "edm_stochastic":
         check(cfg.sampler.S_min <= cfg.sampler.S_max, "sampler.S_min", cfg.sampler.S_min,
               f"must not exceed sampler.S_max={cfg.sampler.S_max}")
@@ -179,6 +182,17 @@ def validate_text_to_image(cfg: DictConfig, command: str) -> None:
     check(scale >= 1.0, "model.guidance_scale", scale, "must be >= 1 (1: no guidance)")
 
 
+def validate_latent(cfg: DictConfig, command: str) -> None:
+    """Latent models need their autoencoder folder to sample (not to inspect)."""
+    folder = OmegaConf.select(cfg, "model.autoencoder")
+    latent = cfg.model.kind == "ldm" or OmegaConf.select(cfg, "model.schedule") == "discrete"
+    check(folder is None or Path(folder).is_dir(), "model.autoencoder", folder,
+          "no such folder; give a local diffusers AutoencoderKL or VQModel folder")
+    check(folder is not None or not latent or command == "inspect", "model.autoencoder", folder,
+          "latent models decode their samples: give the autoencoder folder, "
+          "model.autoencoder=PATH")
+
+
 def validate_model(cfg: DictConfig, command: str) -> None:
     """The model kind and the files and settings that kind needs."""
     kind = get_choice(cfg, "model.kind", MODEL_KINDS)
@@ -195,6 +209,12 @@ def validate_model(cfg: DictConfig, command: str) -> None:
     check(Path(path).exists(), "model.path", path, "no such file or folder; give a local path")
     if kind in TEXT_TO_IMAGE_KINDS:
         validate_text_to_image(cfg, command)
+    if kind in ("adm", "ldm", "uvit"):
+        from .models.settings import check_model_settings
+
+        check_model_settings(cfg)
+    if kind in ("ldm", "uvit"):
+        validate_latent(cfg, command)
     if kind == "edm":
         check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
               OmegaConf.select(cfg, "model.trust_pickle"),

@@ -2,7 +2,9 @@
 
 A decoder block whose input is ``concat([h, d_i])`` gets a forward pre-hook that multiplies the
 trailing ``d_i`` channels by ``rho_i`` (Ma et al. 2024, Sec. 3). Skips are listed bottom to top:
-index 0 is the skip next to the bottleneck. Usage::
+index 0 is the skip next to the bottleneck. The features are joined along ``feature_dim``: dim 1
+for UNets (B, C, H, W), the last dim for transformers whose long skips join token features
+(U-ViT's ``skip_linear(cat([x, skip], dim=-1))``, input (B, L, 2D)). Usage::
 
     with skip_tuning(denoiser, denoiser.skips, coefficients):
         images = sampler(denoiser, latents, sigmas, class_labels)
@@ -37,6 +39,7 @@ class SkipPoint:
     skip_channels: int
     in_channels: int
     module_name: str
+    feature_dim: int = 1  # the axis of the block input holding [h, d_i]: 1 (NCHW) or -1 (tokens)
 
 
 SigmaOf = Callable[[tuple, dict], torch.Tensor | float | None]
@@ -79,20 +82,25 @@ def effective_coefficients(sigma: torch.Tensor, rho: torch.Tensor,
 
 
 def _scale_skip(point: SkipPoint, x: torch.Tensor, rho: torch.Tensor):
-    """The block input with its trailing ``point.skip_channels`` multiplied by ``rho`` (B or 1)."""
-    if x.shape[1] != point.in_channels:
-        raise RuntimeError(f"{point.module_name} got {x.shape[1]} input channels, "
+    """The block input with its trailing ``point.skip_channels`` multiplied by ``rho`` (B or 1).
+
+    The channels lie along ``point.feature_dim``; rho has one value per image (or one for all).
+    """
+    dim = point.feature_dim % x.ndim
+    if x.shape[dim] != point.in_channels:
+        raise RuntimeError(f"{point.module_name} got {x.shape[dim]} input channels, "
                            f"expected {point.in_channels} (decoder + skip)")
     split = point.in_channels - point.skip_channels
     if rho.shape[0] not in (1, x.shape[0]):  # a model that batches several passes (guidance)
         rho = rho.repeat(x.shape[0] // rho.shape[0])
-    rho = rho.to(x.dtype).reshape(-1, 1, 1, 1)
+    rho = rho.to(x.dtype).reshape(-1, *([1] * (x.ndim - 1)))
+    skip = x.narrow(dim, split, point.skip_channels)
     if torch.is_grad_enabled() and x.requires_grad:
         # Out of place, so autograd records the scaling.
-        return torch.cat([x[:, :split], x[:, split:] * rho], dim=1)
+        return torch.cat([x.narrow(dim, 0, split), skip * rho], dim=dim)
     # Sampling: the input is the freshly concatenated [h, skip]; scaling its skip channels
     # in place saves a full read and write of the block input.
-    x[:, split:].mul_(rho)
+    skip.mul_(rho)
     return None
 
 

@@ -160,6 +160,7 @@ def test_stochastic_endpoint_distribution_matches_the_data(noise_seed):
     ("heun", {}, lambda n: 2 * n - 1),
     ("edm_stochastic", {**IMAGENET64, "S_max": 100.0}, lambda n: 2 * n - 1),
     ("dpmpp_2m", {}, lambda n: n),
+    ("unipc", {"order": 3}, lambda n: n),
 ])
 def test_nfe_is_counted_exactly(sampler, options, expected, steps):
     calls = []
@@ -175,8 +176,9 @@ def test_nfe_is_counted_exactly(sampler, options, expected, steps):
 
 
 def test_registry_lists_the_samplers_and_their_options():
-    assert set(SAMPLERS) == {"euler", "heun", "edm_stochastic", "dpmpp_2m"}
+    assert set(SAMPLERS) == {"euler", "heun", "edm_stochastic", "dpmpp_2m", "unipc"}
     assert SAMPLERS["edm_stochastic"].options == ("S_churn", "S_min", "S_max", "S_noise")
+    assert SAMPLERS["unipc"].options == ("order",)
     assert all(SAMPLERS[name].options == () for name in ("euler", "heun", "dpmpp_2m"))
 
 

@@ -70,9 +70,48 @@ def _stable_diffusion(cfg) -> tuple[Denoiser, Path]:
     return denoiser, path
 
 
+def _layout(cfg) -> dict:
+    """The UNet layout settings given in the model group (guided-diffusion's flags)."""
+    from .guided_diffusion import LAYOUT_KEYS
+
+    return {k: OmegaConf.to_object(cfg[k]) if OmegaConf.is_config(cfg[k]) else cfg[k]
+            for k in LAYOUT_KEYS if k in cfg}
+
+
+def _adm(cfg) -> tuple[Denoiser, Path]:
+    """A guided-diffusion UNet state dict (OpenAI's ADM checkpoints)."""
+    from .guided_diffusion import load_adm
+
+    path = Path(cfg.path)
+    return load_adm(path, _layout(cfg), str(cfg.noise_schedule), int(cfg.diffusion_steps)), path
+
+
+def _ldm(cfg) -> tuple[Denoiser, Path]:
+    """A CompVis latent-diffusion checkpoint and its first stage (diffusers folder)."""
+    from .guided_diffusion import load_ldm
+
+    path = Path(cfg.path)
+    denoiser = load_ldm(path, _layout(cfg), cfg.get("autoencoder"), float(cfg.latent_scale),
+                        float(cfg.linear_start), float(cfg.linear_end), int(cfg.timesteps),
+                        float(cfg.guidance_scale), int(cfg.num_classes), cfg.get("null_class"),
+                        bool(cfg.get("use_ema", True)))
+    return denoiser, path
+
+
+def _uvit(cfg) -> tuple[Denoiser, Path]:
+    """A U-ViT state dict (pixel or latent), with the VAE folder of latent models."""
+    from .uvit import load_uvit
+
+    path = Path(cfg.path)
+    denoiser = load_uvit(path, int(cfg.num_heads), str(cfg.schedule), cfg.get("autoencoder"),
+                         float(cfg.latent_scale), float(cfg.guidance_scale),
+                         int(cfg.num_classes), cfg.get("null_class"))
+    return denoiser, path
+
+
 LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {
     "digits": _digits, "edm": _edm, "diffusers_unet2d": _diffusers_unet2d,
-    "stable_diffusion": _stable_diffusion,
+    "stable_diffusion": _stable_diffusion, "adm": _adm, "ldm": _ldm, "uvit": _uvit,
 }
 # Kinds that make RGB images from prompts: no FID feature network for them yet.
 TEXT_TO_IMAGE_KINDS = ("stable_diffusion",)

@@ -22,6 +22,7 @@ from .edm_stochastic import EDM_STOCHASTIC_OPTIONS, edm_stochastic_nfe, sample_e
 from .euler import euler_nfe, sample_euler
 from .heun import heun_nfe, sample_heun
 from .seeds import PerImageNoise, labels_from_seeds, latents_from_seeds
+from .unipc import UNIPC_OPTIONS, sample_unipc, unipc_nfe
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ SAMPLERS: dict[str, SamplerDef] = {
     "edm_stochastic": SamplerDef(sample_edm_stochastic, edm_stochastic_nfe,
                                  EDM_STOCHASTIC_OPTIONS),
     "dpmpp_2m": SamplerDef(sample_dpmpp_2m, dpmpp_2m_nfe),
+    "unipc": SamplerDef(sample_unipc, unipc_nfe, UNIPC_OPTIONS),
 }
 
 
@@ -103,5 +105,5 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
 __all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",
            "dpmpp_2m_nfe", "edm_sigmas", "edm_stochastic_nfe", "euler_nfe", "generate",
            "heun_nfe", "labels_from_seeds", "latents_from_seeds", "nfe_of", "sample_dpmpp_2m",
-           "sample_edm_stochastic", "sample_euler", "sample_heun", "sampler_def",
-           "sigmas_from_list"]
+           "sample_edm_stochastic", "sample_euler", "sample_heun", "sample_unipc",
+           "sampler_def", "sigmas_from_list", "unipc_nfe"]
