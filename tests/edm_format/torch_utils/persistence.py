@@ -49,8 +49,11 @@ def persistent_class(orig_class):
             parts = list(super().__reduce__())
             parts += [None] * (3 - len(parts))
             if parts[0] is not _reconstruct_persistent_obj:
-                meta = {"type": "class", "version": FORMAT_VERSION, "module_src": source,
-                        "class_name": class_name, "state": parts[2]}
+                # Read through self: a persistent subclass of a persistent class pickles
+                # under its own name and module text.
+                meta = {"type": "class", "version": FORMAT_VERSION,
+                        "module_src": self._orig_module_src,
+                        "class_name": self._orig_class_name, "state": parts[2]}
                 parts[:3] = [_reconstruct_persistent_obj, (meta,), None]
             return tuple(parts)
 
