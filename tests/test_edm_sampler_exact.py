@@ -67,11 +67,12 @@ def per_seed_streams(seeds, shape):
     return latents, randn_like
 
 
-@pytest.fixture(scope="module", params=[0, 10], ids=["uncond", "cond"])
+@pytest.fixture(scope="module", params=[("EDMPrecond", 0), ("EDMPrecond", 10),
+                                        ("iDDPMPrecond", 0)], ids=["uncond", "cond", "iddpm"])
 def model(request, tmp_path_factory):
+    precond, label_dim = request.param
     path = tmp_path_factory.mktemp("exact") / "network-snapshot.pkl"
-    write_snapshot(path, "EDMPrecond", label_dim=request.param, model_type="DhariwalUNet",
-                   **TINY)
+    write_snapshot(path, precond, label_dim=label_dim, model_type="DhariwalUNet", **TINY)
     return load_edm_denoiser(path, trust=True)
 
 
@@ -80,19 +81,25 @@ CHURN = {"S_churn": 40.0, "S_min": 0.05, "S_max": 50.0, "S_noise": 1.007}
 
 @pytest.mark.parametrize("options", [{}, CHURN], ids=["heun", "stochastic"])
 def test_the_samplers_equal_edms_loop_bit_for_bit(model, options):
+    if options and type(model.net).__name__ == "iDDPMPrecond":
+        pytest.skip("EDM also rounds t_hat to iDDPM's grid inside Algorithm 2; we do not")
     steps, shape = 5, (3, 16, 16)
+    # EDM's generate.py clamps the discretization to the network's range of noise levels.
+    sigma_min, sigma_max = max(0.002, model.net.sigma_min), min(80.0, model.net.sigma_max)
     labels = model.condition_for(SEEDS)
     latents, randn_like = per_seed_streams(SEEDS, shape)
-    expected = edm_sampler_loop(model.net, latents, labels, randn_like, steps, **options)
+    expected = edm_sampler_loop(model.net, latents, labels, randn_like, steps, sigma_min,
+                                sigma_max, **options)
 
-    sigmas = edm_sigmas(steps)
+    sigmas = edm_sigmas(steps, sigma_min, sigma_max)
     noise = PerImageNoise(SEEDS)
-    x_T = noise.latents(shape).to(torch.float64) * float(sigmas[0])
+    rounded = torch.cat([model.round_sigma(sigmas[:-1]), sigmas[-1:]])
+    x_T = noise.latents(shape).to(torch.float64) * float(rounded[0])
     denoise = network_denoise(model, labels)
     if options:
-        x_0 = sample_edm_stochastic(denoise, x_T, sigmas, noise, **options)
+        x_0 = sample_edm_stochastic(denoise, x_T, rounded, noise, **options)
     else:
-        x_0 = sample_heun(denoise, x_T, sigmas)
+        x_0 = sample_heun(denoise, x_T, rounded)
     assert x_0.dtype == torch.float64
     assert torch.equal(x_0, expected), (x_0 - expected).abs().max()
 
@@ -109,3 +116,11 @@ def test_per_image_levels_are_kept_where_images_differ(model):
     denoise(x, torch.tensor(2.0, dtype=torch.float64))
     denoise(x, torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64))
     assert seen[0].shape == () and seen[1].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_iddpm_levels_below_its_range_stay_positive(model):
+    """0.002 is below iDDPM's smallest level; rounding it to the grid's 0 would give NaN."""
+    sigmas = edm_sigmas(3)
+    rounded = model.round_sigma(sigmas)
+    assert (rounded[:-1] > 0).all() and rounded[-1] == 0
+    assert torch.isfinite(generate(model, SEEDS, sigmas, "heun")).all()

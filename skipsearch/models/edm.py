@@ -107,6 +107,15 @@ class EDMNetworkDenoiser(Denoiser):
         return self.net(x.to(torch.float32), sigma.to(torch.float32), class_labels).to(
             torch.float32)
 
+    def round_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The wrapper's own rounding: iDDPM's nearest trained level, the identity otherwise.
+
+        A positive level that would round to iDDPM's level 0 (below its sigma_min) is kept as
+        it is: a zero inside the discretization would divide by zero.
+        """
+        rounded = torch.as_tensor(self.net.round_sigma(sigma), dtype=sigma.dtype)
+        return torch.where((rounded > 0) | (sigma <= 0), rounded, sigma)
+
 
 def load_edm_denoiser(path: Path, trust: bool) -> EDMNetworkDenoiser:
     """The EDM network at ``path`` as a Denoiser in eval mode."""

@@ -106,6 +106,8 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
     noise = PerImageNoise(seeds, device)
     labels = denoiser.condition_for(seeds, device)
     levels = sigmas.to("cpu", torch.float64)
+    # As EDM's sampler: positive levels rounded to those the network supports (iDDPM's grid).
+    levels = torch.cat([denoiser.round_sigma(levels[:-1]), levels[-1:]])
     denoise = network_denoise(denoiser if network is None else network, labels, precision)
     x_T = noise.latents(shape).to(precision.sampler_dtype) * float(levels[0])
     x = solve(denoise, x_T, levels, noise, **given)
