@@ -198,6 +198,22 @@ def test_tensor_storages_are_read_without_running_code(tmp_path):
     assert not marker.exists()
 
 
+def test_numpy_scalars_and_arrays_of_either_numpy_generation_load():
+    """Snapshots written under numpy 1 name numpy.core.multiarray; numpy 2 numpy._core."""
+    import io
+
+    from skipsearch.models.persistence import NVlabsUnpickler
+
+    values = {"skip_scale": np.sqrt(0.5), "scale": np.float32([0.5, 0.25])}
+    new = pickle.dumps(values, protocol=2)
+    old = new.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    assert b"numpy.core.multiarray" in old
+    for data in (new, old):
+        loaded = NVlabsUnpickler(io.BytesIO(data)).load()
+        assert loaded["skip_scale"] == values["skip_scale"]
+        assert np.array_equal(loaded["scale"], values["scale"])
+
+
 def test_skip_counts_at_the_published_layouts():
     with torch.device("meta"):
         adm = build_network("EDMPrecond", img_resolution=64, img_channels=3, label_dim=1000,

@@ -185,7 +185,3 @@ def read_nvlabs_pickle(path: Path, trust: bool, expected: str, key: str = "model
         raise ConfigError(key, str(path), f"expected {expected} network pickle, could not "
                           f"read it ({reason})") from None
 
-
-def init_kwargs(obj: Any) -> dict:
-    """The constructor keywords a persistent object recorded (``{}`` if it kept none)."""
-    return dict(getattr(obj, "__dict__", {}).get("_init_kwargs") or {})
