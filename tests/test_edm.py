@@ -85,6 +85,19 @@ def test_the_stand_ins_keep_what_edm_keeps_and_nothing_more(snapshot):
     assert own == UNET_ATTRIBUTES[type(unet).__name__]
     assert not hasattr(unet, "img_resolution")
     assert unet.init_kwargs["img_resolution"] == 16  # kept only as a constructor argument
+    assert type(unet).__module__ == type(original).__module__ == "training.networks"
+
+
+def test_the_snapshot_layout_and_inert_loss(snapshot):
+    """EDM's snapshot dict; its loss object is kept as a record, its code never run."""
+    from skipsearch.models.persistence import Unbuilt, read_nvlabs_pickle
+
+    path, original, _ = snapshot
+    data = read_nvlabs_pickle(path, True, "an NVlabs EDM")
+    assert list(data) == ["ema", "loss_fn", "augment_pipe", "dataset_kwargs"]
+    if type(original).__name__ != "iDDPMPrecond":  # iDDPM baselines were not trained by EDM
+        assert isinstance(data["loss_fn"], Unbuilt)
+        assert data["loss_fn"].class_name == type(original).__name__.replace("Precond", "Loss")
 
 
 def reference_coefficients(net, sigma: np.ndarray):
