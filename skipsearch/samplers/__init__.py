@@ -119,6 +119,5 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
 __all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",
            "dpmpp_2m_nfe", "edm_sigmas", "edm_stochastic_nfe", "euler_nfe", "generate",
            "heun_nfe", "labels_from_seeds", "latents_from_seeds", "network_denoise", "nfe_of",
-           "sample_dpmpp_2m",
-           "sample_edm_stochastic", "sample_euler", "sample_heun", "sampler_def",
-           "sigmas_from_list"]
+           "sample_dpmpp_2m", "sample_edm_stochastic", "sample_euler", "sample_heun",
+           "sampler_def", "sigmas_from_list"]
