@@ -215,15 +215,20 @@ def validate_model(cfg: DictConfig, command: str) -> None:
         check_model_settings(cfg)
     if kind in ("ldm", "uvit"):
         validate_latent(cfg, command)
-    if kind == "edm":
+    if kind in ("edm", "edm2"):
         check(OmegaConf.select(cfg, "model.trust_pickle") is True, "model.trust_pickle",
               OmegaConf.select(cfg, "model.trust_pickle"),
               "EDM checkpoints are pickles and unpickling runs code; set "
               "model.trust_pickle=true only for a file you trust")
+        check(Path(path).is_file(), "model.path", path,
+              f"a folder; give the snapshot file itself (model.kind={kind} reads one .pkl)")
+        vae = OmegaConf.select(cfg, "model.vae")
+        check(vae is None or Path(vae).is_dir(), "model.vae", vae,
+              "no such folder; give the local diffusers AutoencoderKL folder, or null")
         with open(path, "rb") as f:
             magic = f.read(2)
         check(len(magic) == 2 and magic[0] == 0x80 and magic[1] >= 2, "model.path", path,
-              "not a pickle; give an EDM network snapshot (.pkl)")
+              f"not a pickle; give an NVlabs {kind.upper()} network snapshot (.pkl)")
 
 
 def validate_space(cfg: DictConfig) -> None:

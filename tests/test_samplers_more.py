@@ -96,9 +96,17 @@ def test_stochastic_without_churn_is_heun_bit_for_bit():
     assert torch.equal(sample_edm_stochastic(gaussian_denoiser, x_T, sigmas), heun)
     assert torch.equal(sample_edm_stochastic(gaussian_denoiser, x_T, sigmas, no_noise,
                                              S_churn=0.0, S_noise=1.003), heun)
-    # Churn outside [S_min, S_max] is no churn either.
-    assert torch.equal(sample_edm_stochastic(gaussian_denoiser, x_T, sigmas, no_noise,
+    # Churn outside [S_min, S_max] is no churn either; the noise is drawn at every step (as
+    # EDM draws it, so each seed's stream stays EDM's) and left unused.
+    drawn = []
+
+    def counted(like):
+        drawn.append(like.shape)
+        return torch.randn_like(like)
+
+    assert torch.equal(sample_edm_stochastic(gaussian_denoiser, x_T, sigmas, counted,
                                              S_churn=40.0, S_min=100.0, S_max=200.0), heun)
+    assert len(drawn) == 18
 
 
 @pytest.mark.parametrize(("S_churn", "steps", "gamma"),
@@ -114,17 +122,22 @@ def test_churn_adds_sqrt_t_hat2_minus_t2_times_s_noise(S_churn, steps, gamma):
 
 
 def test_churn_only_inside_s_min_s_max():
+    # With D(x) = x and unit noise, x_0 - x_T sums S_noise sqrt(t_hat^2 - t^2) over the steps
+    # inside [S_min, S_max] only; the noise itself is drawn at every step, as EDM draws it.
     sigmas = edm_sigmas(12)
     drawn = []
 
     def noise(like):
         drawn.append(1)
-        return torch.zeros_like(like)
+        return torch.ones_like(like)
 
-    sample_edm_stochastic(gaussian_denoiser, torch.ones(2, dtype=torch.float64) * 80.0, sigmas,
-                          noise, **IMAGENET64)
-    inside = ((sigmas[:-1] >= 0.05) & (sigmas[:-1] <= 50.0)).sum().item()
-    assert 0 < inside < 12 and len(drawn) == inside
+    x_T = torch.ones(2, dtype=torch.float64) * 80.0
+    out = sample_edm_stochastic(lambda x, sigma: x, x_T, sigmas, noise, **IMAGENET64)
+    inside = (sigmas[:-1] >= IMAGENET64["S_min"]) & (sigmas[:-1] <= IMAGENET64["S_max"])
+    gamma = min(IMAGENET64["S_churn"] / 12, math.sqrt(2) - 1)
+    amplitude = sigmas[:-1][inside].sum().item() * math.sqrt((1 + gamma) ** 2 - 1)
+    assert 0 < inside.sum() < 12 and len(drawn) == 12
+    torch.testing.assert_close(out, x_T + IMAGENET64["S_noise"] * amplitude, rtol=1e-12, atol=0)
 
 
 def stochastic_endpoints(noise_seed: int) -> tuple[torch.Tensor, torch.Tensor]:

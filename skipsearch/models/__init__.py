@@ -47,6 +47,15 @@ def _edm(cfg) -> tuple[Denoiser, Path]:
     return load_edm_denoiser(path, bool(cfg.get("trust_pickle", False))), path
 
 
+def _edm2(cfg) -> tuple[Denoiser, Path]:
+    """An NVlabs EDM2 snapshot pickle; latent ones decode through model.vae."""
+    from .edm2 import load_edm2_denoiser
+
+    path = Path(cfg.path)
+    trust = bool(cfg.get("trust_pickle", False))
+    return load_edm2_denoiser(path, trust, cfg.get("vae")), path
+
+
 def _diffusers_unet2d(cfg) -> tuple[Denoiser, Path]:
     """A local diffusers UNet2DModel folder on its DDPM noise schedule."""
     from .diffusers_unet import load_diffusers_unet2d
@@ -110,7 +119,7 @@ def _uvit(cfg) -> tuple[Denoiser, Path]:
 
 
 LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {
-    "digits": _digits, "edm": _edm, "diffusers_unet2d": _diffusers_unet2d,
+    "digits": _digits, "edm": _edm, "edm2": _edm2, "diffusers_unet2d": _diffusers_unet2d,
     "stable_diffusion": _stable_diffusion, "adm": _adm, "ldm": _ldm, "uvit": _uvit,
 }
 # Kinds that make RGB images from prompts: no FID feature network for them yet.

@@ -38,6 +38,10 @@ class Denoiser(nn.Module):
         """Sampler output to images in [-1, 1]: unchanged here, decoded by latent models."""
         return x
 
+    def round_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The noise levels the network supports nearest to ``sigma``: ``sigma`` itself here."""
+        return sigma
+
     @property
     def image_channels(self) -> int:
         """Channels of the decoded images (the sampled ones unless a model decodes)."""

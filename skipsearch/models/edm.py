@@ -1,23 +1,18 @@
 """NVlabs EDM checkpoints (``network-snapshot-*.pkl``) without the EDM repository installed.
 
-EDM pickles its networks in ``torch_utils.persistence`` format: each network object is stored as
-``_reconstruct_persistent_obj(meta)`` where ``meta`` carries the source code of the module that
-defined its class. Loading therefore runs that code, so it needs ``model.trust_pickle=true``.
-The loader supplies minimal stand-ins for ``torch_utils`` and ``dnnlib`` while it unpickles, and
-finds the skips by name and structure (``enc``/``dec`` module dicts, blocks with ``in_channels``),
-never by isinstance, because every class is re-created from the embedded source.
+A snapshot is a dict whose ``ema`` entry is a preconditioning wrapper (``EDMPrecond``,
+``VPPrecond``, ``VEPrecond`` or ``iDDPMPrecond``) around a ``SongUNet`` (DDPM++, NCSN++) or a
+``DhariwalUNet`` (ADM), all in ``torch_utils.persistence`` format (see ``persistence.py``).
+The skips are found by name and structure (``enc``/``dec`` module dicts keyed
+``{res}x{res}_...``, decoder blocks whose ``in_channels`` exceed the running channel count),
+never by isinstance, and from nothing but what EDM's classes store: the UNets keep no image
+resolution, so it is read from the block names.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import math
-import pickle
 import re
-import sys
-import types
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -26,118 +21,29 @@ from torch import nn
 from ..errors import ConfigError
 from ..skips import SkipPoint
 from .denoiser import Denoiser
+from .persistence import read_nvlabs_pickle
 
-PERSISTENCE_VERSION = 6
-_ALLOWED_PREFIXES = ("torch", "collections", "numpy", "copyreg", "_codecs")
 _BLOCK_NAME = re.compile(r"^(\d+)x(\d+)_")
-
-
-class EasyDict(dict):
-    """Stand-in for ``dnnlib.util.EasyDict``: a dict with attribute access."""
-
-    def __getattr__(self, name: str):
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __setattr__(self, name: str, value) -> None:
-        self[name] = value
-
-
-def _persistent_class(orig_class: type) -> type:
-    """Stand-in for ``persistence.persistent_class``: the class itself, unchanged."""
-    return orig_class
-
-
-def _module_from_source(source: str) -> types.ModuleType:
-    """Execute embedded module source once per content hash (the code runs: trusted files only)."""
-    name = "_skipsearch_edm_" + hashlib.sha256(source.encode()).hexdigest()[:16]
-    if name not in sys.modules:
-        module = types.ModuleType(name)
-        sys.modules[name] = module
-        exec(compile(source, f"<{name}>", "exec"), module.__dict__)
-    return sys.modules[name]
-
-
-def _reconstruct_persistent_obj(meta: dict):
-    """Re-create one persistent object from its ``meta`` (type, version, module_src, state)."""
-    if meta.get("type") != "class" or meta.get("version") != PERSISTENCE_VERSION:
-        raise pickle.UnpicklingError(f"unsupported EDM persistence record "
-                                     f"(type {meta.get('type')}, version {meta.get('version')})")
-    cls = getattr(_module_from_source(meta["module_src"]), meta["class_name"])
-    obj = cls.__new__(cls)
-    state = meta["state"]
-    setstate = getattr(obj, "__setstate__", None)
-    if callable(setstate):
-        setstate(state)
-    else:
-        obj.__dict__.update(state)
-    return obj
-
-
-@contextlib.contextmanager
-def _edm_stand_ins() -> Iterator[None]:
-    """Make ``torch_utils.persistence``, ``torch_utils.misc`` and ``dnnlib`` importable."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    persistence.persistent_class = _persistent_class
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    misc = types.ModuleType("torch_utils.misc")
-    torch_utils = types.ModuleType("torch_utils")
-    torch_utils.persistence, torch_utils.misc = persistence, misc
-    dnnlib_util = types.ModuleType("dnnlib.util")
-    dnnlib_util.EasyDict = EasyDict
-    dnnlib = types.ModuleType("dnnlib")
-    dnnlib.util, dnnlib.EasyDict = dnnlib_util, EasyDict
-    stand_ins = {"torch_utils": torch_utils, "torch_utils.persistence": persistence,
-                 "torch_utils.misc": misc, "dnnlib": dnnlib, "dnnlib.util": dnnlib_util}
-    saved = {name: sys.modules.get(name) for name in stand_ins}
-    sys.modules.update(stand_ins)
-    try:
-        yield
-    finally:
-        for name, module in saved.items():
-            if module is None:
-                sys.modules.pop(name, None)
-            else:
-                sys.modules[name] = module
-
-
-class _EDMUnpickler(pickle.Unpickler):
-    """Resolves EDM's persistence hooks to the stand-ins; other globals from an allowlist."""
-
-    def find_class(self, module: str, name: str):
-        if module == "torch_utils.persistence" and name == "_reconstruct_persistent_obj":
-            return _reconstruct_persistent_obj
-        if module in ("dnnlib.util", "dnnlib") and name == "EasyDict":
-            return EasyDict
-        if module == "builtins" and name in ("set", "frozenset", "slice", "range", "complex"):
-            return super().find_class(module, name)
-        if module.split(".")[0] in _ALLOWED_PREFIXES:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in an EDM pickle")
+EXPECTED = "an NVlabs EDM"
 
 
 def read_edm_pickle(path: Path, trust: bool, key: str = "model.path") -> nn.Module:
     """The ``ema`` network of an EDM snapshot (or the pickled network itself)."""
-    if not trust:
-        raise ConfigError("model.trust_pickle", False,
-                          "EDM checkpoints are pickles and unpickling runs code; set "
-                          "model.trust_pickle=true only for a file you trust")
-    if not path.is_file():
-        raise ConfigError(key, str(path), "no such file; give the local path of an EDM .pkl "
-                          "(published at https://nvlabs-fi-cdn.nvidia.com/edm/pretrained/)")
-    try:
-        with _edm_stand_ins(), open(path, "rb") as f:
-            data = _EDMUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, KeyError,
-            TypeError, ValueError) as err:
-        raise ConfigError(key, str(path), f"not a readable EDM network pickle ({err})") from None
+    data = read_nvlabs_pickle(path, trust, EXPECTED, key)
     net = data.get("ema") if isinstance(data, dict) else data
-    if not isinstance(net, nn.Module) or not hasattr(net, "model"):
-        raise ConfigError(key, str(path), "the pickle holds no EDM network (no 'ema' entry with "
-                          "a preconditioned model)")
+    if not isinstance(net, nn.Module) or not isinstance(getattr(net, "model", None), nn.Module):
+        raise ConfigError(key, str(path), "expected an NVlabs EDM snapshot: a dict whose 'ema' "
+                          "entry is a preconditioning wrapper with a 'model' UNet, found "
+                          f"{type(net).__name__}")
     return net
+
+
+def block_resolution(name: str) -> int:
+    """The resolution in an EDM block name ``{res}x{res}_...``."""
+    match = _BLOCK_NAME.match(name)
+    if match is None:
+        raise ValueError(f"block {name!r} is not named {{res}}x{{res}}_...")
+    return int(match.group(1))
 
 
 def find_edm_skips(net: nn.Module, prefix: str = "model.") -> list[SkipPoint]:
@@ -149,6 +55,7 @@ def find_edm_skips(net: nn.Module, prefix: str = "model.") -> list[SkipPoint]:
     unet = net.model
     if not all(isinstance(getattr(unet, n, None), nn.ModuleDict) for n in ("enc", "dec")):
         raise ValueError(f"{type(unet).__name__} has no enc/dec module dicts")
+    top = block_resolution(next(iter(unet.enc)))
     stack = []
     for name, block in unet.enc.items():
         if "aux" in name:
@@ -164,8 +71,8 @@ def find_edm_skips(net: nn.Module, prefix: str = "model.") -> list[SkipPoint]:
             if in_ch - channels != skip_ch:
                 raise ValueError(f"dec.{name} takes {in_ch} channels: {channels} + a skip of "
                                  f"{in_ch - channels}, but the encoder gives {skip_ch}")
-            res = int(_BLOCK_NAME.match(name).group(1))
-            level = round(math.log2(unet.img_resolution / res))
+            res = block_resolution(name)
+            level = round(math.log2(top / res))
             points.append(SkipPoint(len(points), level, res, skip_ch, in_ch,
                                     f"{prefix}dec.{name}"))
         channels = block.out_channels
@@ -191,7 +98,7 @@ class EDMNetworkDenoiser(Denoiser):
         self.img_channels = int(net.img_channels)
         self.img_resolution = int(net.img_resolution)
         self.label_dim = int(net.label_dim)
-        self.sigma_data = float(getattr(net, "sigma_data", 0.5))
+        self.sigma_data = float(getattr(net, "sigma_data", 0.5))  # VP, VE, iDDPM keep none
         self.skips = find_edm_skips(net, prefix="net.model.")
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
@@ -200,8 +107,23 @@ class EDMNetworkDenoiser(Denoiser):
         return self.net(x.to(torch.float32), sigma.to(torch.float32), class_labels).to(
             torch.float32)
 
+    def round_sigma(self, sigma: torch.Tensor) -> torch.Tensor:
+        """The wrapper's own rounding: iDDPM's nearest trained level, the identity otherwise.
+
+        A positive level that would round to iDDPM's level 0 (below its sigma_min) is kept as
+        it is: a zero inside the discretization would divide by zero.
+        """
+        rounded = torch.as_tensor(self.net.round_sigma(sigma), dtype=sigma.dtype)
+        return torch.where((rounded > 0) | (sigma <= 0), rounded, sigma)
+
 
 def load_edm_denoiser(path: Path, trust: bool) -> EDMNetworkDenoiser:
     """The EDM network at ``path`` as a Denoiser in eval mode."""
     net = read_edm_pickle(path, trust)
-    return EDMNetworkDenoiser(net).eval().requires_grad_(False)
+    try:
+        denoiser = EDMNetworkDenoiser(net)
+    except (AttributeError, ValueError, TypeError) as err:
+        raise ConfigError("model.path", str(path), f"expected an NVlabs EDM network "
+                          f"(img_channels, img_resolution, label_dim on the wrapper; enc/dec "
+                          f"blocks in the UNet), but {err}") from None
+    return denoiser.eval().requires_grad_(False)

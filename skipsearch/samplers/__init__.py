@@ -67,6 +67,30 @@ def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[s
     return given
 
 
+def network_denoise(call: Callable[..., torch.Tensor], labels,
+                    precision: Precision = FP32) -> Denoise:
+    """The samplers' D(x; sigma) from ``call(x, sigma, labels)``, in x's dtype.
+
+    A noise level shared by the whole batch (every step of every sampler here) reaches the
+    network as one 0-dim float64 tensor, as EDM's ``edm_sampler`` passes it: the network
+    embeds it once and broadcasts, so its float32 rounding is EDM's to the bit. Per-image
+    levels (a tensor of B values) are passed through as they are.
+    """
+    layout = torch.channels_last if precision.channels_last else torch.contiguous_format
+
+    def denoise(x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        if isinstance(sigma, torch.Tensor) and sigma.numel() > 1:
+            level = sigma.to(x.device, torch.float64)
+        else:  # a host number: filled on the device, never copied from the host
+            level = torch.full((), float(sigma), dtype=torch.float64, device=x.device)
+        x_in = x.to(torch.float32).contiguous(memory_format=layout)
+        with precision.network_autocast(x.device):
+            out = call(x_in, level, labels)
+        return out.to(x.dtype)
+
+    return denoise
+
+
 def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
              sampler: str = "heun", device: torch.device | str = "cpu",
              options: Mapping[str, float] | None = None, precision: Precision = FP32,
@@ -84,17 +108,9 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
     noise = PerImageNoise(seeds, device)
     labels = denoiser.condition_for(seeds, device)
     levels = sigmas.to("cpu", torch.float64)
-    call = denoiser if network is None else network
-    layout = torch.channels_last if precision.channels_last else torch.contiguous_format
-
-    def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        # sigma is a host number: filled on the device, never copied from the host.
-        level = torch.full((x.shape[0],), float(sigma), dtype=torch.float64, device=x.device)
-        x_in = x.to(torch.float32).contiguous(memory_format=layout)
-        with precision.network_autocast(x.device):
-            out = call(x_in, level, labels)
-        return out.to(x.dtype)
-
+    # As EDM's sampler: positive levels rounded to those the network supports (iDDPM's grid).
+    levels = torch.cat([denoiser.round_sigma(levels[:-1]), levels[-1:]])
+    denoise = network_denoise(denoiser if network is None else network, labels, precision)
     x_T = noise.latents(shape).to(precision.sampler_dtype) * float(levels[0])
     x = solve(denoise, x_T, levels, noise, **given)
     images = denoiser.decode(x.to(torch.float32)).to(torch.float32)
@@ -104,6 +120,6 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
 
 __all__ = ["SAMPLERS", "Denoise", "Noise", "PerImageNoise", "SamplerDef", "checked_options",
            "dpmpp_2m_nfe", "edm_sigmas", "edm_stochastic_nfe", "euler_nfe", "generate",
-           "heun_nfe", "labels_from_seeds", "latents_from_seeds", "nfe_of", "sample_dpmpp_2m",
-           "sample_edm_stochastic", "sample_euler", "sample_heun", "sample_unipc",
-           "sampler_def", "sigmas_from_list", "unipc_nfe"]
+           "heun_nfe", "labels_from_seeds", "latents_from_seeds", "network_denoise", "nfe_of",
+           "sample_dpmpp_2m", "sample_edm_stochastic", "sample_euler", "sample_heun",
+           "sample_unipc", "sampler_def", "sigmas_from_list", "unipc_nfe"]

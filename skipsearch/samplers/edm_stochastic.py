@@ -41,10 +41,13 @@ def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Ten
         x_cur = x_next
         # Increase noise temporarily: t_hat = t_i + gamma t_i.
         gamma = churn_gamma(float(t_cur), steps, S_churn, S_min, S_max)
+        # EDM draws eps ~ N(0, I) at every step, also where gamma = 0 (outside [S_min,
+        # S_max]); drawing it here too keeps each seed's noise stream step for step EDM's.
+        eps = noise(x_cur) if S_churn > 0 else None
         t_hat, x_hat = t_cur, x_cur
         if gamma > 0:
             t_hat = t_cur + gamma * t_cur
-            x_hat = x_cur + (t_hat**2 - t_cur**2).sqrt() * S_noise * noise(x_cur)
+            x_hat = x_cur + (t_hat**2 - t_cur**2).sqrt() * S_noise * eps
         # Euler step from t_hat, then the 2nd order correction unless t_next = 0.
         x_next = heun_step(denoise, x_hat, t_hat, t_next)
     return x_next

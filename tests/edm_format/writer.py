@@ -1,95 +1,126 @@
-"""Write networks from ``networks.py`` as EDM snapshot pickles (``torch_utils.persistence``).
+"""Write the stand-in networks as NVlabs EDM and EDM2 snapshot pickles.
 
-Each persistent object pickles as ``_reconstruct_persistent_obj(meta)`` with
-``meta = {type: "class", version: 6, module_src, class_name, state}``, the format of EDM's
-``torch_utils/persistence.py``; the snapshot is a dict whose ``ema`` entry is the network.
+The stand-ins are imported under NVlabs' module names (``torch_utils.persistence``,
+``dnnlib.util``, ``training.networks``, ...) only while a network is built and pickled, so
+nothing of them stays importable for the loader under test. Snapshot layouts:
+
+- EDM (``training/training_loop.py``): a dict ``{ema, loss_fn, augment_pipe,
+  dataset_kwargs}``, the network in float32 (no augmentation pipe at these sizes).
+- EDM2 (``training/training_loop.py`` and ``reconstruct_phema.py``, same layout for the
+  post-hoc EMA snapshots): a ``dnnlib.EasyDict`` ``{encoder, dataset_kwargs, loss_fn, ema}``,
+  the network cast to float16.
+
+Built networks get random weights (EDM's own initialisation zeroes the output layers).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import pickle
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
-SOURCE = (Path(__file__).parent / "networks.py").read_text()
+ROOT = Path(__file__).parent
+PACKAGES = ("dnnlib", "torch_utils", "training")
+EDM_LOSSES = {"VPPrecond": "VPLoss", "VEPrecond": "VELoss", "EDMPrecond": "EDMLoss"}
 
 
-class EasyDict(dict):
-    """The writer's ``dnnlib.util.EasyDict``."""
-
-
-EasyDict.__module__ = "dnnlib.util"
-
-
-def _reconstruct_persistent_obj(meta: dict):
-    """Only its pickled name matters to the writer."""
-    raise RuntimeError("the test writer cannot load pickles")
-
-
-_reconstruct_persistent_obj.__module__ = "torch_utils.persistence"
-
-
-def _persistent_class(orig_class: type) -> type:
-    """Make instances pickle in EDM's persistence format, embedding ``SOURCE``."""
-
-    class Decorator(orig_class):
-        def __reduce__(self):
-            fields = list(super().__reduce__())
-            fields += [None] * max(3 - len(fields), 0)
-            meta = {"type": "class", "version": 6, "module_src": SOURCE,
-                    "class_name": orig_class.__name__, "state": fields[2]}
-            return _reconstruct_persistent_obj, (meta,)
-
-    Decorator.__name__ = Decorator.__qualname__ = orig_class.__name__
-    return Decorator
+def _ours(name: str) -> bool:
+    return name.split(".")[0] in PACKAGES
 
 
 @contextlib.contextmanager
-def edm_modules() -> Iterator[types.ModuleType]:
-    """Register writer versions of torch_utils and dnnlib; yield the networks module."""
-    persistence = types.ModuleType("torch_utils.persistence")
-    persistence.persistent_class = _persistent_class
-    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
-    torch_utils = types.ModuleType("torch_utils")
-    torch_utils.persistence = persistence
-    util = types.ModuleType("dnnlib.util")
-    util.EasyDict = EasyDict
-    dnnlib = types.ModuleType("dnnlib")
-    dnnlib.util = util
-    added = {"torch_utils": torch_utils, "torch_utils.persistence": persistence,
-             "dnnlib": dnnlib, "dnnlib.util": util}
-    saved = {k: sys.modules.get(k) for k in added}
-    sys.modules.update(added)
+def nvlabs_modules() -> Iterator[object]:
+    """``importlib.import_module`` over the stand-ins; afterwards none of them is importable."""
+    saved = {n: sys.modules.pop(n) for n in [n for n in sys.modules if _ours(n)]}
+    sys.path.insert(0, str(ROOT))
     try:
-        networks = types.ModuleType("edm_test_networks")
-        exec(compile(SOURCE, "networks.py", "exec"), networks.__dict__)
-        yield networks
+        yield importlib.import_module
     finally:
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
+        sys.path.remove(str(ROOT))
+        for name in [n for n in sys.modules if _ours(n)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+def randomize(net: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random weights of unit gain: fan-in scaled matrices, gains and norms near one."""
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+            if p.ndim >= 2:
+                p.copy_(noise / p[0].numel() ** 0.5)
+            elif name.endswith("gain"):
+                p.copy_(0.5 + 0.2 * noise)
+            elif "norm" in name and name.endswith("weight"):
+                p.copy_(1 + 0.1 * noise)
             else:
-                sys.modules[k] = v
+                p.copy_(0.1 * noise)
+    return net
+
+
+def _edm(load, precond: str, seed: int, kwargs: dict) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = getattr(load("training.networks"), precond)(**kwargs)
+    return randomize(net, seed).eval().requires_grad_(False)
 
 
 def build_network(precond: str, seed: int = 0, **kwargs) -> torch.nn.Module:
-    """A randomly initialised EDM-format network (kept importable only inside the writer)."""
-    torch.manual_seed(seed)
-    with edm_modules() as networks:
-        return getattr(networks, precond)(**kwargs).eval()
+    """A random EDM network: ``precond`` (EDMPrecond, VPPrecond, ...) around ``model_type``."""
+    with nvlabs_modules() as load:
+        return _edm(load, precond, seed, kwargs)
 
 
 def write_snapshot(path: Path, precond: str, seed: int = 0, **kwargs) -> torch.nn.Module:
-    """Build a network and pickle it as EDM's ``network-snapshot-*.pkl``; return the network."""
-    with edm_modules() as networks:
-        torch.manual_seed(seed)
-        net = getattr(networks, precond)(**kwargs).eval()
-        data = {"ema": net, "dataset_kwargs": EasyDict(resolution=kwargs["img_resolution"])}
+    """Pickle a random EDM network as ``network-snapshot-*.pkl``; return the network."""
+    with nvlabs_modules() as load:
+        net = _edm(load, precond, seed, kwargs)
+        loss = EDM_LOSSES.get(precond)
+        data = {"ema": net,
+                "loss_fn": getattr(load("training.loss"), loss)() if loss else None,
+                "augment_pipe": None,
+                "dataset_kwargs": {"class_name": "training.dataset.ImageFolderDataset",
+                                   "path": "datasets/tiny.zip",
+                                   "use_labels": bool(kwargs.get("label_dim")), "xflip": False,
+                                   "cache": True, "resolution": kwargs["img_resolution"],
+                                   "max_size": 64}}
+        with open(path, "wb") as f:
+            pickle.dump(data, f)
+    return net
+
+
+def _edm2(load, seed: int, kwargs: dict) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = load("training.networks_edm2").Precond(**kwargs)
+    return randomize(net, seed).eval().requires_grad_(False).to(torch.float16)
+
+
+def build_edm2(seed: int = 0, **kwargs) -> torch.nn.Module:
+    """A random EDM2 ``Precond`` around the magnitude-preserving ``UNet``, in float16."""
+    with nvlabs_modules() as load:
+        return _edm2(load, seed, kwargs)
+
+
+def write_edm2_snapshot(path: Path, seed: int = 0, latent: bool = False,
+                        **kwargs) -> torch.nn.Module:
+    """Pickle a random EDM2 network as a (post-hoc EMA) snapshot; return the network."""
+    with nvlabs_modules() as load:
+        net = _edm2(load, seed, kwargs)
+        dnnlib, encoders = load("dnnlib"), load("training.encoders")
+        encoder = (encoders.StabilityVAEEncoder(vae_name="stabilityai/sd-vae-ft-mse")
+                   if latent else encoders.StandardRGBEncoder())
+        data = dnnlib.EasyDict(
+            encoder=encoder,
+            dataset_kwargs=dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset",
+                                           path="datasets/tiny.zip",
+                                           use_labels=bool(kwargs.get("label_dim"))),
+            loss_fn=load("training.training_loop").EDM2Loss())
+        data.ema = net
         with open(path, "wb") as f:
             pickle.dump(data, f)
     return net
