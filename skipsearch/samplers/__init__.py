@@ -27,18 +27,23 @@ from .unipc import UNIPC_OPTIONS, sample_unipc, unipc_nfe
 
 @dataclass(frozen=True)
 class SamplerDef:
-    """A sampler: its solver, its exact NFE as a function of steps, the options it takes."""
+    """A sampler: its solver, its exact NFE as a function of steps, the options it takes.
+
+    ``rounds_levels``: the solver raises noise levels itself (churn) and takes the network's
+    ``round_sigma`` to keep them on the levels the network supports.
+    """
 
     solve: Callable[..., torch.Tensor]
     nfe: Callable[[int], int]
     options: tuple[str, ...] = ()
+    rounds_levels: bool = False
 
 
 SAMPLERS: dict[str, SamplerDef] = {
     "euler": SamplerDef(sample_euler, euler_nfe),
     "heun": SamplerDef(sample_heun, heun_nfe),
     "edm_stochastic": SamplerDef(sample_edm_stochastic, edm_stochastic_nfe,
-                                 EDM_STOCHASTIC_OPTIONS),
+                                 EDM_STOCHASTIC_OPTIONS, rounds_levels=True),
     "dpmpp_2m": SamplerDef(sample_dpmpp_2m, dpmpp_2m_nfe),
     "unipc": SamplerDef(sample_unipc, unipc_nfe, UNIPC_OPTIONS),
 }
@@ -104,6 +109,8 @@ def generate(denoiser: Denoiser, seeds: Sequence[int], sigmas: torch.Tensor,
     """
     solve = sampler_def(sampler).solve
     given = checked_options(sampler, options)
+    if sampler_def(sampler).rounds_levels:
+        given["round_sigma"] = denoiser.round_sigma
     shape = (denoiser.img_channels, denoiser.img_resolution, denoiser.img_resolution)
     noise = PerImageNoise(seeds, device)
     labels = denoiser.condition_for(seeds, device)

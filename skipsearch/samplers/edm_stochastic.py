@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -28,8 +29,14 @@ def churn_gamma(t_cur: float, steps: int, S_churn: float, S_min: float, S_max: f
 def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
                           noise: Noise | None = None, *, S_churn: float = 0.0,
                           S_min: float = 0.0, S_max: float = math.inf,
-                          S_noise: float = 1.0) -> torch.Tensor:
-    """Stochastic sampling with churn and Heun steps (Karras et al. 2022, Algorithm 2)."""
+                          S_noise: float = 1.0,
+                          round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None
+                          ) -> torch.Tensor:
+    """Stochastic sampling with churn and Heun steps (Karras et al. 2022, Algorithm 2).
+
+    ``round_sigma`` maps a raised level t_hat to one the network supports (iDDPM's grid), as
+    EDM's sampler does; the identity when None.
+    """
     if S_churn < 0:
         raise ValueError(f"S_churn must be >= 0, got {S_churn}")
     if S_churn > 0 and noise is None:
@@ -47,6 +54,8 @@ def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Ten
         t_hat, x_hat = t_cur, x_cur
         if gamma > 0:
             t_hat = t_cur + gamma * t_cur
+            if round_sigma is not None:
+                t_hat = round_sigma(torch.as_tensor(t_hat, dtype=torch.float64))
             x_hat = x_cur + (t_hat**2 - t_cur**2).sqrt() * S_noise * eps
         # Euler step from t_hat, then the 2nd order correction unless t_next = 0.
         x_next = heun_step(denoise, x_hat, t_hat, t_next)
