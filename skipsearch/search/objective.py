@@ -80,8 +80,12 @@ def make_objective(ctx: TrialContext) -> Objective:
                 log_trial(ctx, trial, sampler.nfe, stage_fids, None)
                 raise optuna.TrialPruned(f"FID {fid:.4g} after {count} images")
 
-        result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
-                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
+        try:
+            result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
+                              ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
+        except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while sampling")
+            raise
         log_trial(ctx, trial, sampler.nfe, stage_fids, result.preview)
         return result.fid if single else (result.fid, float(sampler.nfe))
 
