@@ -28,6 +28,17 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a command; the message says what was finished and how to resume."""
 
 
+def environment_cause(err: BaseException | None) -> BaseException | None:
+    """The OS or database error behind ``err`` (itself or in its chain of causes); else None."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) or type(err).__module__.startswith("sqlalchemy"):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def describe_failure(err: BaseException) -> str:
     """One line on an environment failure: a full disk, an unwritable file, a lost database."""
     if isinstance(err, OSError):

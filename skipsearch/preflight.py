@@ -19,7 +19,7 @@ from .errors import ConfigError, check
 SQLITE = "sqlite:///"
 JOURNAL = "journal:///"
 SQLITE_MAGIC = b"SQLite format 3\x00"
-OPTUNA_TABLES = {"studies", "trials", "version_info"}  # what every Optuna RDB schema holds
+OPTUNA_TABLES = {"studies", "trials", "version_info", "alembic_version"}  # Optuna's schema
 
 
 def unwritable_reason(path: Path) -> str | None:
@@ -113,7 +113,7 @@ def check_study_file(url: str, must_exist: bool) -> None:
         raise ConfigError("storage.url", shown,
                           f"cannot use this study file: {err}; give another path (or move "
                           "the file away)") from None
-    check(not tables or OPTUNA_TABLES <= tables, "storage.url", shown,
+    check(not tables or bool(OPTUNA_TABLES & tables), "storage.url", shown,
           f"an SQLite database of another program (tables {', '.join(sorted(tables)[:5])}); "
           "give another path: skipsearch writes only its own study files")
 

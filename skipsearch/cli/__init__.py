@@ -17,7 +17,13 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigError, Interrupted, RunFailedError, describe_failure
+from ..errors import (
+    ConfigError,
+    Interrupted,
+    RunFailedError,
+    describe_failure,
+    environment_cause,
+)
 from ..paths import CONF_DIR, REPO_DIR
 
 # command -> (primary config, runner "module:function")
@@ -178,8 +184,6 @@ def guarded(call: Callable[[], object]) -> int:
     2: bad input (ConfigError); 130: Ctrl-C; 1: a failure of the machine after work began
     (disk full, study database gone), with how to resume.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         call()
     except ConfigError as err:
@@ -191,8 +195,11 @@ def guarded(call: Callable[[], object]) -> int:
     except RunFailedError as err:
         print(f"skipsearch: error: {err}", file=sys.stderr)
         return 1
-    except (OSError, SQLAlchemyError) as err:
-        print(f"skipsearch: error: {describe_failure(err)}; run the same command again once "
+    except Exception as err:
+        cause = environment_cause(err)  # a full disk, a failed database; anything else is a bug
+        if cause is None:
+            raise
+        print(f"skipsearch: error: {describe_failure(cause)}; run the same command again once "
               "that is fixed", file=sys.stderr)
         return 1
     return 0

@@ -13,11 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
-from ..errors import Interrupted, RunFailedError, describe_failure
+from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
 from ..export import export_best, safe_url
 from ..runtime import (
     build_model,
@@ -107,26 +106,40 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {finished_text(opened)}, resume with the same "
                           "command") from None
-    except (OSError, SQLAlchemyError) as err:
-        raise RunFailedError(f"{describe_failure(err)}; {finished_text(opened)} and kept in "
-                             "the study; resume with the same command once that is fixed"
-                             ) from None
+    except Exception as err:
+        cause = environment_cause(err)  # a full disk or a failed database, maybe via Optuna
+        if cause is None:
+            raise
+        kept = (f"{finished_text(opened)} and stay in the study" if opened
+                else "no trial had started")
+        raise RunFailedError(f"{describe_failure(cause)}; {kept}; resume with the same "
+                             "command once that is fixed") from None
 
 
 def finished_text(opened: list[optuna.Study]) -> str:
-    """'N trials finished' for the study, if it was opened and can still be read."""
+    """'N trials finished' for the opened study, if its database can still be read."""
     try:
-        return f"{finished_count(opened[0])} trials finished" if opened else "no trial started"
+        return f"{finished_count(opened[0])} trials finished"
     except Exception:  # the database itself is gone
-        return "every finished trial is"
+        return "the trials that finished before"
 
 
 class QuietInterrupt(logging.Filter):
-    """Drop Optuna's traceback of a trial stopped by Ctrl-C (the CLI prints one line)."""
+    """Drop Optuna's two warnings on a trial stopped by Ctrl-C (the CLI prints one line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = False  # the second warning of an interrupted trial is still to come
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """False for a record carrying a KeyboardInterrupt."""
-        return not (record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt))
+        """False for the warning carrying a KeyboardInterrupt and the one after it."""
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.pending = True
+            return False
+        if self.pending and "failed with value" in record.getMessage():
+            self.pending = False
+            return False
+        return True
 
 
 def sweep(cfg: DictConfig, log_dir: str | None,
