@@ -262,8 +262,8 @@ def load_schedule(path: str | Path, key: str = "schedule",
         schedule = SkipSchedule.from_dict(data["schedule"])
         if "sampler" in sections:
             SamplerSpec.from_dict(data["sampler"], data["sampler"]["steps"])
-        return ExportedSchedule(schedule, data["sampler"], data["model"], data["score"],
-                                data["study"], path)
+        return ExportedSchedule(schedule, *(data.get(k) or {} for k in
+                                            ("sampler", "model", "score", "study")), path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError,
             ValueError) as err:
         raise ConfigError(key, str(path), f"not a usable skipsearch schedule file ({err}); "

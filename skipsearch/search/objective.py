@@ -80,16 +80,19 @@ def make_objective(ctx: TrialContext) -> Objective:
                 log_trial(ctx, trial, sampler.nfe, stage_fids, None)
                 raise optuna.TrialPruned(f"FID {fid:.4g} after {count} images")
 
-        try:
-            result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
-                              ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
-        except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C) while sampling")
-            raise
+        result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
+                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
         log_trial(ctx, trial, sampler.nfe, stage_fids, result.preview)
         return result.fid if single else (result.fid, float(sampler.nfe))
 
-    return objective
+    def interruptible(trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            raise
+
+    return interruptible
 
 
 def skip_duplicate_baseline(trial: optuna.Trial) -> None:
