@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,16 @@ from .evaluate import SamplerSpec
 from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .paths import REPO_DIR
 from .precision import NETWORK_DTYPES, SAMPLER_DTYPES
+from .preflight import check_port_free, check_study_file, check_writable, unwritable_reason
 from .samplers import SAMPLERS, sigmas_from_list
-from .schedule import PARAMETERIZATIONS, PROFILES, SkipSchedule, param_names
+from .schedule import (
+    PARAMETERIZATIONS,
+    PROFILES,
+    RHO_RANGE,
+    SkipSchedule,
+    coefficient_problem,
+    param_names,
+)
 from .search.confirm import Protocol
 from .search.pruning import PRUNERS, stage_counts
 from .search.study import OPTUNA_SAMPLERS
@@ -72,26 +79,24 @@ def resolve_device(value: str) -> str:
     return value
 
 
-def unwritable_reason(path: Path) -> str | None:
-    """Why ``path`` could not be created and written, without creating anything; None if OK."""
-    probe = path
-    while not probe.exists():
-        if probe.parent == probe:
-            return "no such folder"
-        probe = probe.parent
-    if not probe.is_dir():
-        return f"{probe} is not a folder"
-    if not os.access(probe, os.W_OK | os.X_OK):
-        return f"{probe} is not writable"
-    return None
+# What of a schedule file each command reads (export.REQUIRED_KEYS).
+SCHEDULE_SECTIONS = {"sample": ("model", "sampler", "score"), "inspect": ("model",),
+                     "windows": ("model", "sampler"), "analyze": ("model", "sampler")}
+# The folders each command writes, besides out_dir (its logs and caches).
+WRITES = {"sweep": ("export_dir",), "export": ("export_dir",), "report": ("report.dir",),
+          "sample": ("sample.dir",)}
 
 
-def validate_output(cfg: DictConfig) -> None:
-    """The output folder must be writable; checked before anything is written."""
+def validate_output(cfg: DictConfig, command: str) -> None:
+    """Every folder ``command`` writes must be writable; checked before anything is written."""
     out_dir = Path(get(cfg, "out_dir"))
     reason = unwritable_reason(out_dir)
     check(reason is None, "out_dir", str(out_dir),
           f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
+    for key in WRITES.get(command, ()):
+        check_writable(key, Path(str(get(cfg, key))))
+    if command == "sweep" and cfg.logger.get("kind") == "wandb" and cfg.logger.get("dir"):
+        check_writable("logger.dir", Path(str(cfg.logger.dir)))
 
 
 def validate_sampler(cfg: DictConfig) -> None:
@@ -246,8 +251,8 @@ def validate_space(cfg: DictConfig) -> None:
                   f"missing; give +skip.space.{name}={{low:0.5,high:1.0}}")
     for name in space:
         key = f"skip.space.{name}"
-        low = get_float(cfg, f"{key}.low", 0.0, 10.0)
-        high = get_float(cfg, f"{key}.high", 0.0, 10.0)
+        low = get_float(cfg, f"{key}.low", *RHO_RANGE)
+        high = get_float(cfg, f"{key}.high", *RHO_RANGE)
         check(low <= high, key, {"low": low, "high": high},
               f"low must not exceed high; swap them ({key}.low={high} {key}.high={low})")
 
@@ -338,13 +343,9 @@ def validate_storage_reachable(cfg: DictConfig) -> None:
                           "check the URL, the driver, the server and the credentials") from None
 
 
-def validate_storage_exists(cfg: DictConfig) -> None:
-    """A SQLite study file must exist before anything reads from it."""
-    url = str(get(cfg, "storage.url"))
-    for prefix in ("sqlite:///", "journal:///"):
-        if url.startswith(prefix):
-            check(Path(url.removeprefix(prefix)).is_file(), "storage.url", url,
-                  "no such study file; run `skipsearch sweep` with the same overrides first")
+def validate_study_file(cfg: DictConfig, command: str) -> None:
+    """A SQLite or Journal study file must be an Optuna storage; must exist unless sweeping."""
+    check_study_file(str(get(cfg, "storage.url")), must_exist=command != "sweep")
 
 
 def validate_where(cfg: DictConfig) -> None:
@@ -384,17 +385,20 @@ def validate_speed(cfg: DictConfig, device: str) -> None:
 
 def validate(cfg: DictConfig, command: str) -> None:
     """Check every key ``command`` reads; raise the first problem as a ConfigError."""
-    validate_output(cfg)
+    validate_output(cfg, command)
     if command in ("sweep", "export", "report", "dashboard"):
         validate_storage_reachable(cfg)
-    if command in ("export", "report", "dashboard"):
-        validate_storage_exists(cfg)
+        validate_study_file(cfg, command)
     if command == "dashboard":
-        get(cfg, "dashboard.host")
         port = get_int(cfg, "dashboard.port", 1)
         check(port <= 65535, "dashboard.port", port, "must be a TCP port, 1 .. 65535")
+        check_port_free(str(get(cfg, "dashboard.host")), port)
     if command == "report":
         get_int(cfg, "report.grid", 0)
+    if command == "sample":
+        if cfg.sample.get("n") is not None:
+            get_int(cfg, "sample.n", 1)
+        get_int(cfg, "sample.grid", 0)
     if command in ("export", "dashboard") or (command == "report" and cfg.report.grid == 0):
         return
     validate_speed(cfg, resolve_device(str(get(cfg, "device"))))
@@ -426,10 +430,32 @@ def validate(cfg: DictConfig, command: str) -> None:
         validate_windows(cfg)
     if command == "analyze":
         validate_analyze(cfg)
-    if command in ("sample", "inspect", "windows", "analyze") and cfg.get("schedule") is not None:
-        from .export import load_schedule
+    if command in SCHEDULE_SECTIONS:
+        validate_schedule_params(cfg)
+        if cfg.get("schedule") is not None:
+            from .export import load_schedule
 
-        load_schedule(cfg.schedule)
+            load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS[command])
+
+
+def validate_schedule_params(cfg: DictConfig) -> None:
+    """``skip.params`` (the schedule without a file) hold usable coefficients."""
+    params = OmegaConf.select(cfg, "skip.params") or {}
+    low, high = RHO_RANGE
+    for name in params:
+        check(coefficient_problem([params[name]]) is None, f"skip.params.{name}", params[name],
+              f"every coefficient must be a finite number in ({low:g}, {high:g}] "
+              "(1: the skip unchanged)")
+
+
+def validate_train_toy(cfg: DictConfig) -> None:
+    """The step counts of ``train-toy`` and the folders it writes."""
+    get_int(cfg, "diffusion.steps", 1)
+    get_int(cfg, "classifier.epochs", 1)
+    get_int(cfg, "grid.steps", 1)
+    if cfg.get("assets_dir"):
+        check_writable("assets_dir", Path(str(cfg.assets_dir)))
+    check_writable("docs_dir", Path(str(get(cfg, "docs_dir"))))
 
 
 def validate_windows(cfg: DictConfig) -> None:

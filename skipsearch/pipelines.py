@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .export import ExportedSchedule, load_schedule
-from .schedule import SkipSchedule
+from .schedule import SkipSchedule, check_coefficients
 from .skips import SigmaOf, SkipHooks
 
 HOOKS_ATTRIBUTE = "_skipsearch_skip_hooks"
@@ -60,20 +60,26 @@ def timestep_sigma_of(pipe: Any) -> SigmaOf:
 
 
 def apply(pipe: Any, schedule: ScheduleLike) -> SkipHooks:
-    """Scale the skips of ``pipe.unet`` by ``schedule`` until ``remove(pipe)``; replaces hooks."""
+    """Scale the skips of ``pipe.unet`` by ``schedule`` until ``remove(pipe)``; replaces hooks.
+
+    A schedule with the wrong count for this UNet, or a coefficient that is not a finite
+    number in ``RHO_RANGE``, raises ValueError before any hook is placed.
+    """
     from .models.diffusers_unet import find_diffusers_skips
 
     unet = getattr(pipe, "unet", None)
     if unet is None:
         raise TypeError(f"{type(pipe).__name__} has no unet; Skip-Tuning needs a UNet pipeline")
     schedule = as_schedule(schedule)
+    skips = find_diffusers_skips(unet)
+    check_coefficients(schedule.coefficients, len(skips))
     if schedule.depends_on_sigma and not hasattr(getattr(pipe, "scheduler", None),
                                                  "alphas_cumprod"):
         raise TypeError("a noise window or profile needs pipe.scheduler.alphas_cumprod to map "
                         "timesteps to sigma; this pipeline's scheduler has none")
     remove(pipe)
     # sigma is read only by schedules that depend on it; others never call sigma_of.
-    hooks = SkipHooks(unet, find_diffusers_skips(unet), schedule,
+    hooks = SkipHooks(unet, skips, schedule,
                       timestep_sigma_of(pipe) if schedule.depends_on_sigma else call_timestep)
     setattr(unet, HOOKS_ATTRIBUTE, hooks)
     return hooks

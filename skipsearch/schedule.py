@@ -9,6 +9,7 @@ coefficient; ``per_skip`` gives each skip its own.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,35 @@ PARAMETERIZATIONS = ("linear", "per_level", "per_skip")
 PROFILES = ("constant", "rising", "falling", "rising_time", "falling_time")
 # Profiles linear in the sampler's time t = sigma (EDM's sigma(t) = t), not in log sigma.
 TIME_PROFILES = ("rising_time", "falling_time")
+# Hard range of a coefficient, (low, high]: a skip can be weakened to nearly nothing or
+# amplified, never removed (0), negated or blown up; the paper's optima lie in 0.5 .. 1.
+RHO_RANGE = (0.0, 10.0)
+
+
+def coefficient_problem(values: Sequence, n_skips: int | None = None) -> str | None:
+    """Why ``values`` are not usable skip coefficients (for ``n_skips`` skips); None if they are.
+
+    Every coefficient must be a finite number in ``RHO_RANGE``; one check for schedule files,
+    config values and the Python API.
+    """
+    if n_skips is not None and len(values) != n_skips:
+        return (f"{len(values)} coefficients for a model with {n_skips} skips; a schedule needs "
+                "one coefficient per skip")
+    low, high = RHO_RANGE
+    for i, c in enumerate(values):
+        if not isinstance(c, numbers.Real) or isinstance(c, bool):
+            return f"coefficient {i} is {c!r}, not a number"
+        if not math.isfinite(c) or not low < c <= high:
+            return (f"coefficient {i} is {c!r}; every coefficient must be a finite number in "
+                    f"({low:g}, {high:g}] (1: the skip unchanged)")
+    return None
+
+
+def check_coefficients(values: Sequence, n_skips: int | None = None) -> None:
+    """Raise ValueError with ``coefficient_problem``'s reason if the coefficients are unusable."""
+    problem = coefficient_problem(values, n_skips)
+    if problem is not None:
+        raise ValueError(problem)
 
 
 def linear_coefficients(rho_top: float, rho_bottom: float, k: int) -> tuple[float, ...]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .schedule import TIME_PROFILES, SkipSchedule
+from .schedule import TIME_PROFILES, SkipSchedule, check_coefficients
 
 
 @dataclass(frozen=True)
@@ -192,7 +192,13 @@ class SkipHooks:
 def skip_tuning(model: nn.Module, skips: Sequence[SkipPoint],
                 schedule: SkipSchedule | Sequence[float],
                 sigma_of: SigmaOf = denoiser_sigma) -> Iterator[nn.Module]:
-    """Scale skip ``skips[i]`` by the schedule's rho_i inside its block; hooks always removed."""
+    """Scale skip ``skips[i]`` by the schedule's rho_i inside its block; hooks always removed.
+
+    ValueError unless the schedule has one finite coefficient in ``RHO_RANGE`` per skip.
+    """
+    values = schedule.coefficients if isinstance(schedule, SkipSchedule) else \
+        tuple(float(c) for c in schedule)
+    check_coefficients(values, len(skips))
     hooks = SkipHooks(model, skips, schedule, sigma_of)
     try:
         yield model

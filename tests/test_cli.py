@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import re
+import socket
+import sqlite3
+from contextlib import closing
+from pathlib import Path
 
 import optuna
 import pytest
 import yaml
+
+from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
+from skipsearch.export import FORMAT
+from skipsearch.schedule import SkipSchedule
 
 from .conftest import run_cli
 
@@ -73,6 +82,8 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     assert (out / "samples" / "best" / "grid.png").stat().st_size > 0
 
 
+# Malformed input, one case a line: (command and its arguments, text the one-line error holds).
+# {files} is a folder of bad files (see bad_files), {port} a port something listens on.
 BAD = {
     "unknown model": (["sweep", "model=imagenet_nope"], "model=imagenet_nope"),
     "inverted rho bounds": (["sweep", "skip.space.rho_top.low=0.9", "skip.space.rho_top.high=0.6"],
@@ -121,24 +132,214 @@ BAD = {
     "unknown network precision": (["sweep", "precision.network=fp8"], "precision.network"),
     "unknown compile mode": (["sweep", "compile=fastest"], "compile='fastest'"),
     "cuda graphs on the cpu": (["sample", "cuda_graph=true"], "cuda_graph=True"),
+    # schedules: files, config values
+    "schedule with a NaN coefficient": (["sample", "schedule={files}/nan.yaml"],
+                                        "coefficient 2 is nan"),
+    "schedule with a negative coefficient": (["sample", "schedule={files}/negative.yaml"],
+                                             "coefficient 2 is -5.0"),
+    "schedule with a huge coefficient": (["inspect", "schedule={files}/huge.yaml"],
+                                         "coefficient 0 is 1000000000.0"),
+    "schedule with a word for a coefficient": (["sample", "schedule={files}/word.yaml"],
+                                               "coefficient 0 is 'abc', not a number"),
+    "schedule with a NaN coefficient to inspect": (["inspect", "schedule={files}/nan.yaml"],
+                                                   "coefficient 2 is nan"),
+    "schedule without score.seeds": (["sample", "schedule={files}/no_seeds.yaml"],
+                                     "the key score.seeds is missing"),
+    "schedule without sampler.steps": (["sample", "schedule={files}/no_steps.yaml"],
+                                       "the key sampler.steps is missing"),
+    "schedule with an unknown sampler": (["sample", "schedule={files}/rk9.yaml"],
+                                         "sampler.name is 'rk9'"),
+    "schedule of another format": (["sample", "schedule={files}/pareto.yaml"],
+                                   "not skipsearch-schedule/1"),
+    "schedule that is binary": (["sample", "schedule={files}/binary.yaml"], "schedule="),
+    "schedule that is a folder": (["inspect", "schedule={files}"], "no such file"),
+    "schedule with 4 coefficients for 6 skips": (["sample", "schedule={files}/four.yaml"],
+                                                 "4 coefficients for a model with 6 skips"),
+    "schedule with 4 coefficients to inspect": (["inspect", "schedule={files}/four.yaml"],
+                                                "4 coefficients for a model with 6 skips"),
+    "schedule of other weights": (["sample", "schedule={files}/other_weights.yaml"],
+                                  "weights sha256 0123456789ab"),
+    "NaN skip.params": (["sample", "skip.params.rho_top=nan"], "skip.params.rho_top=nan"),
+    "negative skip.params": (["inspect", "skip.params.rho_bottom=-1"],
+                             "skip.params.rho_bottom=-1"),
+    "skip.params not a number": (["inspect", "skip.params.rho_top=abc"], "skip.params.rho_top"),
+    "search bounds above the hard range": (["sweep", "skip.space.rho_top.high=20"],
+                                           "skip.space.rho_top.high=20"),
+    # folders and files a command writes
+    "export_dir under a file": (["sweep", "export_dir={files}/a_file/exports"], "export_dir="),
+    "study file under a file": (["sweep", "storage.url=sqlite:///{files}/a_file/s.db"],
+                                "not a folder"),
+    "journal under a file": (["sweep", "storage.url=journal:///{files}/a_file/s.log"],
+                             "not a folder"),
+    "corrupt study database": (["sweep", "storage.url=sqlite:///{files}/corrupt.db"],
+                               "not a readable SQLite database"),
+    "study database that is text": (["sweep", "storage.url=sqlite:///{files}/text.db"],
+                                    "not an SQLite database"),
+    "database of another program": (["sweep", "storage.url=sqlite:///{files}/other.db"],
+                                     "another program"),
+    "study database that is a folder": (["sweep", "storage.url=sqlite:///{files}"],
+                                        "is a folder"),
+    "corrupt journal": (["export", "storage.url=journal:///{files}/corrupt.log"],
+                        "not an Optuna journal"),
+    "export from a corrupt database": (["export", "storage.url=sqlite:///{files}/corrupt.db"],
+                                       "not a readable SQLite database"),
+    "export into a file": (["export", "storage.url=sqlite:///{files}/study.db",
+                            "export_dir={files}/a_file/x"], "export_dir="),
+    "report from a text database": (["report", "storage.url=sqlite:///{files}/text.db"],
+                                    "not an SQLite database"),
+    "report into a file": (["report", "storage.url=sqlite:///{files}/study.db",
+                            "report.dir={files}/a_file/r"], "report.dir="),
+    "report grid below zero": (["report", "storage.url=sqlite:///{files}/study.db",
+                                "report.grid=-1"], "report.grid"),
+    "sample into a file": (["sample", "sample.dir={files}/a_file/s"], "sample.dir="),
+    "sample no images": (["sample", "sample.n=0"], "sample.n=0"),
+    "sample a negative grid": (["sample", "sample.grid=-1"], "sample.grid=-1"),
+    "refstats of a missing reference": (["refstats", "metric.reference=/no/such/folder"],
+                                        "metric.reference"),
+    "refstats with out_dir under a file": (["refstats", "out_dir={files}/a_file/out"],
+                                           "out_dir="),
+    "inspect with an unknown device": (["inspect", "device=tpu"], "device='tpu'"),
+    # the dashboard
+    "dashboard port in use": (["dashboard", "storage.url=sqlite:///{files}/study.db",
+                               "dashboard.port={port}"], "is in use"),
+    "dashboard on an unknown host": (["dashboard", "storage.url=sqlite:///{files}/study.db",
+                                      "dashboard.host=no.such.host.invalid"], "unknown host"),
+    "dashboard port out of range": (["dashboard", "storage.url=sqlite:///{files}/study.db",
+                                     "dashboard.port=70000"], "dashboard.port=70000"),
+    "dashboard on a corrupt database": (["dashboard", "storage.url=sqlite:///{files}/corrupt.db"],
+                                        "not a readable SQLite database"),
+    # train-toy
+    "train-toy with zero steps": (["train-toy", "diffusion.steps=0"], "diffusion.steps=0"),
+    "train-toy assets under a file": (["train-toy", "assets_dir={files}/a_file/assets"],
+                                      "assets_dir="),
+    "train-toy docs under a file": (["train-toy", "docs_dir={files}/a_file/docs"], "docs_dir="),
+    "train-toy unknown key": (["train-toy", "diffusion.stepz=3"], "diffusion.stepz"),
+    # Hydra's flags and the shell
+    "multirun with a bad value": (["sweep", "--multirun", "search.n_trials=many"],
+                                  "search.n_trials"),
+    "multirun with export_dir under a file": (["sweep", "-m", "search.worker=0,1",
+                                               "export_dir={files}/a_file/x"], "export_dir="),
+    "multirun with one bad job": (["sweep", "-m", "search.n_trials=2,0"],
+                                  "search.n_trials=0"),
+    "multirun with a bad sweep": (["sweep", "-m", "search.worker=range(a)"], "range"),
+    "printing the config of an unknown key": (["sweep", "--cfg", "job", "search.n_trails=3"],
+                                              "search.n_trails"),
+    "out_dir with an unquoted space": (["sweep", "out_dir={files}/my", "dir"],
+                                       "quote the whole override: 'out_dir="),
+    "a word that is no override": (["export", "now"], "'now' is not an override"),
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD))
-def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path):
-    args, key = BAD[case]
+def case_args(case: str, tiny_overrides: list[str], files: Path, port: int) -> list[str]:
+    """The command line of a BAD case, with the tiny overrides its config group accepts."""
+    args = [a.format(files=files, port=port) for a in BAD[case][0]]
     if "model=edm" in args:  # the digits weights override has no key in the edm group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
     if "metric=inception_fid" in args:  # nor the digits classifier's in the inception group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("metric.weights")]
+    if args[0] == "train-toy":
+        tiny_overrides = [o.replace("out_dir=", "docs_dir=") for o in tiny_overrides
+                          if o.startswith("out_dir=")]
     given = {a.split("=", 1)[0] for a in args}  # the case's own value of a key wins
-    tiny_overrides = [o for o in tiny_overrides if o.split("=", 1)[0] not in given]
-    result = run_cli(*args, *tiny_overrides)
+    return [*args, *(o for o in tiny_overrides if o.split("=", 1)[0] not in given)]
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory) -> Path:
+    """Broken schedules, databases and journals, a regular file, and one good study file."""
+    folder = tmp_path_factory.mktemp("bad")
+    good = {"format": FORMAT, "model": {"name": "digits", "sha256": "0" * 64},
+            "sampler": {"name": "heun", "steps": 2, "sigma_min": 0.002, "sigma_max": 80.0,
+                        "rho": 7.0, "options": {}, "sigmas": None, "nfe": 3},
+            "schedule": SkipSchedule((0.9,) * 6).to_dict(),
+            "score": {"fid": 1.0, "n_samples": 24, "seeds": {"start": 0, "stop": 24}},
+            "study": {}}
+
+    def variant(name: str, edit) -> None:
+        record = copy.deepcopy(good)
+        edit(record)
+        (folder / name).write_text(yaml.safe_dump(record))
+
+    def set_rho(i, value):
+        return lambda r: r["schedule"]["coefficients"].__setitem__(i, value)
+
+    variant("nan.yaml", set_rho(2, float("nan")))
+    variant("negative.yaml", set_rho(2, -5.0))
+    variant("huge.yaml", set_rho(0, 1e9))
+    variant("word.yaml", set_rho(0, "abc"))
+    variant("four.yaml", lambda r: r["schedule"].update(coefficients=[0.9] * 4))
+    variant("no_seeds.yaml", lambda r: r["score"].pop("seeds"))
+    variant("no_steps.yaml", lambda r: r["sampler"].pop("steps"))
+    variant("rk9.yaml", lambda r: r["sampler"].update(name="rk9"))
+    variant("pareto.yaml", lambda r: r.update(format="skipsearch-pareto/1"))
+    variant("other_weights.yaml", lambda r: r["model"].update(sha256="0123456789ab" * 5))
+    (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    (folder / "a_file").write_text("a file, not a folder")
+    (folder / "corrupt.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 20)
+    (folder / "text.db").write_text("hello, not a database\n")
+    with closing(sqlite3.connect(folder / "other.db")) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+        db.commit()
+    (folder / "corrupt.log").write_text("{not json\n")
+    optuna.create_study(study_name="digits-heun-linear", storage=f"sqlite:///{folder}/study.db")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def busy_port():
+    """A loopback port with a listening socket on it."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def run_in_process(argv: list[str]) -> int:
+    """What ``skipsearch ARGV`` does up to its first failure, without a new interpreter.
+
+    The same up-front check as the CLI (``precheck_args``); if that passes, the command's
+    runner on the composed config, with the CLI's handling of failures (``guarded``).
+    """
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        return main(argv)
+    code = precheck_args(command, args)
+    if code:
+        return code
+    cfg = compose_config(args, COMMANDS[command][0])
+    return guarded(lambda: runner_of(command)(cfg))
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_is_one_line_with_exit_code_2(case, tiny_overrides, tmp_path, bad_files,
+                                                busy_port, capsys):
+    argv = case_args(case, tiny_overrides, bad_files, busy_port)
+    code = run_in_process(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("skipsearch: error: "), err
+    assert BAD[case][1] in lines[0] and "s3cret" not in err  # never a password
+    assert not (tmp_path / "out").exists()  # nothing written
+    assert not (bad_files / "my").exists()
+
+
+# The CLI contract in a real interpreter: exit code 2, one line on stderr, nothing written
+# (a check that needs the model runs after Hydra starts its log folder, before any output).
+CONTRACT = ["unknown key", "schedule with a NaN coefficient", "multirun with one bad job",
+            "out_dir with an unquoted space", "schedule with 4 coefficients for 6 skips"]
+
+
+@pytest.mark.parametrize("case", CONTRACT)
+def test_the_cli_contract_for_bad_input(case, tiny_overrides, tmp_path, bad_files, busy_port):
+    result = run_cli(*case_args(case, tiny_overrides, bad_files, busy_port))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    assert key in lines[0] and "s3cret" not in result.stderr  # never a password
-    assert not (tmp_path / "out").exists()  # nothing written
+    assert BAD[case][1] in lines[0]
+    written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert all("logs" in p.parts for p in written), written  # at most Hydra's log of the run
+    assert not (tmp_path / "out" / "samples").exists()
 
 
 def test_unwritable_output_directory(tiny_overrides, tmp_path):

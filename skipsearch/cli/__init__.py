@@ -17,7 +17,13 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ..errors import ConfigError
+from ..errors import (
+    ConfigError,
+    Interrupted,
+    RunFailedError,
+    describe_failure,
+    environment_cause,
+)
 from ..paths import CONF_DIR, REPO_DIR
 
 # command -> (primary config, runner "module:function")
@@ -83,13 +89,68 @@ def compose_config(overrides: list[str], config_name: str = "config",
                        return_hydra_config=with_hydra)
 
 
-def precheck(command: str, overrides: list[str]) -> int:
-    """Compose and validate before Hydra writes anything; 0 if fine, 2 after printing why."""
-    from ..config import validate
+# Hydra's flags that take a value, those that only print or plan (no check needed: nothing
+# runs), and those that print the composed config (composition is checked, not the values).
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
+               "-cn", "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc")
+PASS_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
+              "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+              "--experimental-rerun")
+PRINT_FLAGS = ("--cfg", "-c")
+MULTIRUN_FLAGS = ("--multirun", "-m")
+MAX_CHECKED_JOBS = 16  # a larger multirun checks its first 16 jobs up front, each job itself
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra's flags (with their values) and the overrides, in their order."""
+    flags, overrides = [], []
+    values = iter(args)
+    for arg in values:
+        if arg in VALUE_FLAGS:
+            flags += [arg, next(values, "")]
+        elif arg.startswith("-") and "=" not in arg:
+            flags.append(arg)
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def not_an_override(overrides: list[str]) -> str | None:
+    """A message for an argument without '=' (often a path with an unquoted space)."""
+    for i, arg in enumerate(overrides):
+        if "=" in arg or arg.startswith("~"):
+            continue
+        if i > 0 and "=" in overrides[i - 1]:
+            joined = f"{overrides[i - 1]} {arg}"
+            return (f"{arg!r} is not an override (key=value); if it belongs to the value before "
+                    f"it (a path with a space), quote the whole override: '{joined}'")
+        return f"{arg!r} is not an override; give key=value, e.g. search.n_trials=30"
+    return None
+
+
+def multirun_jobs(overrides: list[str]) -> list[list[str]]:
+    """The overrides of each job a ``--multirun`` starts (Hydra's basic sweep expansion)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+
+
+def precheck(command: str, overrides: list[str], values: bool = True) -> int:
+    """Compose and validate before Hydra writes anything; 0 if fine, 2 after printing why.
+
+    With ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
+    """
+    from ..config import validate, validate_train_toy
 
     try:
         cfg = compose_config(overrides, COMMANDS[command][0])
-        if command != "train-toy":
+        if not values:
+            return 0
+        if command == "train-toy":
+            validate_train_toy(cfg)
+        else:
             validate(cfg, command)
     except ConfigError as err:
         return fail(str(err))
@@ -98,18 +159,67 @@ def precheck(command: str, overrides: list[str]) -> int:
     return 0
 
 
+def precheck_args(command: str, args: list[str]) -> int:
+    """``precheck`` for the command line as given: plain, ``--multirun`` (each job), ``--cfg``."""
+    flags, overrides = split_args(args)
+    if any(f in PASS_FLAGS for f in flags):
+        return 0
+    message = not_an_override(overrides)
+    if message is not None:
+        return fail(message)
+    ours = [f"hydra.searchpath=[file://{REPO_DIR}]", f"hydra.job.name={command}"]
+    jobs = [overrides]
+    if any(f in MULTIRUN_FLAGS for f in flags):
+        try:
+            jobs = multirun_jobs(overrides)
+        except (HydraException, OmegaConfBaseException) as err:
+            return fail(describe(err))
+    values = not any(f in PRINT_FLAGS for f in flags)
+    for job in jobs[:MAX_CHECKED_JOBS]:
+        code = precheck(command, [*job, *ours], values)
+        if code:
+            return code
+    return 0
+
+
+def guarded(call: Callable[[], object]) -> int:
+    """Run ``call``; a known failure becomes one line on stderr and its exit code.
+
+    2: bad input (ConfigError); 130: Ctrl-C; 1: a failure of the machine after work began
+    (disk full, study database gone), with how to resume.
+    """
+    try:
+        call()
+    except ConfigError as err:
+        return fail(str(err))
+    except KeyboardInterrupt as err:
+        text = str(err) if isinstance(err, Interrupted) else "interrupted"
+        print(f"skipsearch: {text}", file=sys.stderr)
+        return 130
+    except RunFailedError as err:
+        print(f"skipsearch: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        cause = environment_cause(err)  # a full disk, a failed database; anything else is a bug
+        if cause is None:
+            raise
+        print(f"skipsearch: error: {describe_failure(cause)}; run the same command again once "
+              "that is fixed", file=sys.stderr)
+        return 1
+    return 0
+
+
 def run_app(command: str, overrides: list[str]) -> None:
-    """Run ``command`` as a Hydra app; a ConfigError becomes exit code 2 with one line."""
+    """Run ``command`` as a Hydra app; failures become one line and an exit code (``guarded``)."""
     runner = runner_of(command)
 
     def task(cfg: DictConfig) -> None:
-        try:
-            if command == "sweep":
-                runner(cfg, HydraConfig.get().runtime.output_dir)
-            else:
-                runner(cfg)
-        except ConfigError as err:
-            raise SystemExit(fail(str(err))) from None
+        if command == "sweep":
+            code = guarded(lambda: runner(cfg, HydraConfig.get().runtime.output_dir))
+        else:
+            code = guarded(lambda: runner(cfg))
+        if code:
+            raise SystemExit(code)
 
     app = hydra.main(config_path=str(CONF_DIR), config_name=COMMANDS[command][0],
                      version_base="1.3")(task)
@@ -119,7 +229,15 @@ def run_app(command: str, overrides: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``skipsearch`` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run_main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print("skipsearch: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_main(argv: list[str]) -> int:
+    """Parse the command, check its arguments up front, then run it."""
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
@@ -131,11 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         return fail(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
+    code = precheck_args(command, rest)
+    if code:
+        return code
     # Ours go last: Hydra's parser takes flags first (--multirun, --cfg job), then overrides.
-    overrides = [*rest, f"hydra.searchpath=[file://{REPO_DIR}]", f"hydra.job.name={command}"]
-    if not any(arg.startswith("-") for arg in rest):
-        code = precheck(command, overrides)
-        if code:
-            return code
-    run_app(command, overrides)
+    run_app(command, [*rest, f"hydra.searchpath=[file://{REPO_DIR}]",
+                      f"hydra.job.name={command}"])
     return 0

@@ -5,17 +5,26 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from ..config import validate
+from ..errors import ConfigError
 from ..export import safe_url
 from ..search.study import make_storage
 
 
 def run_dashboard(cfg: DictConfig) -> None:
-    """Serve optuna-dashboard for ``storage.url`` at ``dashboard.host:dashboard.port``."""
+    """Serve optuna-dashboard for ``storage.url`` at ``dashboard.host:dashboard.port``.
+
+    The port is checked free (in ``validate``) before anything is printed.
+    """
     validate(cfg, "dashboard")
     host, port = str(cfg.dashboard.host), int(cfg.dashboard.port)
     import optuna_dashboard
 
     url = str(cfg.storage.url)
+    storage = make_storage(cfg.storage)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard  (studies in {safe_url(url)}; "
           "Ctrl+C stops it)", flush=True)
-    optuna_dashboard.run_server(make_storage(cfg.storage), host=host, port=port)
+    try:
+        optuna_dashboard.run_server(storage, host=host, port=port)
+    except OSError as err:  # taken between the check in validate() and now
+        raise ConfigError("dashboard.port", port, f"cannot listen on {host}:{port} "
+                          f"({err.strerror}); give a free port") from None

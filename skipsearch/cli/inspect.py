@@ -6,8 +6,8 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from ..config import schedule_from_config, validate
-from ..export import load_schedule
+from ..config import SCHEDULE_SECTIONS, schedule_from_config, validate
+from ..export import check_fits, load_schedule
 from ..models import load_model
 
 
@@ -17,7 +17,9 @@ def run_inspect(cfg: DictConfig) -> None:
     model = load_model(cfg.model, "cpu")
     skips = model.denoiser.skips
     if cfg.get("schedule") is not None:
-        coefficients = load_schedule(cfg.schedule).schedule.coefficients
+        exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["inspect"])
+        check_fits(exported, model)
+        coefficients = exported.schedule.coefficients
     else:
         coefficients = schedule_from_config(cfg, [p.level for p in skips]).coefficients
     title = f"{model.name}: {len(skips)} skips, bottom (next to the bottleneck) to top"

@@ -6,21 +6,20 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import sampler_spec, schedule_from_config, study_name
+from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, study_name
 from ..errors import ConfigError
 from ..evaluate import SamplerSpec
-from ..export import load_schedule
+from ..export import check_fits, load_schedule
 from ..models import LoadedModel
 from ..schedule import SkipSchedule
-from .sample import check_model
 
 
 def studied_schedule(cfg: DictConfig, model: LoadedModel
                      ) -> tuple[SkipSchedule, SamplerSpec, str]:
     """Schedule, sampler and study name: from ``schedule=FILE`` if given, else the config."""
     if cfg.get("schedule") is not None:
-        exported = load_schedule(cfg.schedule)
-        check_model(exported, model)
+        exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["windows"])
+        check_fits(exported, model)
         sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
         return exported.schedule, sampler, str(exported.study.get("name") or study_name(cfg))
     levels = [p.level for p in model.denoiser.skips]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 from omegaconf import DictConfig
+from optuna.trial import TrialState
 
 from ..config import final_protocol, get, study_name, validate
 from ..errors import ConfigError, check
@@ -14,19 +15,27 @@ from ..models import LoadedModel
 from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
 from ..runtime import build_model, setup_device
+from ..schedule import coefficient_problem
 from ..search.confirm import confirmed
 from ..search.study import make_storage
 
 
 def check_model(study: optuna.Study, model: LoadedModel) -> None:
-    """The grids must come from the model the study searched; ConfigError otherwise."""
-    want = str(study.user_attrs.get("model_sha256"))
-    if model.sha256 != want or len(model.denoiser.skips) != len(study.user_attrs["skips"]):
-        raise ConfigError("model", model.name,
-                          f"study {study.study_name} was run with model "
-                          f"{study.user_attrs.get('model_name')} (sha256 {want[:12]}), not this "
-                          f"one ({model.sha256[:12]}); give the sweep's model overrides, or "
-                          "report.grid=0 to skip the sample grids")
+    """The grids must come from the model the study searched, with usable schedules."""
+    want, name = str(study.user_attrs.get("model_sha256")), study.user_attrs.get("model_name")
+    n_skips = len(model.denoiser.skips)
+    fix = "give the sweep's model overrides, or report.grid=0 to skip the sample grids"
+    check(n_skips == len(study.user_attrs.get("skips", ())), "model", model.name,
+          f"study {study.study_name} was run with model {name} with "
+          f"{len(study.user_attrs.get('skips', ()))} skips, and this one has {n_skips}; {fix}")
+    check(model.sha256 == want, "model", model.name,
+          f"study {study.study_name} was run with model {name} with weights sha256 {want[:12]},"
+          f" and the weights given have sha256 {model.sha256[:12]}; {fix}")
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        problem = coefficient_problem(t.user_attrs["schedule"]["coefficients"], n_skips)
+        check(problem is None, "search.study_name", study.study_name,
+              f"trial {t.number} holds an unusable schedule ({problem}); report.grid=0 "
+              "skips the sample grids")
 
 
 def run_report(cfg: DictConfig) -> Path:

@@ -7,32 +7,21 @@ from pathlib import Path
 import numpy as np
 from omegaconf import DictConfig
 
-from ..config import sampler_spec, schedule_from_config, validate
-from ..errors import ConfigError
+from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, validate
 from ..evaluate import SamplerSpec, evaluate
-from ..export import ExportedSchedule, load_schedule
+from ..export import check_fits, load_schedule
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, setup_device
 from ..samplers import labels_from_seeds
 
 
-def check_model(exported: ExportedSchedule, model: LoadedModel) -> None:
-    """The schedule must be used with the model it was found for."""
-    if exported.model["sha256"] != model.sha256 or \
-            len(exported.schedule.coefficients) != len(model.denoiser.skips):
-        raise ConfigError("model", model.name,
-                          f"{exported.path} was found for model {exported.model['name']} "
-                          f"(sha256 {exported.model['sha256'][:12]}), not this one "
-                          f"({model.sha256[:12]}); select that model's config and weights")
-
-
 def plan(cfg: DictConfig, model: LoadedModel):
     """Schedule, sampler and seeds: from the schedule file if given, else from the config."""
     n = cfg.sample.get("n")
     if cfg.get("schedule") is not None:
-        exported = load_schedule(cfg.schedule)
-        check_model(exported, model)
+        exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["sample"])
+        check_fits(exported, model)
         sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
         start, stop = exported.score["seeds"]["start"], exported.score["seeds"]["stop"]
         name = Path(cfg.schedule).stem

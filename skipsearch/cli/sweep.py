@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from rich.table import Table
 
 from .. import __version__
 from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
+from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
 from ..export import export_best, safe_url
 from ..runtime import (
     build_model,
@@ -91,8 +94,57 @@ def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Pat
 
 
 def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
-    """Create or resume the study, run trials until it has ``search.n_trials``, confirm, export."""
+    """Create or resume the study, run trials until it has ``search.n_trials``, confirm, export.
+
+    Ctrl-C, a full disk or a lost database end it with one line saying how many trials are
+    finished (they stay in the study) and how to resume.
+    """
     validate(cfg, "sweep")
+    opened: list[optuna.Study] = []
+    try:
+        return sweep(cfg, log_dir, opened.append)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted; {finished_text(opened)}, resume with the same "
+                          "command") from None
+    except Exception as err:
+        cause = environment_cause(err)  # a full disk or a failed database, maybe via Optuna
+        if cause is None:
+            raise
+        kept = (f"{finished_text(opened)} and stay in the study" if opened
+                else "no trial had started")
+        raise RunFailedError(f"{describe_failure(cause)}; {kept}; resume with the same "
+                             "command once that is fixed") from None
+
+
+def finished_text(opened: list[optuna.Study]) -> str:
+    """'N trials finished' for the opened study, if its database can still be read."""
+    try:
+        return f"{finished_count(opened[0])} trials finished"
+    except Exception:  # the database itself is gone
+        return "the trials that finished before"
+
+
+class QuietInterrupt(logging.Filter):
+    """Drop Optuna's two warnings on a trial stopped by Ctrl-C (the CLI prints one line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = False  # the second warning of an interrupted trial is still to come
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for the warning carrying a KeyboardInterrupt and the one after it."""
+        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
+            self.pending = True
+            return False
+        if self.pending and "failed with value" in record.getMessage():
+            self.pending = False
+            return False
+        return True
+
+
+def sweep(cfg: DictConfig, log_dir: str | None,
+          on_open: Callable[[optuna.Study], None]) -> optuna.Study:
+    """``run_sweep``'s work; ``on_open`` receives the study once it is open."""
     device = setup_device(cfg)
     model = build_model(cfg, device)
     scorer = build_scorer(cfg, device, model)
@@ -109,6 +161,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     study = open_study(name, make_storage(cfg.storage), make_sampler(cfg.search, space),
                        study_provenance(cfg, model, scorer), objectives,
                        make_pruner(cfg.pruner, stages))
+    on_open(study)
     enqueue_baselines(study, space)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
@@ -119,6 +172,9 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
                        stages, objectives)
     target = int(cfg.search.n_trials)
     remaining = target - finished_count(study)
+    optuna_log = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, QuietInterrupt) for f in optuna_log.filters):
+        optuna_log.addFilter(QuietInterrupt())
     if remaining > 0:
         study.optimize(make_objective(ctx), n_trials=remaining,
                        callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import get_int
-from ..errors import check
+from ..config import validate_train_toy
 from ..paths import ASSETS_DIR
 from ..train.toy import train_toy
 
@@ -17,11 +16,8 @@ log = logging.getLogger(__name__)
 
 def run_train_toy(cfg: DictConfig) -> dict[str, Path]:
     """Train with ``cfg.seed`` and report where the weights, log and grid were written."""
-    get_int(cfg, "diffusion.steps", 1)
-    get_int(cfg, "classifier.epochs", 1)
-    get_int(cfg, "grid.steps", 1)
+    validate_train_toy(cfg)
     assets = Path(cfg.assets_dir) if cfg.get("assets_dir") else ASSETS_DIR
-    check(assets.parent.exists(), "assets_dir", str(assets), "its parent folder must exist")
     written = train_toy(cfg, assets, Path(cfg.docs_dir))
     for what, path in written.items():
         log.info("%s: %s", what, path)

@@ -85,7 +85,14 @@ def make_objective(ctx: TrialContext) -> Objective:
         log_trial(ctx, trial, sampler.nfe, stage_fids, result.preview)
         return result.fid if single else (result.fid, float(sampler.nfe))
 
-    return objective
+    def interruptible(trial: optuna.Trial) -> float | tuple[float, float]:
+        try:
+            return objective(trial)
+        except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
+            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            raise
+
+    return interruptible
 
 
 def skip_duplicate_baseline(trial: optuna.Trial) -> None:

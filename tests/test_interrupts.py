@@ -1,0 +1,137 @@
+"""Ctrl-C and failures after work began: one line, an exit code, a study that resumes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
+
+from skipsearch import export
+from skipsearch.cli import compose_config, guarded
+from skipsearch.cli.sweep import run_sweep
+from skipsearch.search.study import FINISHED
+
+from .conftest import run_cli, start_cli
+from .wandb_records import records
+
+SLOW = ["metric.n_samples=2000", "batch_size=100", "search.steps=[2]", "search.n_trials=3",
+        "search.confirm_top_k=0"]
+
+
+def closed(run_file: Path) -> bool:
+    """True when a W&B run file ends its run (an exit record)."""
+    return any(r.WhichOneof("record_type") == "exit" for r in records(run_file))
+
+
+def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    db = f"sqlite:///{out / 'studies.db'}"
+    args = [*(o for o in tiny_overrides if o != "logger=none"), "logger=wandb", *SLOW]
+    worker = start_cli("sweep", *args)
+    deadline, sent = time.monotonic() + 300, False
+    while not sent and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+        except (KeyError, OperationalError):
+            continue  # not created yet
+        states = [t.state for t in trials]
+        if TrialState.COMPLETE in states and TrialState.RUNNING in states:
+            worker.send_signal(signal.SIGINT)
+            sent = True
+    _, err = worker.communicate(timeout=120)
+    assert sent, "the sweep never had a running trial after a finished one"
+    assert worker.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    study = optuna.load_study(study_name="digits-heun-linear", storage=db)
+    finished = len(study.get_trials(states=FINISHED))
+    assert err.strip().splitlines()[-1] == (f"skipsearch: interrupted; {finished} trials "
+                                            "finished, resume with the same command")
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    assert not (out / "exports").exists()  # no partial export
+    run_files = list((out / "wandb").rglob("run-*.wandb"))
+    assert run_files and all(closed(f) for f in run_files)
+
+    again = run_cli("sweep", *args)
+    assert again.returncode == 0, again.stderr
+    study = optuna.load_study(study_name="digits-heun-linear", storage=db)
+    assert len(study.get_trials(states=FINISHED)) >= 3
+    assert (out / "exports" / "digits-heun-linear" / "best.yaml").is_file()
+
+
+def test_a_full_disk_at_export_is_one_line_and_the_study_keeps_its_trials(
+        tiny_overrides, tmp_path, monkeypatch, capsys):
+    cfg = compose_config([*tiny_overrides, "search.steps=[2]", "search.n_trials=2",
+                          "search.confirm_top_k=0"])
+    real_write = Path.write_text
+
+    def full(path, *args, **kwargs):
+        if path.name.startswith(".nfe"):  # the first export file
+            real_write(path, "half")  # a partial write, then the disk is full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real_write(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code = guarded(lambda: run_sweep(cfg))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("skipsearch: error: the disk is full: "), err
+    assert err[0].endswith("2 trials finished and stay in the study; resume with the same "
+                           "command once that is fixed")
+    assert not list((tmp_path / "out" / "exports").rglob("*.*"))  # no half-written file
+    monkeypatch.setattr(Path, "write_text", real_write)
+    assert guarded(lambda: run_sweep(cfg)) == 0  # the same command again: exports
+    assert (tmp_path / "out" / "exports" / "digits-heun-linear" / "best.yaml").is_file()
+
+
+def test_a_database_lost_mid_sweep_is_one_line(tiny_overrides, tmp_path, monkeypatch, capsys):
+    cfg = compose_config([*tiny_overrides, "search.steps=[2]", "search.n_trials=3",
+                          "search.confirm_top_k=0"])
+    storage = optuna.storages.RDBStorage
+    real_set = storage.set_trial_state_values
+    told = []
+
+    def lost(self, trial_id, state, values=None):  # the server goes away after one trial
+        if state != TrialState.RUNNING:
+            if told:
+                raise OperationalError("UPDATE trials ...", {},
+                                       Exception("server closed the connection"))
+            told.append(trial_id)
+        return real_set(self, trial_id, state, values)
+
+    monkeypatch.setattr(storage, "set_trial_state_values", lost)
+    code = guarded(lambda: run_sweep(cfg))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "the study database failed (Exception: server closed the " \
+        "connection)" in err[0], err
+    assert err[0].endswith("resume with the same command once that is fixed")
+    assert not (tmp_path / "out" / "exports").exists()
+
+
+@pytest.mark.parametrize("bad", [[1.0] * 5, [1.0, 1.0, float("nan"), 1.0, 1.0, 1.0],
+                                 [0.0] * 6, [11.0] * 6])
+def test_skip_tuning_refuses_unusable_coefficients(tiny_denoiser, bad):
+    from skipsearch import skip_tuning
+
+    with pytest.raises(ValueError, match="coefficient"):
+        with skip_tuning(tiny_denoiser, tiny_denoiser.skips, bad):
+            pass
+    assert not any(m._forward_pre_hooks for m in tiny_denoiser.modules())
+
+
+def test_load_schedule_names_the_missing_key(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(f"format: {export.FORMAT}\nschedule: {{coefficients: [0.9, 0.8]}}\n")
+    assert export.load_schedule(path).schedule.coefficients == (0.9, 0.8)  # enough for apply
+    with pytest.raises(export.ConfigError, match="the key model is missing"):
+        export.load_schedule(path, sections=("model", "sampler", "score"))
