@@ -71,7 +71,7 @@ def recorded_run(denoiser, schedule: SkipSchedule, sampler: str, steps: int):
 
     def network(x, sigma, labels):
         out = denoiser(x, sigma, labels)
-        calls.append((float(sigma[0]), x.clone(), labels, out.clone()))
+        calls.append((float(sigma.reshape(-1)[0]), x.clone(), labels, out.clone()))
         return out
 
     sigmas = SamplerSpec(sampler, steps).sigmas()
@@ -98,7 +98,7 @@ def test_each_window_changes_only_the_network_calls_at_its_levels(tiny_denoiser,
         assert len(calls) == len(base_calls)
         inside = set(levels[w.first_step:w.last_step + 1])
         for sigma, x, labels, out in calls:
-            untuned = tiny_denoiser(x, torch.full((len(x),), sigma, dtype=torch.float64), labels)
+            untuned = tiny_denoiser(x, torch.tensor(sigma, dtype=torch.float64), labels)
             assert torch.equal(out, untuned) == (sigma not in inside), (w, sigma)
         every = 2 if sampler == "heun" else 1
         states = [call[1] for call in calls[::every]]
