@@ -55,7 +55,7 @@ def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
     n = int(cfg.metric.n_samples)
     stages = stage_counts(list(cfg.pruner.stages), n)
     study = optuna.create_study(storage=f"sqlite:///{folder}/study.db",
-                                sampler=make_sampler(cfg.search, space),
+                                sampler=make_sampler(cfg.search, space, "benchmark"),
                                 pruner=make_pruner(cfg.pruner, stages))
     ctx = TrialContext(model, space, range(n), int(cfg.batch_size), device, scorer,
                        NoTracker(), stages)
@@ -72,7 +72,8 @@ def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
         if used >= budget:
             study.stop()
 
-    study.optimize(make_objective(ctx), n_trials=100_000, callbacks=[spend])
+    study.optimize(make_objective(ctx, space.cells()[0], 100_000), n_trials=100_000,
+                   callbacks=[spend])
     return log
 
 

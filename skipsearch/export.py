@@ -15,6 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .errors import ConfigError
 from .schedule import SkipSchedule
 from .search.confirm import search_fid
+from .search.group import Sweep, trial_steps
 
 FORMAT = "skipsearch-schedule/1"
 
@@ -112,13 +113,22 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
         "skipsearch_version": attrs["skipsearch_version"],
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": attrs["model_name"], "sha256": attrs["model_sha256"]},
-        "sampler": {**sampler, "steps": trial.params["steps"], "nfe": trial.user_attrs["nfe"]},
+        "sampler": {**sampler, "steps": trial_steps(trial), "nfe": trial.user_attrs["nfe"]},
         "schedule": {**schedule, "skips": skips},
         "score": {**score, **attrs["metric"]},
         **({"precision": attrs["precision"]} if "precision" in attrs else {}),
         "study": {"name": study.study_name, "storage": safe_url(storage_url),
-                  "trial": trial.number, "is_baseline": bool(trial.user_attrs.get("baseline"))},
+                  "trial": trial.number, **cell_of(study, trial),
+                  "is_baseline": bool(trial.user_attrs.get("baseline"))},
     }
+
+
+def cell_of(study, trial: FrozenTrial) -> dict:
+    """The cell study holding a sweep's trial and the trial's number there (none for a study)."""
+    if not isinstance(study, Sweep):
+        return {}
+    return {"cell": study.cell_of(trial.number).study_name,
+            "cell_trial": study.where(trial.number).number}
 
 
 def write_yaml(path: Path, data: Mapping) -> Path:

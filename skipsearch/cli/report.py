@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 from omegaconf import DictConfig
 
 from ..config import final_protocol, get, study_name, validate
@@ -15,10 +14,11 @@ from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
 from ..runtime import build_model, setup_device
 from ..search.confirm import confirmed
+from ..search.group import Sweep, load_sweep
 from ..search.study import make_storage
 
 
-def check_model(study: optuna.Study, model: LoadedModel) -> None:
+def check_model(study: Sweep, model: LoadedModel) -> None:
     """The grids must come from the model the study searched; ConfigError otherwise."""
     want = str(study.user_attrs.get("model_sha256"))
     if model.sha256 != want or len(model.denoiser.skips) != len(study.user_attrs["skips"]):
@@ -39,7 +39,7 @@ def run_report(cfg: DictConfig) -> Path:
     name = study_name(cfg)
     url = str(cfg.storage.url)
     try:
-        study = optuna.load_study(study_name=name, storage=make_storage(cfg.storage))
+        study = load_sweep(make_storage(cfg.storage), name)
     except KeyError:
         raise ConfigError("search.study_name", name,
                           f"no such study in {safe_url(url)}; run "

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from rich.console import Console
@@ -22,18 +20,13 @@ from ..runtime import (
     precision_provenance,
     setup_device,
 )
+from ..search.allocate import run_cells
 from ..search.confirm import confirm_top
+from ..search.group import Sweep, load_sweep
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
-from ..search.study import (
-    FINISHED,
-    enqueue_baselines,
-    finished_count,
-    make_sampler,
-    make_storage,
-    open_study,
-)
+from ..search.study import make_storage, open_cells
 from ..search.summary import SummaryRow, study_tables, summarize
 from ..tracking import make_tracker
 
@@ -52,7 +45,7 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
     }
 
 
-def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Path],
+def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
                   cfg: DictConfig, log_dir: str | None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 120))
@@ -60,7 +53,8 @@ def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Pat
     how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials)")
+                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials in "
+                        f"{len(study.cells)} cells)")
     for col in ("NFE", "steps", "baseline FID", "best FID", "change", "search FID", "front",
                 "trial", "best parameters"):
         wide = col == "best parameters"
@@ -90,8 +84,8 @@ def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Pat
         console.print(f"W&B:     {Path(cfg.logger.get('dir') or cfg.out_dir) / 'wandb'}")
 
 
-def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
-    """Create or resume the study, run trials until it has ``search.n_trials``, confirm, export."""
+def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
+    """Create or resume the sweep's cells, run each to ``search.n_trials``, confirm, export."""
     validate(cfg, "sweep")
     device = setup_device(cfg)
     model = build_model(cfg, device)
@@ -106,10 +100,11 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     name = study_name(cfg)
     objectives = list(cfg.search.objectives)
     stages = stage_counts(list(cfg.pruner.stages), int(cfg.metric.n_samples))
-    study = open_study(name, make_storage(cfg.storage), make_sampler(cfg.search, space),
-                       study_provenance(cfg, model, scorer), objectives,
-                       make_pruner(cfg.pruner, stages))
-    enqueue_baselines(study, space)
+    storage = make_storage(cfg.storage)
+    cells = space.cells()
+    studies = open_cells(name, cells, storage, space, cfg.search,
+                         study_provenance(cfg, model, scorer), objectives,
+                         make_pruner(cfg.pruner, stages))
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
@@ -118,12 +113,9 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
                        stages, objectives)
     target = int(cfg.search.n_trials)
-    remaining = target - finished_count(study)
-    if remaining > 0:
-        study.optimize(make_objective(ctx), n_trials=remaining,
-                       callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
-                       catch=TRIAL_ERRORS,
-                       show_progress_bar=sys.stderr.isatty())
+    run_cells(studies, [make_objective(ctx, cell, target) for cell in cells], target,
+              TRIAL_ERRORS)
+    study = load_sweep(storage, name)
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:
         scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),

@@ -6,12 +6,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from ..export import safe_url
 from ..search.confirm import Protocol
+from ..search.group import Sweep, cell_label
 from ..search.summary import SummaryRow, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
@@ -47,7 +47,7 @@ def saved(fig: Figure | None, path: Path) -> Path | None:
     return figures.save_png(fig, path) if fig is not None else None
 
 
-def overview(study: optuna.Study, rows: Sequence[TrialRow], storage_url: str,
+def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
              protocol: Protocol | None, scores: Mapping[int, Mapping]) -> str:
     """What the study is: model, sampler, metric, seeds, trial counts, confirmation."""
     attrs = study.user_attrs
@@ -57,6 +57,7 @@ def overview(study: optuna.Study, rows: Sequence[TrialRow], storage_url: str,
     start, n = attrs.get("seed_start"), attrs.get("n_samples")
     items = {
         "study": study.study_name,
+        "cells": ", ".join(cell_label(c) for c in study.cells),
         "storage": safe_url(storage_url),
         "model": f"{attrs.get('model_name', '?')} (sha256 {str(attrs.get('model_sha256'))[:12]})",
         "sampler": (attrs.get("sampler") or {}).get("name", "?"),
@@ -122,18 +123,21 @@ def history_section(path: Path | None) -> str:
               "stage; the line is the best so far per NFE"))
 
 
-def importance_section(importances: Mapping[str, float] | None, reason: str | None,
-                       path: Path | None) -> str:
-    """fANOVA parameter importances, or the reason they could not be computed."""
-    title = "Parameter importances"
-    if importances is None or path is None:
-        return section("importance", title, note(reason or "not available"))
-    rows = [({"data-param": k}, [Cell(k, "text"), f"{v:.3f}"]) for k, v in importances.items()]
+def importance_section(importances: Mapping[str, Mapping[str, float]],
+                       missing: Mapping[str, str], path: Path | None) -> str:
+    """fANOVA parameter importances per cell, and the cells where they could not be computed."""
+    title = "Parameter importances per cell"
+    notes = [note(f"{cell}: {reason}") for cell, reason in missing.items()]
+    if not importances or path is None:
+        return section("importance", title, *(notes or [note("not available")]))
+    rows = [({"data-cell": cell, "data-param": k}, [Cell(cell, "text"), Cell(k, "text"),
+                                                     f"{v:.3f}"])
+            for cell, imp in importances.items() for k, v in imp.items()]
     return section("importance", title,
-                   paragraph("fANOVA importance of each parameter for the search FID over all "
-                             "completed trials (steps usually dominates: FID falls with NFE)."),
-                   table("importance-table", ["parameter", "importance"], rows),
-                   figure(path, "parameter importances"))
+                   paragraph("fANOVA importance of each parameter for the search FID over the "
+                             "completed trials of each cell (solver and step count fixed)."),
+                   table("importance-table", ["cell", "parameter", "importance"], rows),
+                   figure(path, "parameter importances per cell"), *notes)
 
 
 def samples_section(grids: Sequence[Grid] | None, reason: str | None) -> str:
@@ -173,7 +177,7 @@ def trials_section(rows: Sequence[TrialRow]) -> str:
                    table("trials-table", headers, body))
 
 
-def write_report(study: optuna.Study, folder: Path, storage_url: str,
+def write_report(study: Sweep, folder: Path, storage_url: str,
                  scores: Mapping[int, Mapping] | None = None, protocol: Protocol | None = None,
                  grids: Sequence[Grid] | None = None,
                  grids_note: str | None = None) -> Path:
@@ -183,7 +187,7 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str,
     rows = trial_rows(study, scores)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     summary = summarize(study, scores) if complete else []
-    importances, reason = param_importances(study)
+    importances, missing = param_importances(study)
     paths = {name: saved(fig, folder / name) for name, fig in (
         ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary)),
         ("contour.png", figures.contour_figure(rows, param_bounds(study))),
@@ -196,7 +200,7 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str,
         summary_section(summary, paths["fid-vs-nfe.png"]),
         contour_section(paths["contour.png"], parameterization),
         history_section(paths["history.png"]),
-        importance_section(importances, reason, paths["importance.png"]),
+        importance_section(importances, missing, paths["importance.png"]),
         samples_section(grids, grids_note),
         trials_section(rows))
     index = folder / "index.html"

@@ -161,15 +161,20 @@ def history_figure(rows: Sequence[TrialRow]) -> Figure | None:
     return fig
 
 
-def importance_figure(importances: Mapping[str, float] | None) -> Figure | None:
-    """A horizontal bar per parameter, the most important on top."""
-    if not importances:
+def importance_figure(per_cell: Mapping[str, Mapping[str, float]] | None) -> Figure | None:
+    """Horizontal bars of each parameter's importance, one bar per cell of the sweep."""
+    if not per_cell:
         return None
-    names = list(importances)[::-1]
-    fig = new_figure(6.4, 0.5 + 0.45 * len(names))
+    names = sorted({n for imp in per_cell.values() for n in imp})[::-1]
+    height = 0.8 / len(per_cell)
+    fig = new_figure(6.4, 0.8 + 0.3 * len(names) * len(per_cell))
     ax = fig.subplots()
-    bars = ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
-    ax.set(xlabel="importance for the search FID (fANOVA)", xlim=(0, 1.12))
+    for i, (cell, imp) in enumerate(per_cell.items()):
+        ys = [k + i * height for k in range(len(names))]
+        bars = ax.barh(ys, [imp.get(n, 0.0) for n in names], height=height, label=cell)
+        ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=7)
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(names))], names)
+    ax.set(xlabel="importance for the search FID within each cell (fANOVA)", xlim=(0, 1.15))
     ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     return fig

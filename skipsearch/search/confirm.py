@@ -20,6 +20,7 @@ from ..evaluate import SamplerSpec, evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..schedule import SkipSchedule
+from .group import trial_steps
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def search_fid(trial: FrozenTrial) -> float:
 def trial_sampler(study: optuna.Study, trial: FrozenTrial) -> SamplerSpec:
     """The sampler a trial ran (its own record, or the study's for older trials)."""
     data = trial.user_attrs.get("sampler") or study.user_attrs["sampler"]
-    return SamplerSpec.from_dict(data, int(trial.params["steps"]))
+    return SamplerSpec.from_dict(data, trial_steps(trial))
 
 
 def trial_schedule(trial: FrozenTrial) -> SkipSchedule:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..evaluate import evaluate
+from ..evaluate import SamplerSpec, evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..tracking import Tracker
+from .allocate import check_unique, claim
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,19 @@ class TrialContext:
 Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
 
 
-def make_objective(ctx: TrialContext) -> Objective:
-    """An objective returning the FID (and the NFE, in multi-objective mode) of a trial."""
+def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int) -> Objective:
+    """An objective for one cell returning the FID (and the NFE, multi-objective) of a trial.
+
+    A trial beyond the cell's ``target`` or repeating another's parameters is skipped first.
+    """
     single = len(ctx.objectives) == 1
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
-        skip_duplicate_baseline(trial)
-        schedule, sampler = ctx.space.suggest(trial)
+        claim(trial, target)
+        schedule, sampler = ctx.space.suggest(trial, cell)
+        check_unique(trial)
         trial.set_user_attr("nfe", sampler.nfe)
+        trial.set_user_attr("steps", sampler.steps)
         trial.set_user_attr("sampler", sampler.to_dict())
         trial.set_user_attr("coefficients", list(schedule.coefficients))
         trial.set_user_attr("schedule", schedule.to_dict())
@@ -86,19 +92,6 @@ def make_objective(ctx: TrialContext) -> Objective:
         return result.fid if single else (result.fid, float(sampler.nfe))
 
     return objective
-
-
-def skip_duplicate_baseline(trial: optuna.Trial) -> None:
-    """Prune a baseline that another worker queued too (both saw none when they started)."""
-    key = trial.user_attrs.get("baseline_key")
-    if key is None:
-        return
-    for other in trial.study.get_trials(deepcopy=False):
-        if other.number < trial.number and other.user_attrs.get("baseline_key") == key \
-                and other.state != optuna.trial.TrialState.FAIL:
-            trial.set_user_attr("duplicate_of", other.number)
-            trial.set_user_attr("n_samples", 0)
-            raise optuna.TrialPruned(f"duplicate of baseline trial {other.number}")
 
 
 def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,

@@ -11,6 +11,7 @@ import optuna
 from ..export import baseline_per_nfe, best_per_nfe, final_or_search, pareto_front
 from ..tracking import StudySummary
 from .confirm import search_fid
+from .group import trial_steps
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ def summarize(study: optuna.Study,
     for nfe, t in best.items():
         base = baselines.get(nfe)
         params = {k: v for k, v in t.params.items() if k != "steps"}
-        rows.append(SummaryRow(nfe, t.params["steps"],
+        rows.append(SummaryRow(nfe, trial_steps(t),
                                final_or_search(base, scores) if base else None, fids[nfe],
                                search_fid(t), bool(scores) and t.number in scores,
                                nfe in front, t.number, params, t.user_attrs["coefficients"]))
