@@ -1,0 +1,121 @@
+"""Cells of a sweep: resumes never replay a draw, counts are exact, space changes are handled."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState
+
+from skipsearch.search.group import load_sweep
+from skipsearch.search.study import TrialSeededSampler, build_sampler
+
+from .conftest import run_cli
+from .test_workers import check_no_trial_lost_or_repeated, two_workers
+
+
+def seeded(kind: str, seed: int = 0) -> TrialSeededSampler:
+    cfg = OmegaConf.create({"sampler": kind, "seed": seed, "n_startup_trials": 1})
+    return TrialSeededSampler(lambda s: build_sampler(cfg, None, s), seed, "heun-steps2")
+
+
+def draw(study: optuna.Study, n: int) -> list[float]:
+    values = []
+    for _ in range(n):
+        trial = study.ask()
+        values.append(trial.suggest_float("x", 0.0, 1.0))
+        study.tell(trial, values[-1])
+    return values
+
+
+@pytest.mark.parametrize("kind", ["random", "tpe"])
+def test_a_process_joining_a_study_draws_new_values_and_a_fresh_one_repeats(kind):
+    storage = optuna.storages.InMemoryStorage()
+    first = optuna.create_study(study_name="a", storage=storage, sampler=seeded(kind))
+    values = draw(first, 3)
+    # a second process (a new sampler with the same seed) resumes the study
+    joined = optuna.load_study(study_name="a", storage=storage, sampler=seeded(kind))
+    more = draw(joined, 3)
+    assert len(set(values + more)) == 6
+    # one process on a fresh study draws the same values every time
+    again = optuna.create_study(study_name="b", storage=storage, sampler=seeded(kind))
+    assert draw(again, 6) == values + more
+    other = optuna.create_study(study_name="c", storage=storage, sampler=seeded(kind, seed=1))
+    assert draw(other, 3) != values
+
+
+def params_of(out, name: str = "digits-heun-linear") -> list[tuple]:
+    sweep = load_sweep(name=name, storage=f"sqlite:///{out}/studies.db")
+    return [(t.number, t.state, tuple(sorted(t.params.items()))) for t in sweep.trials]
+
+
+@pytest.mark.parametrize("kind", ["random", "tpe"])
+def test_resuming_three_five_seven_draws_every_trial_once(kind, tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    history = []
+    for count in (3, 5, 7):
+        result = run_cli("sweep", *tiny_overrides, f"search={kind}", "search.steps=[2]",
+                         "search.n_startup_trials=2", f"search.n_trials={count}",
+                         "search.confirm_top_k=0")
+        assert result.returncode == 0, result.stderr
+        trials = params_of(out)
+        assert len(trials) == count  # exact: nothing skipped, nothing beyond the count
+        assert all(state == TrialState.COMPLETE for _, state, _ in trials)
+        assert len({p for _, _, p in trials}) == count  # no two trials share parameters
+        assert trials[:len(history)] == history  # finished trials are untouched
+        history = trials
+
+
+def test_three_random_workers_fill_every_cell_exactly(tiny_overrides, tmp_path):
+    sweep = two_workers(tiny_overrides, f"journal:///{tmp_path / 'study.log'}", "three",
+                        workers=3, sampler="random")
+    check_no_trial_lost_or_repeated(sweep)
+
+
+def test_a_new_step_count_adds_a_cell(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    base = [*tiny_overrides, "search=random", "search.n_trials=2", "search.confirm_top_k=0"]
+    assert run_cli("sweep", *base, "search.steps=[2]").returncode == 0
+    before = params_of(out)
+    grown = run_cli("sweep", *base, "search.steps=[2,3]")
+    assert grown.returncode == 0, grown.stderr
+    sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
+    assert [c.study_name for c in sweep.cells] == ["digits-heun-linear/heun-steps2",
+                                                   "digits-heun-linear/heun-steps3"]
+    assert params_of(out)[:2] == before
+    assert [t.state for t in sweep.trials] == [TrialState.COMPLETE] * 4
+    assert sorted(t.user_attrs["nfe"] for t in sweep.trials) == [3, 3, 5, 5]
+
+
+@pytest.mark.parametrize("change", [
+    {"skip.profiles": "[constant,rising]"},
+    {"skip.space.rho_top": "{low:0.7,high:1.0}"},
+    {"skip.window_space": "{low:0.1,high:10}"},
+])
+def test_an_incompatible_space_change_is_refused_up_front(change, tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    base = [*tiny_overrides, "search=random", "search.steps=[2]", "search.confirm_top_k=0"]
+    first = {"skip.profiles": "[constant,falling]", "search.n_trials": "2"}
+    assert run_cli("sweep", *base, *(f"{k}={v}" for k, v in first.items())).returncode == 0
+    before = params_of(out)
+    second = {**first, **change, "search.n_trials": "3"}
+    refused = run_cli("sweep", *base, *(f"{k}={v}" for k, v in second.items()))
+    assert refused.returncode == 2
+    lines = refused.stderr.strip().splitlines()
+    key = next(iter(change))
+    assert len(lines) == 1 and lines[0].startswith(f"skipsearch: error: {key}=")
+    assert "digits-heun-linear/heun-steps2" in lines[0]
+    assert params_of(out) == before  # no trial added, none failed
+
+
+def test_a_widened_range_goes_on_in_the_same_cell(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    base = [*tiny_overrides, "search=random", "search.steps=[2]", "search.confirm_top_k=0"]
+    assert run_cli("sweep", *base, "search.n_trials=2").returncode == 0
+    wider = run_cli("sweep", *base, "search.n_trials=4", "skip.space.rho_top={low:0.3,high:1.5}")
+    assert wider.returncode == 0, wider.stderr
+    sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
+    assert len(sweep.cells) == 1 and len(sweep.trials) == 4
+    assert sweep.cells[0].user_attrs["space"]["rho_top"] == [0.3, 1.5]
+    assert sweep.trials[-1].distributions["rho_top"] == FloatDistribution(0.3, 1.5)
