@@ -254,6 +254,8 @@ def validate_search_extras(cfg: DictConfig) -> None:
         get_int(cfg, "pruner.reduction_factor", 2)
         get_int(cfg, "pruner.min_early_stopping_rate", 0)
     get_int(cfg, "search.confirm_top_k", 0)
+    if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
+        get_int(cfg, "search.confirm_blocks", 2)
     samplers = OmegaConf.select(cfg, "search.samplers")
     if samplers is not None:
         names = list(samplers) if OmegaConf.is_list(samplers) else samplers

@@ -151,6 +151,20 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
         assert score["search"]["fid"] == trial.value
         assert score["fid_infinity"] == records[trial.number]["fid_infinity"]
         assert score["search"]["seeds"]["stop"] <= score["seeds"]["start"]  # fresh seeds
+        if not record["study"]["is_baseline"]:  # the change on the same seeds, its interval
+            assert score["delta"] == pytest.approx(score["fid"] - score["baseline_fid"])
+            low, high = score["delta_ci95"]
+            assert low < score["delta"] < high and score["significant"] == (high < 0)
+    # best.yaml: the lowest FID among sure improvements and, where the change is not sure,
+    # the baseline of that NFE
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["score"].get("significant") is not False
+    allowed = []
+    for nfe in (3, 5):
+        score = yaml.safe_load((folder / f"nfe{nfe:03d}.yaml").read_text())["score"]
+        allowed.append(score["fid"] if score.get("significant") is not False
+                       else score["baseline_fid"])
+    assert best["score"]["fid"] == min(allowed)
 
     # a resumed sweep scores nothing again; `sample` reproduces the confirmed score
     again = run_cli("sweep", *args)

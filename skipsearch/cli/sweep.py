@@ -27,7 +27,7 @@ from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
 from ..search.study import make_storage, open_cells
-from ..search.summary import SummaryRow, study_tables, summarize
+from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
 from ..tracking import make_tracker
 
 
@@ -48,31 +48,35 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
 def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
                   cfg: DictConfig, log_dir: str | None) -> None:
     """The closing table and where everything lives."""
-    console = Console(width=max(Console().width, 120))
+    console = Console(width=max(Console().width, 160))
     confirmed = any(r.confirmed for r in rows)
     how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
                         f"{cfg.metric.n_samples} images, {len(study.trials)} trials in "
                         f"{len(study.cells)} cells)")
-    for col in ("NFE", "steps", "baseline FID", "best FID", "change", "search FID", "front",
-                "trial", "best parameters"):
+    for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
+                "search FID", "front", "trial", "best parameters"):
         wide = col == "best parameters"
         table.add_column(col, justify="left" if wide else "right", no_wrap=not wide,
                          overflow="fold")
     for row in rows:
         base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
         change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
-        params = " ".join(f"{k.removeprefix('rho_')}={v:.3g}" if isinstance(v, float)
+        params = " ".join(f"{k.removeprefix('rho_')}={v:.4f}" if isinstance(v, float)
                           else f"{k}={v}" for k, v in row.params.items())
-        table.add_row(str(row.nfe), str(row.steps), base, f"{row.best_fid:.3f}", change,
-                      f"{row.search_fid:.3f}", "*" if row.on_front else "",
-                      str(row.best_trial), params)
+        table.add_row(str(row.nfe), row.cell or str(row.steps), base, f"{row.best_fid:.3f}",
+                      change, fmt_delta(row), f"{row.search_fid:.3f}",
+                      "*" if row.on_front else "", str(row.best_trial), params)
     console.print(table)
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])
         console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
             f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+    unsure = [r.nfe for r in rows if r.significant is False]
+    if unsure:
+        console.print(f"not significant: the 95% interval of the change reaches zero at NFE "
+                      f"{', '.join(map(str, unsure))}; those schedules are never best.yaml")
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if pruned:
         console.print(f"pruned:  {pruned} trials stopped early")
@@ -119,7 +123,8 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:
         scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
-                             int(cfg.batch_size), device, scorer)
+                             int(cfg.batch_size), device, scorer,
+                             int(cfg.search.get("confirm_blocks", 10)))
     exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
     rows = summarize(study, scores)
     tracker.log_study(study_tables(study, rows, exports[0].parent))

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from ..export import safe_url
 from ..search.confirm import Protocol
 from ..search.group import Sweep, cell_label
-from ..search.summary import SummaryRow, summarize
+from ..search.summary import SummaryRow, fmt_delta, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
 from .page import (
@@ -83,18 +83,22 @@ def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
     title = "FID vs NFE: baseline and tuned"
     if not summary:
         return section("fid-vs-nfe", title, note("no trial has completed yet"))
-    headers = ["NFE", "steps", "baseline FID", "best FID", "change", "search FID",
-               "confirmed", "Pareto front", "trial", "best parameters"]
+    headers = ["NFE", "steps", "baseline FID", "best FID", "change", "FID change [95% CI]",
+               "search FID", "confirmed", "Pareto front", "trial", "best parameters"]
     rows = [({"data-nfe": str(r.nfe)},
              [Cell(r.nfe, "nfe"), r.steps, Cell(fmt_fid(r.baseline_fid), "baseline-fid"),
               Cell(fmt_fid(r.best_fid), "best-fid"), Cell(fmt_change(r.change), "change"),
+              Cell(fmt_delta(r), "delta"),
               Cell(fmt_fid(r.search_fid), "search-fid"),
               Cell("yes" if r.confirmed else "no", "confirmed"),
               Cell("*" if r.on_front else "", "front"), Cell(r.best_trial, "trial"),
               Cell(fmt_params(r.params), "text")]) for r in summary]
     parts = [paragraph("Best FID is the confirmed score on fresh seeds where the trial was "
                        "confirmed, else the search FID; the Pareto front holds the NFEs whose "
-                       "best FID beats every smaller NFE."),
+                       "best FID beats every smaller NFE. The FID change is FID(best) - "
+                       "FID(baseline) on the same confirmation seeds, with a 95% jackknife "
+                       "interval over blocks of seeds; n.s. marks an interval that reaches "
+                       "zero (such a schedule is never best.yaml)."),
              table("summary-table", headers, rows)]
     if path is not None:
         parts.append(figure(path, "FID vs NFE, baseline and best schedule"))

@@ -28,6 +28,14 @@ class SummaryRow:
     best_trial: int
     params: dict
     coefficients: list[float]
+    delta: float | None = None
+    delta_ci95: tuple[float, float] | None = None
+    cell: str | None = None
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the interval of the FID change lies below zero (None: no interval)."""
+        return None if self.delta_ci95 is None else self.delta_ci95[1] < 0
 
     @property
     def change(self) -> float | None:
@@ -48,11 +56,30 @@ def summarize(study: optuna.Study,
     for nfe, t in best.items():
         base = baselines.get(nfe)
         params = {k: v for k, v in t.params.items() if k != "steps"}
+        record = (scores or {}).get(t.number) or {}
+        ci = record.get("delta_ci95")
         rows.append(SummaryRow(nfe, trial_steps(t),
                                final_or_search(base, scores) if base else None, fids[nfe],
                                search_fid(t), bool(scores) and t.number in scores,
-                               nfe in front, t.number, params, t.user_attrs["coefficients"]))
+                               nfe in front, t.number, params, t.user_attrs["coefficients"],
+                               record.get("delta"), tuple(ci) if ci else None,
+                               cell_name(study, t)))
     return rows
+
+
+def cell_name(study, trial) -> str | None:
+    """The short name of the cell holding ``trial`` (None for a study without cells)."""
+    if not hasattr(study, "cell_of"):
+        return None
+    return study.cell_of(trial.number).study_name.rsplit("/", 1)[-1]
+
+
+def fmt_delta(row: SummaryRow) -> str:
+    """``-3.21 [-4.02, -2.40]``, with ``n.s.`` when the interval reaches zero; ``-`` if none."""
+    if row.delta is None or row.delta_ci95 is None:
+        return "-"
+    low, high = row.delta_ci95
+    return f"{row.delta:+.3f} [{low:+.3f}, {high:+.3f}]" + ("" if row.significant else " n.s.")
 
 
 def study_tables(study: optuna.Study, rows: list[SummaryRow],
