@@ -119,3 +119,25 @@ def test_a_widened_range_goes_on_in_the_same_cell(tiny_overrides, tmp_path):
     assert len(sweep.cells) == 1 and len(sweep.trials) == 4
     assert sweep.cells[0].user_attrs["space"]["rho_top"] == [0.3, 1.5]
     assert sweep.trials[-1].distributions["rho_top"] == FloatDistribution(0.3, 1.5)
+
+
+def test_a_new_cell_starts_from_its_neighbours_best(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    base = [*tiny_overrides, "search=random", "search.n_trials=3", "search.confirm_top_k=0",
+            "search.n_startup_trials=3"]
+    assert run_cli("sweep", *base, "search.steps=[2,4]").returncode == 0
+    sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
+    best = {}
+    for cell in sweep.cells:
+        tuned = [t for t in cell.trials if not t.user_attrs.get("baseline")]
+        assert all(t.state == TrialState.COMPLETE for t in tuned)  # no warm start repeated
+        best[cell.study_name] = min(tuned, key=lambda t: t.value)
+    grown = run_cli("sweep", *base, "search.steps=[2,3,4]")
+    assert grown.returncode == 0, grown.stderr
+    new = load_sweep(name="digits-heun-linear",
+                     storage=f"sqlite:///{out}/studies.db").cells[1]
+    assert new.study_name == "digits-heun-linear/heun-steps3"
+    first = new.trials[1:3]  # after the baseline: the best of 2 and of 4 steps, in that order
+    assert [t.params for t in first] == [b.params for b in best.values()]
+    assert [t.user_attrs["warm_start_from"] for t in first] == [
+        f"{name}#{b.number}" for name, b in best.items()]

@@ -28,6 +28,7 @@ from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
 from ..search.study import make_storage, open_cells
 from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
+from ..search.warm import warm_start
 from ..tracking import make_tracker
 
 
@@ -117,8 +118,10 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
     ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
                        stages, objectives)
     target = int(cfg.search.n_trials)
+    warm = bool(cfg.search.get("warm_start")) and cfg.search.sampler != "grid"
+    startup = int(cfg.search.get("n_startup_trials", 0)) if warm else 0
     run_cells(studies, [make_objective(ctx, cell, target) for cell in cells], target,
-              TRIAL_ERRORS)
+              TRIAL_ERRORS, lambda i: warm_start(studies, cells, i, space, startup, target))
     study = load_sweep(storage, name)
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:

@@ -81,8 +81,11 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], target: int,
-              catch: tuple[type[Exception], ...]) -> int:
+              catch: tuple[type[Exception], ...],
+              before: Callable[[int], object] | None = None) -> int:
     """Run trials, one at a time, in the least-served open cell until every cell is full.
+
+    ``before(i)`` runs before each trial of cell ``i`` (the warm start queues trials there).
 
     Returns the number of trials this process ran to the end or pruned.
     """
@@ -105,6 +108,8 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
                 return ran
             i = min(open_cells, key=lambda i: (sum(load[i]), i))
             last.clear()
+            if before is not None:
+                before(i)
             studies[i].optimize(objectives[i], n_trials=1, catch=(*catch, SkippedTrialError),
                                 callbacks=[remember])
             trial = last[-1] if last else None
