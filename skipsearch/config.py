@@ -256,6 +256,10 @@ def validate_search_extras(cfg: DictConfig) -> None:
     get_int(cfg, "search.confirm_top_k", 0)
     if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
         get_int(cfg, "search.confirm_blocks", 2)
+    if OmegaConf.select(cfg, "search.expand_bounds"):
+        get_float(cfg, "search.expand_step", 0.0, 10.0)
+        low = get_float(cfg, "search.bound_limit.low", 0.0)
+        get_float(cfg, "search.bound_limit.high", low)
     samplers = OmegaConf.select(cfg, "search.samplers")
     if samplers is not None:
         names = list(samplers) if OmegaConf.is_list(samplers) else samplers

@@ -90,7 +90,6 @@ def test_a_new_step_count_adds_a_cell(tiny_overrides, tmp_path):
 
 @pytest.mark.parametrize("change", [
     {"skip.profiles": "[constant,rising]"},
-    {"skip.space.rho_top": "{low:0.7,high:1.0}"},
     {"skip.window_space": "{low:0.1,high:10}"},
 ])
 def test_an_incompatible_space_change_is_refused_up_front(change, tiny_overrides, tmp_path):
@@ -141,3 +140,23 @@ def test_a_new_cell_starts_from_its_neighbours_best(tiny_overrides, tmp_path):
     assert [t.params for t in first] == [b.params for b in best.values()]
     assert [t.user_attrs["warm_start_from"] for t in first] == [
         f"{name}#{b.number}" for name, b in best.items()]
+
+
+def test_a_best_on_a_bound_is_flagged_and_expand_bounds_widens_it(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    base = [*tiny_overrides, "search.steps=[2]", "search.confirm_top_k=0",
+            "skip.space.rho_top={low:0.6,high:1.0}", "skip.space.rho_bottom={low:0.6,high:1.0}"]
+    # a 2-point grid draws only the corners: the best tuned schedule lies on bounds
+    grid = run_cli("sweep", *base, "search=grid", "search.grid_points=2", "search.n_trials=2")
+    assert grid.returncode == 0, grid.stderr
+    assert "on a bound: NFE 3 best rho_top=" in grid.stdout
+    wider = run_cli("sweep", *base, "search=random", "search.n_trials=3",
+                    "search.expand_bounds=true", "search.expand_step=0.5",
+                    "search.bound_limit={low:0.5,high:1.1}")
+    assert wider.returncode == 0, wider.stderr
+    cell = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db").cells[0]
+    corner = min(cell.trials[:2], key=lambda t: t.value).params  # the baseline or a corner
+    expect = {k: [0.5, 1.0] if v == 0.6 else [0.6, 1.1] for k, v in corner.items()}
+    assert cell.user_attrs["space"] == expect  # each hit bound moved by half the range, clipped
+    assert {k: [d.low, d.high] for k, d in cell.trials[2].distributions.items()} == expect
+    assert "widened to" in wider.stdout + wider.stderr

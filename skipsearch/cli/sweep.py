@@ -21,6 +21,7 @@ from ..runtime import (
     setup_device,
 )
 from ..search.allocate import run_cells
+from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
 from ..search.group import Sweep, load_sweep
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
@@ -74,6 +75,10 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
         front = sorted(study.best_trials, key=lambda t: t.values[1])
         console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
             f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+    for row in rows:
+        if row.on_bound:
+            console.print(f"on a bound: NFE {row.nfe} best {row.on_bound}; the optimum may lie "
+                          "beyond it (search.expand_bounds=true widens it)")
     unsure = [r.nfe for r in rows if r.significant is False]
     if unsure:
         console.print(f"not significant: the 95% interval of the change reaches zero at NFE "
@@ -107,7 +112,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
     stages = stage_counts(list(cfg.pruner.stages), int(cfg.metric.n_samples))
     storage = make_storage(cfg.storage)
     cells = space.cells()
-    studies = open_cells(name, cells, storage, space, cfg.search,
+    studies, spaces = open_cells(name, cells, storage, space, cfg.search,
                          study_provenance(cfg, model, scorer), objectives,
                          make_pruner(cfg.pruner, stages))
     run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -120,8 +125,20 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
     target = int(cfg.search.n_trials)
     warm = bool(cfg.search.get("warm_start")) and cfg.search.sampler != "grid"
     startup = int(cfg.search.get("n_startup_trials", 0)) if warm else 0
-    run_cells(studies, [make_objective(ctx, cell, target) for cell in cells], target,
-              TRIAL_ERRORS, lambda i: warm_start(studies, cells, i, space, startup, target))
+    expand = bool(cfg.search.get("expand_bounds")) and cfg.search.sampler != "grid"
+
+    def before(i: int) -> None:
+        """Widen a bound the cell's best sits on; queue the neighbours' best in its start-up."""
+        if expand:
+            ranges = expand_cell(studies[i], spaces[i].distributions(),
+                                 float(cfg.search.expand_step), cfg.search.bound_limit)
+            if ranges is not None:
+                spaces[i] = spaces[i].with_ranges(ranges)
+        warm_start(studies, cells, i, spaces[i], startup, target)
+
+    objectives_ = [make_objective(ctx, cell, target, lambda i=i: spaces[i])
+                   for i, cell in enumerate(cells)]
+    run_cells(studies, objectives_, target, TRIAL_ERRORS, before)
     study = load_sweep(storage, name)
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:

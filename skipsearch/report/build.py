@@ -84,7 +84,8 @@ def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
     if not summary:
         return section("fid-vs-nfe", title, note("no trial has completed yet"))
     headers = ["NFE", "steps", "baseline FID", "best FID", "change", "FID change [95% CI]",
-               "search FID", "confirmed", "Pareto front", "trial", "best parameters"]
+               "search FID", "confirmed", "Pareto front", "trial", "best parameters",
+               "on a bound (within 2% of the range)"]
     rows = [({"data-nfe": str(r.nfe)},
              [Cell(r.nfe, "nfe"), r.steps, Cell(fmt_fid(r.baseline_fid), "baseline-fid"),
               Cell(fmt_fid(r.best_fid), "best-fid"), Cell(fmt_change(r.change), "change"),
@@ -92,7 +93,8 @@ def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
               Cell(fmt_fid(r.search_fid), "search-fid"),
               Cell("yes" if r.confirmed else "no", "confirmed"),
               Cell("*" if r.on_front else "", "front"), Cell(r.best_trial, "trial"),
-              Cell(fmt_params(r.params), "text")]) for r in summary]
+              Cell(fmt_params(r.params), "text"), Cell(r.on_bound, "on-bound")])
+            for r in summary]
     parts = [paragraph("Best FID is the confirmed score on fresh seeds where the trial was "
                        "confirmed, else the search FID; the Pareto front holds the NFEs whose "
                        "best FID beats every smaller NFE. The FID change is FID(best) - "

@@ -46,16 +46,18 @@ class TrialContext:
 Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
 
 
-def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int) -> Objective:
+def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
+                   space: Callable[[], SearchSpace] | None = None) -> Objective:
     """An objective for one cell returning the FID (and the NFE, multi-objective) of a trial.
 
     A trial beyond the cell's ``target`` or repeating another's parameters is skipped first.
+    ``space()`` gives the cell's current space (its bounds may widen); else ``ctx.space``.
     """
     single = len(ctx.objectives) == 1
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         claim(trial, target)
-        schedule, sampler = ctx.space.suggest(trial, cell)
+        schedule, sampler = (space() if space else ctx.space).suggest(trial, cell)
         check_unique(trial)
         trial.set_user_attr("nfe", sampler.nfe)
         trial.set_user_attr("steps", sampler.steps)

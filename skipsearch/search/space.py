@@ -82,6 +82,18 @@ class SearchSpace:
             out["profile"] = list(self.profiles)
         return out
 
+    def with_ranges(self, ranges: Mapping[str, list]) -> SearchSpace:
+        """This space with the numeric ranges of ``ranges`` (as ``distributions`` gives them)."""
+        def bounds(name: str, old: Bounds | None) -> Bounds | None:
+            return Bounds(*map(float, ranges[name])) if name in ranges and old else old
+
+        window = self.window
+        if window is not None and "sigma_lo" in ranges:
+            window = Bounds(min(ranges["sigma_lo"][0], ranges["sigma_hi"][0]),
+                            max(ranges["sigma_lo"][1], ranges["sigma_hi"][1]))
+        return replace(self, bounds={n: bounds(n, b) for n, b in self.bounds.items()},
+                       window=window, disc_rho=bounds("disc_rho", self.disc_rho))
+
     def grid(self, points: int) -> dict[str, list]:
         """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas)."""
         grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()

@@ -148,7 +148,7 @@ PARAM_KEYS = {"disc_rho": "search.disc_rho", "sigma_lo": "skip.window_space",
 
 
 def check_space(name: str, recorded: Mapping[str, list], wanted: Mapping[str, list]) -> None:
-    """A resumed cell keeps its parameters and choices; a range may only widen.
+    """A resumed cell keeps its parameters and choices (ranges may differ: see ``merged``).
 
     Anything else would leave Optuna with two incompatible distributions of one parameter
     (a categorical with other choices fails the first trial), so it is refused up front.
@@ -165,10 +165,20 @@ def check_space(name: str, recorded: Mapping[str, list], wanted: Mapping[str, li
         if not numeric and list(old) != list(new):
             raise ConfigError(key, list(new), f"study {name} was searched over choices "
                               f"{list(old)} of {param}; " + fix)
-        if numeric and (new[0] > old[0] or new[1] < old[1]):
-            raise ConfigError(key, {"low": new[0], "high": new[1]},
-                              f"study {name} searched {param} over [{old[0]}, {old[1]}]; a "
-                              "resumed study may widen a range but not narrow it; " + fix)
+
+
+def merged(recorded: Mapping[str, list] | None, wanted: Mapping[str, list]) -> dict[str, list]:
+    """A cell's ranges never shrink: the union of what it searched and what the config asks.
+
+    A widened bound (by hand or by ``search.expand_bounds``) stays wide when the same command
+    resumes; choices are the config's (``check_space`` made sure they are the same).
+    """
+    out = {}
+    for param, new in wanted.items():
+        old = (recorded or {}).get(param)
+        numeric = old is not None and all(isinstance(v, (int, float)) for v in (*old, *new))
+        out[param] = [min(old[0], new[0]), max(old[1], new[1])] if numeric else list(new)
+    return out
 
 
 def check_cell(study: optuna.Study, provenance: Mapping[str, object],
@@ -192,11 +202,13 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
 def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storages.BaseStorage,
                space: SearchSpace, search_cfg, provenance: Mapping[str, object],
                objectives: Sequence[str] = ("fid",),
-               pruner: optuna.pruners.BasePruner | None = None) -> list[optuna.Study]:
+               pruner: optuna.pruners.BasePruner | None = None
+               ) -> tuple[list[optuna.Study], list[SearchSpace]]:
     """Create or resume the cell studies of sweep ``group``; each cell's baseline is queued.
 
     Every existing cell is checked before anything is written, so a refused change of the
     space or the provenance leaves the storage as it was. A new step count is a new cell.
+    Returns the cells and the space each searches (its recorded ranges and the config's).
     """
     if legacy_study(storage, group):
         raise ConfigError("search.study_name", group,
@@ -213,7 +225,7 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
                                       pruner=pruner)
             check_cell(study, provenance, objectives, distributions)
             loaded[name] = study
-    studies = []
+    studies, spaces = [], []
     for name, cell in zip(names, cells, strict=True):
         study, created = loaded.get(name), False
         if study is None:
@@ -225,11 +237,13 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
                            "steps": cell.steps, "nfe": cell.nfe}.items():
             if key not in attrs:
                 study.set_user_attr(key, value)
-        if attrs.get("space") != distributions:  # new, or a range widened
-            study.set_user_attr("space", distributions)
+        ranges = merged(attrs.get("space"), distributions)
+        if attrs.get("space") != ranges:  # new, or a range widened
+            study.set_user_attr("space", ranges)
         enqueue_baseline(study, space.baseline(cell), cell_key(cell), created)
         studies.append(study)
-    return studies
+        spaces.append(space.with_ranges(ranges))
+    return studies, spaces
 
 
 def create_cell(name: str, storage: optuna.storages.BaseStorage, objectives: Sequence[str],

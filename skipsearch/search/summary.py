@@ -10,6 +10,7 @@ import optuna
 
 from ..export import baseline_per_nfe, best_per_nfe, final_or_search, pareto_front
 from ..tracking import StudySummary
+from .bounds import bound_hits, describe
 from .confirm import search_fid
 from .group import trial_steps
 
@@ -31,6 +32,7 @@ class SummaryRow:
     delta: float | None = None
     delta_ci95: tuple[float, float] | None = None
     cell: str | None = None
+    on_bound: str = ""
 
     @property
     def significant(self) -> bool | None:
@@ -63,7 +65,7 @@ def summarize(study: optuna.Study,
                                search_fid(t), bool(scores) and t.number in scores,
                                nfe in front, t.number, params, t.user_attrs["coefficients"],
                                record.get("delta"), tuple(ci) if ci else None,
-                               cell_name(study, t)))
+                               cell_name(study, t), bound_note(study, t)))
     return rows
 
 
@@ -72,6 +74,15 @@ def cell_name(study, trial) -> str | None:
     if not hasattr(study, "cell_of"):
         return None
     return study.cell_of(trial.number).study_name.rsplit("/", 1)[-1]
+
+
+def bound_note(study, trial) -> str:
+    """Which of the trial's coefficients lie on a bound of its cell's range (empty if none)."""
+    if not hasattr(study, "cell_of"):
+        return ""
+    ranges = study.cell_of(trial.number).user_attrs.get("space") or {}
+    hits = bound_hits(trial.params, ranges)
+    return describe(hits, trial.params, ranges) if hits else ""
 
 
 def fmt_delta(row: SummaryRow) -> str:
