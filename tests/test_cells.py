@@ -8,7 +8,9 @@ from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from skipsearch.search.confirm import Protocol, confirmed
 from skipsearch.search.group import load_sweep
+from skipsearch.search.limit import limit_line, limit_records
 from skipsearch.search.study import TrialSeededSampler, build_sampler
 
 from .conftest import run_cli
@@ -160,3 +162,43 @@ def test_a_best_on_a_bound_is_flagged_and_expand_bounds_widens_it(tiny_overrides
     assert cell.user_attrs["space"] == expect  # each hit bound moved by half the range, clipped
     assert {k: [d.low, d.high] for k, d in cell.trials[2].distributions.items()} == expect
     assert "widened to" in wider.stdout + wider.stderr
+
+
+def test_the_limit_line_compares_with_the_best_baseline_at_any_nfe(tiny_overrides, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("sweep", *tiny_overrides, "search.steps=[2,3]", "search.n_trials=3",
+                     "search.n_startup_trials=1", "search.confirm_top_k=1",
+                     "search.limit_steps=[5]")
+    assert result.returncode == 0, result.stderr
+    assert "breaking the limit: " in result.stdout
+    sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
+    protocol = Protocol(30, 24)
+    records = limit_records(sweep, protocol)
+    assert records["heun-steps5"]["nfe"] == 9
+    scores = confirmed(sweep, protocol)
+    baselines = [scores[t.number]["fid"] for t in sweep.trials if t.user_attrs.get("baseline")]
+    target = min([*baselines, records["heun-steps5"]["fid"]])
+    found = records["answer"]
+    assert found["baseline_fid"] == target
+    tuned = sorted((t.user_attrs["nfe"], scores[t.number]["fid"], t.number) for t in sweep.trials
+                   if t.number in scores and not t.user_attrs.get("baseline"))
+    winners = [(nfe, fid, n) for nfe, fid, n in tuned if fid < target]
+    if not winners:
+        assert found["trial"] is None and "no tuned schedule beats" in result.stdout
+    else:
+        nfe, fid, number = winners[0]
+        assert (found["nfe"], found["trial"]) == (nfe, number)
+        assert found["delta"] == pytest.approx(fid - target, rel=1e-6)
+        low, high = found["delta_ci95"]
+        assert low < found["delta"] < high
+
+
+def test_the_limit_line_names_the_nfe_and_the_interval():
+    line = limit_line({"baseline_nfe": 35, "baseline_fid": 1.63, "trial": 12, "nfe": 11,
+                       "fid": 1.5, "delta": -0.13, "delta_ci95": [-0.2, -0.06]})
+    assert line == ("breaking the limit: tuned at NFE 11 (FID 1.500, trial 12) beats the best "
+                    "baseline at any NFE measured (NFE 35, FID 1.630): change -0.130 "
+                    "[-0.200, -0.060] (95%)")
+    assert limit_line({**{"baseline_nfe": 35, "baseline_fid": 1.63, "trial": 12, "nfe": 11,
+                          "fid": 1.5, "delta": -0.13, "delta_ci95": [-0.2, 0.06]}}).endswith(
+        "not significant: the interval reaches zero")

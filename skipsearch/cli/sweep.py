@@ -24,6 +24,7 @@ from ..search.allocate import run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
 from ..search.group import Sweep, load_sweep
+from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
@@ -48,7 +49,7 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
 
 
 def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
-                  cfg: DictConfig, log_dir: str | None) -> None:
+                  cfg: DictConfig, log_dir: str | None, limit: str | None = None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 160))
     confirmed = any(r.confirmed for r in rows)
@@ -75,6 +76,8 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
         front = sorted(study.best_trials, key=lambda t: t.values[1])
         console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
             f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+    if limit:
+        console.print(limit)
     for row in rows:
         if row.on_bound:
             console.print(f"on a bound: NFE {row.nfe} best {row.on_bound}; the optimum may lie "
@@ -147,6 +150,13 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
                              int(cfg.search.get("confirm_blocks", 10)))
     exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
     rows = summarize(study, scores)
+    limit = None
+    if scores and cfg.search.get("limit_steps"):
+        protocol = final_protocol(cfg)
+        score_limit_baselines(study, model, protocol, list(sampler_choices(cfg).values()),
+                              list(cfg.search.limit_steps), int(cfg.batch_size), device, scorer)
+        limit = answer(study, model, protocol, scores, rows, int(cfg.batch_size), device,
+                       scorer, int(cfg.search.get("confirm_blocks", 10)))
     tracker.log_study(study_tables(study, rows, exports[0].parent))
-    print_summary(study, rows, exports, cfg, log_dir)
+    print_summary(study, rows, exports, cfg, log_dir, limit_line(limit))
     return study

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 from ..export import safe_url
 from ..search.confirm import Protocol
 from ..search.group import Sweep, cell_label
+from ..search.limit import limit_line, limit_records
 from ..search.summary import SummaryRow, fmt_delta, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
@@ -78,7 +79,8 @@ def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
     return definitions(items)
 
 
-def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
+def summary_section(summary: Sequence[SummaryRow], path: Path | None,
+                    limit: str | None = None) -> str:
     """Baseline and best FID per NFE (the numbers the export writes) and the FID-vs-NFE plot."""
     title = "FID vs NFE: baseline and tuned"
     if not summary:
@@ -102,6 +104,8 @@ def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
                        "interval over blocks of seeds; n.s. marks an interval that reaches "
                        "zero (such a schedule is never best.yaml)."),
              table("summary-table", headers, rows)]
+    if limit:
+        parts.append(paragraph(limit))
     if path is not None:
         parts.append(figure(path, "FID vs NFE, baseline and best schedule"))
     return section("fid-vs-nfe", title, *parts)
@@ -188,6 +192,9 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
                  grids: Sequence[Grid] | None = None,
                  grids_note: str | None = None) -> Path:
     """Write the figures and ``index.html`` (PNGs embedded) into ``folder``; returns the page."""
+    # the baseline at larger step counts and the answer to "breaking the limit", if measured
+    records = limit_records(study, protocol) if protocol is not None else {}
+    limit = {r["nfe"]: r["fid"] for k, r in records.items() if k != "answer"}
     scores = dict(scores or {})
     folder.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study, scores)
@@ -195,7 +202,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
     summary = summarize(study, scores) if complete else []
     importances, missing = param_importances(study)
     paths = {name: saved(fig, folder / name) for name, fig in (
-        ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary)),
+        ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary, limit)),
         ("contour.png", figures.contour_figure(rows, param_bounds(study))),
         ("history.png", figures.history_figure(rows)),
         ("importance.png", figures.importance_figure(importances)))}
@@ -203,7 +210,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
     page = document(
         f"skipsearch report: {study.study_name}",
         overview(study, rows, storage_url, protocol, scores),
-        summary_section(summary, paths["fid-vs-nfe.png"]),
+        summary_section(summary, paths["fid-vs-nfe.png"], limit_line(records.get("answer"))),
         contour_section(paths["contour.png"], parameterization),
         history_section(paths["history.png"]),
         importance_section(importances, missing, paths["importance.png"]),

@@ -100,13 +100,18 @@ def contour_figure(rows: Sequence[TrialRow],
     return fig
 
 
-def fid_vs_nfe_figure(summary: Sequence[SummaryRow]) -> Figure | None:
-    """Baseline and best FID against NFE, confirmed points filled, the Pareto front circled."""
+def fid_vs_nfe_figure(summary: Sequence[SummaryRow],
+                      limit: Mapping[int, float] | None = None) -> Figure | None:
+    """Baseline and best FID against NFE, confirmed points filled, the Pareto front circled.
+
+    ``limit`` (NFE -> baseline FID at larger step counts) extends the baseline to convergence.
+    """
     if not summary:
         return None
     fig = new_figure(6.4, 4.2)
     ax = fig.subplots()
     base = [(r.nfe, r.baseline_fid) for r in summary if r.baseline_fid is not None]
+    base = sorted({**dict(base), **dict(limit or {})}.items())
     if base:
         ax.plot(*zip(*base, strict=True), "s--", color="tab:gray", label="baseline (rho = 1)")
     nfes = [r.nfe for r in summary]
@@ -126,7 +131,8 @@ def fid_vs_nfe_figure(summary: Sequence[SummaryRow]) -> Figure | None:
     fids = [r.best_fid for r in summary] + [f for _, f in base]
     if wide_range(fids):
         ax.set_yscale("log")
-    ax.set(xlabel="NFE", ylabel="FID", xticks=nfes, title="FID vs NFE: baseline and tuned")
+    ticks = sorted({*nfes, *(limit or {})})
+    ax.set(xlabel="NFE", ylabel="FID", xticks=ticks, title="FID vs NFE: baseline and tuned")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
