@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import optuna
+import yaml
 
 from skipsearch.search.group import load_sweep
 
@@ -73,6 +74,15 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     front = json.loads((run / "files" / history["pareto_front/path"]).read_text())
     assert [row[0] for row in front["data"]] == [3]
     assert {"nfe003.yaml", "best.yaml", "pareto.yaml"} <= set(artifacts["schedules"])
+    # the summary's per-NFE table, and the artifact's files staged under the output folder
+    per_nfe = json.loads((run / "files" / history["per_nfe/path"]).read_text())
+    row = dict(zip(per_nfe["columns"], per_nfe["data"][0], strict=True))
+    exported = yaml.safe_load((out / "exports" / "digits-heun-linear" / "nfe003.yaml").read_text())
+    assert (row["nfe"], row["cell"], row["trial"]) == (3, "heun-steps2",
+                                                       exported["study"]["trial"])
+    assert row["best_fid"] == exported["score"]["fid"]
+    staged = list((out / "wandb" / "data" / "artifacts" / "staging").iterdir())
+    assert staged, "W&B staged the schedules outside the output folder"
 
 
 def offline_runs(out):

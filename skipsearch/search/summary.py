@@ -104,5 +104,11 @@ def study_tables(study: optuna.Study, rows: list[SummaryRow],
               for t in study.trials]
     front = [[r.nfe, r.best_fid, r.baseline_fid, r.search_fid, r.best_trial, r.confirmed]
              for r in rows if r.on_front]
+    per_nfe = [[r.nfe, r.cell or str(r.steps), r.baseline_fid, r.best_fid, r.change,
+                r.delta, *(r.delta_ci95 or (None, None)), r.significant, r.search_fid,
+                r.best_trial, r.confirmed, r.on_bound] for r in rows]
     return StudySummary(columns, trials, ["nfe", "fid", "baseline_fid", "search_fid", "trial",
-                                          "confirmed"], front, exports)
+                                          "confirmed"], front, exports,
+                        ["nfe", "cell", "baseline_fid", "best_fid", "change", "delta",
+                         "delta_ci95_low", "delta_ci95_high", "significant", "search_fid",
+                         "trial", "confirmed", "on_bound"], per_nfe)
