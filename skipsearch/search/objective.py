@@ -98,8 +98,12 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
 
 def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
               stage_fids: list[list[float]], preview) -> None:
-    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B."""
+    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B.
+
+    ``trial`` in the run's config is the trial's number in its cell study (``cell``).
+    """
     count, fid = stage_fids[-1]
     metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count), "pruned": preview is None}
-    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe}, metrics, preview,
+    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe,
+                                         "cell": trial.study.study_name}, metrics, preview,
                           [(int(k), v) for k, v in stage_fids])
