@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import optuna
 import pytest
 from omegaconf import OmegaConf
@@ -11,7 +13,8 @@ from optuna.trial import TrialState
 from skipsearch.search.confirm import Protocol, confirmed
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
-from skipsearch.search.study import TrialSeededSampler, build_sampler
+from skipsearch.search.space import build_space
+from skipsearch.search.study import TrialSeededSampler, build_sampler, make_sampler
 
 from .conftest import run_cli
 from .test_workers import check_no_trial_lost_or_repeated, two_workers
@@ -45,6 +48,22 @@ def test_a_process_joining_a_study_draws_new_values_and_a_fresh_one_repeats(kind
     assert draw(again, 6) == values + more
     other = optuna.create_study(study_name="c", storage=storage, sampler=seeded(kind, seed=1))
     assert draw(other, 3) != values
+
+
+def test_a_grid_is_visited_once_in_one_order_across_processes():
+    cfg = OmegaConf.create({"sampler": "grid", "seed": 0, "grid_points": 2})
+    space = build_space("linear", {"default": {"low": 0.5, "high": 1.0}}, [2], [0, 1, 2])
+    storage = optuna.storages.InMemoryStorage()
+    drawn = []
+    for _ in range(2):  # two processes, one after the other, each with its own sampler
+        study = optuna.create_study(study_name="g", storage=storage, load_if_exists=True,
+                                    sampler=make_sampler(cfg, space, "heun-steps2"))
+        def objective(trial: optuna.Trial) -> float:
+            drawn.append(tuple(trial.suggest_float(k, 0.5, 1.0) for k in space.bounds))
+            return 0.0
+
+        study.optimize(objective, n_trials=2)
+    assert sorted(drawn) == sorted(itertools.product([0.5, 1.0], repeat=2))
 
 
 def params_of(out, name: str = "digits-heun-linear") -> list[tuple]:

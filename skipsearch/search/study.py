@@ -114,11 +114,17 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
 
 
 def make_sampler(cfg, space: SearchSpace, cell: str) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler named by ``search.sampler`` for one cell, seeded per trial."""
+    """The Optuna sampler named by ``search.sampler`` for one cell, seeded per trial.
+
+    The grid sampler is the exception: one seed per cell fixes its visiting order, and it
+    hands out grid points by trial number, so workers and resumes never repeat one either.
+    """
     name = str(cfg.sampler)
     if name not in OPTUNA_SAMPLERS:
         raise ConfigError("search.sampler", name,
                           f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
+    if name == "grid":  # its seed orders the grid, which must stay one order for the study
+        return build_sampler(cfg, space, sampler_seed(int(cfg.seed), cell, 0))
     return TrialSeededSampler(lambda seed: build_sampler(cfg, space, seed), int(cfg.seed), cell)
 
 
