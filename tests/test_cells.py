@@ -221,3 +221,16 @@ def test_the_limit_line_names_the_nfe_and_the_interval():
     assert limit_line({**{"baseline_nfe": 35, "baseline_fid": 1.63, "trial": 12, "nfe": 11,
                           "fid": 1.5, "delta": -0.13, "delta_ci95": [-0.2, 0.06]}}).endswith(
         "not significant: the interval reaches zero")
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["search.confirm_blocks=1"], "search.confirm_blocks"),
+    (["search.limit_steps=[0]"], "search.limit_steps"),
+    (["search.expand_bounds=true", "search.expand_step=-1"], "search.expand_step"),
+])
+def test_bad_cell_settings_are_one_line(overrides, key, tiny_overrides, tmp_path):
+    result = run_cli("sweep", *tiny_overrides, *overrides)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"skipsearch: error: {key}=")
+    assert not (tmp_path / "out").exists()
