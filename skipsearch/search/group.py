@@ -9,7 +9,7 @@ only come after), its provenance, its confirmation records, its Pareto front.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import optuna
@@ -154,12 +154,3 @@ def load_sweep(storage: optuna.storages.BaseStorage | str, name: str) -> Sweep:
     cells = [optuna.load_study(study_name=n, storage=storage) for n in names]
     cells.sort(key=lambda c: (c.user_attrs.get("nfe", 0), c.study_name))
     return Sweep(name, cells)
-
-
-def scores_by_cell(sweep: Sweep, scores: Mapping[int, Mapping]) -> dict[str, dict[int, Mapping]]:
-    """Group-numbered records regrouped by cell study name and the cell's trial numbers."""
-    out: dict[str, dict[int, Mapping]] = {}
-    for number, record in scores.items():
-        where = sweep.where(number)
-        out.setdefault(sweep.cells[where.cell].study_name, {})[where.number] = record
-    return out

@@ -274,8 +274,3 @@ def enqueue_baseline(study: optuna.Study, params: Mapping[str, object], key: str
                            for t in study.get_trials(deepcopy=False)):
         return
     study.enqueue_trial(dict(params), user_attrs={"baseline": True, "baseline_key": key})
-
-
-def finished_count(study: optuna.Study) -> int:
-    """Trials that completed or were pruned."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
