@@ -1,13 +1,18 @@
 """Search strategies on one budget of generated images, side by side; prints a table, writes JSON.
 
     python benchmarks/search_budget.py --steps 3 --n 1000 --budget 49000 --seeds 0 1 2
+    python benchmarks/search_budget.py --skip per_level --n 250 --budget 12000 --seeds 0 1 2
 
-On the bundled digits model (Heun, one step count, the digits sweep's bounds on rho_top and
-rho_bottom) three searches spend the same number of generated images:
+On the bundled digits model (Heun, one step count, coefficients in the digits sweep's bounds)
+these searches spend the same number of generated images:
 
 - TPE with staged FID (25%, 50%, 100% of ``--n`` images) and successive halving per NFE,
 - random search, every trial at ``--n`` images,
-- a 7 x 7 grid over rho_top x rho_bottom (the paper's style), every trial at ``--n`` images.
+- a space-filling design (scrambled Sobol points, Optuna's QMC sampler) at ``--n`` images,
+- a grid (the paper's style): 7 x 7 over rho_top x rho_bottom with ``--skip linear``; with
+  ``per_level`` / ``per_skip`` (one coefficient per level / per skip) a full grid explodes
+  (7 points each: 7^3 or 7^6 trials), so the grid gets the most points per coefficient that the
+  budget allows (``--grid-points``, default: as many as fit).
 
 A trial counts only if it finished inside the budget. For each search: the best FID it reached
 (at the full ``--n`` images, on the same seeds for every trial) and the images it had generated
@@ -32,7 +37,8 @@ from skipsearch.cli import compose_config
 from skipsearch.config import sampler_choices, sampler_spec
 from skipsearch.evaluate import evaluate
 from skipsearch.runtime import build_model, build_scorer, setup_device
-from skipsearch.schedule import SkipSchedule
+from skipsearch.schedule import SkipSchedule, param_names
+from skipsearch.search.allocate import SkippedTrialError
 from skipsearch.search.objective import TrialContext, make_objective
 from skipsearch.search.pruning import make_pruner, stage_counts
 from skipsearch.search.space import build_space
@@ -42,26 +48,40 @@ from skipsearch.tracking import NoTracker
 METHODS = {
     "TPE + successive halving": ["search=tpe", "pruner=successive_halving"],
     "random": ["search=random"],
-    "grid 7x7": ["search=grid", "search.grid_points=7"],
+    "Sobol design": ["search=random"],  # the sampler is replaced by Optuna's QMC sampler
 }
+
+
+def grid_points(dim: int, trials: int) -> int:
+    """The most points per coefficient whose full grid fits in ``trials`` (at least 2)."""
+    points = 2
+    while (points + 1) ** dim <= trials:
+        points += 1
+    return points
 
 
 def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
                folder: Path) -> list[dict]:
     """Trials of one search until ``budget`` images: images so far, FID, complete or not."""
     levels = [p.level for p in model.denoiser.skips]
-    space = build_space("linear", cfg.skip.space, cfg.search.steps, levels,
+    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels,
                         samplers=sampler_choices(cfg))
     n = int(cfg.metric.n_samples)
     stages = stage_counts(list(cfg.pruner.stages), n)
-    study = optuna.create_study(storage=f"sqlite:///{folder}/study.db",
-                                sampler=make_sampler(cfg.search, space),
+    sampler = make_sampler(cfg.search, space, "benchmark")
+    if cfg.search.get("qmc"):
+        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True,
+                                             seed=int(cfg.search.seed),
+                                             warn_independent_sampling=False)
+    study = optuna.create_study(storage=f"sqlite:///{folder}/study.db", sampler=sampler,
                                 pruner=make_pruner(cfg.pruner, stages))
     ctx = TrialContext(model, space, range(n), int(cfg.batch_size), device, scorer,
                        NoTracker(), stages)
     log: list[dict] = []
 
     def spend(study: optuna.Study, trial: FrozenTrial) -> None:
+        if "skipped" in trial.user_attrs:  # a repeated draw: no images, not counted
+            return
         used = (log[-1]["images"] if log else 0) + int(trial.user_attrs.get("n_samples", 0))
         if used > budget:
             study.stop()
@@ -72,7 +92,8 @@ def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
         if used >= budget:
             study.stop()
 
-    study.optimize(make_objective(ctx), n_trials=100_000, callbacks=[spend])
+    study.optimize(make_objective(ctx, space.cells()[0], 100_000), n_trials=100_000,
+                   callbacks=[spend], catch=(SkippedTrialError,))
     return log
 
 
@@ -85,6 +106,10 @@ def main() -> None:
     """Run every search, print the table and write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=3, help="Heun steps (NFE = 2 steps - 1)")
+    parser.add_argument("--skip", default="linear", choices=["linear", "per_level", "per_skip"],
+                        help="the parameterization searched")
+    parser.add_argument("--grid-points", type=int, default=None,
+                        help="grid points per coefficient (default: the most that fit)")
     parser.add_argument("--n", type=int, default=1000, help="images per full trial")
     parser.add_argument("--budget", type=int, default=49_000, help="images per search")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -92,7 +117,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/search_budget.json")
     args = parser.parse_args()
     base = [f"search.steps=[{args.steps}]", f"metric.n_samples={args.n}", "logger=none",
-            f"device={args.device}", "search.n_startup_trials=8"]
+            f"device={args.device}", "search.n_startup_trials=8", f"skip={args.skip}",
+            "skip.space.default={low:0.5,high:1.2}"]
     cfg = compose_config(base)
     device = setup_device(cfg)
     model = build_model(cfg, device)
@@ -100,8 +126,13 @@ def main() -> None:
     baseline = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
                         sampler_spec(cfg, args.steps), range(args.n), int(cfg.batch_size),
                         device, scorer).fid
+    dim = len(param_names(args.skip, [p.level for p in model.denoiser.skips]))
+    points = args.grid_points or grid_points(dim, args.budget // args.n)
+    methods = {**METHODS, f"grid {points}^{dim}": ["search=grid",
+                                                  f"search.grid_points={points}"]}
+    methods["Sobol design"] = [*methods["Sobol design"], "+search.qmc=true"]
     runs = []
-    for method, overrides in METHODS.items():
+    for method, overrides in methods.items():
         for seed in ([0] if method.startswith("grid") else args.seeds):
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as tmp:
@@ -114,6 +145,7 @@ def main() -> None:
     best = min(e["fid"] for r in runs for e in r["log"] if e["complete"])
     target = 1.02 * best
     print(f"\nbundled digits model, Heun {args.steps} steps ({2 * args.steps - 1} NFE), "
+          f"{args.skip} ({dim} coefficients), "
           f"{args.n} images per full trial, budget {args.budget} images per search; "
           f"baseline (rho = 1) FID {baseline:.2f}; best of all {best:.2f}, "
           f"target (+2%) {target:.2f}\n")

@@ -284,6 +284,18 @@ def validate_search_extras(cfg: DictConfig) -> None:
         get_int(cfg, "pruner.reduction_factor", 2)
         get_int(cfg, "pruner.min_early_stopping_rate", 0)
     get_int(cfg, "search.confirm_top_k", 0)
+    if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
+        get_int(cfg, "search.confirm_blocks", 2)
+    limit = OmegaConf.select(cfg, "search.limit_steps")
+    if limit is not None:
+        values = list(limit) if OmegaConf.is_list(limit) else limit
+        check(isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                               and v >= 1 for v in values),
+              "search.limit_steps", values, "give a list of step counts >= 1, e.g. [10, 18]")
+    if OmegaConf.select(cfg, "search.expand_bounds"):
+        get_float(cfg, "search.expand_step", 0.0, 10.0)
+        low = get_float(cfg, "search.bound_limit.low", 0.0)
+        get_float(cfg, "search.bound_limit.high", low)
     samplers = OmegaConf.select(cfg, "search.samplers")
     if samplers is not None:
         names = list(samplers) if OmegaConf.is_list(samplers) else samplers

@@ -10,6 +10,7 @@ from itertools import pairwise
 import torch
 from tqdm.auto import tqdm
 
+from .metrics.blocks import BlockSums
 from .metrics.fid import FIDScorer
 from .metrics.fid_infinity import infinity_counts
 from .models import LoadedModel
@@ -68,6 +69,7 @@ class Evaluation:
     preview: torch.Tensor
     images: torch.Tensor | None = None
     fid_infinity: float | None = None
+    blocks: BlockSums | None = None
 
 
 def batch_ranges(n: int, batch_size: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
@@ -134,14 +136,16 @@ def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
              scorer: FIDScorer | None = None, preview: int = 64,
              keep_images: bool = False, stages: Sequence[int] = (),
              on_stage: Callable[[int, float], None] | None = None,
-             fid_infinity: bool = False, desc: str = "images") -> Evaluation:
+             fid_infinity: bool = False, desc: str = "images", blocks: int = 0) -> Evaluation:
     """Generate images for ``seeds`` and score them; images are not kept unless asked.
 
     After the first ``k`` images for each ``k`` in ``stages`` (and after all of them),
-    ``on_stage(k, fid)`` is called; it may raise to stop early (a pruned trial).
+    ``on_stage(k, fid)`` is called; it may raise to stop early (a pruned trial). With
+    ``blocks`` the feature sums per block of seeds come back too (``Evaluation.blocks``).
     """
     if scorer is not None:
-        scorer.reset(checkpoints=infinity_counts(len(seeds)) if fid_infinity else ())
+        scorer.reset(checkpoints=infinity_counts(len(seeds)) if fid_infinity else (),
+                     blocks=blocks, total=len(seeds))
     stops = {*(k for k in stages if 0 < k < len(seeds))}
     first, kept, done = [], [], 0
     for chunk, images in sample_batches(model, schedule, sampler, seeds, batch_size, device,
@@ -160,4 +164,5 @@ def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
         on_stage(done, fid)
     infinity = scorer.compute_infinity().value if fid is not None and fid_infinity else None
     return Evaluation(fid, sampler.nfe, torch.cat(first)[:preview],
-                      torch.cat(kept) if keep_images else None, infinity)
+                      torch.cat(kept) if keep_images else None, infinity,
+                      scorer.blocks if scorer is not None and blocks else None)

@@ -16,6 +16,7 @@ from .errors import ConfigError
 from .evaluate import SamplerSpec
 from .schedule import SkipSchedule, coefficient_problem
 from .search.confirm import search_fid
+from .search.group import Sweep, trial_steps
 
 FORMAT = "skipsearch-schedule/1"
 
@@ -107,19 +108,32 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
                  "seeds": {"start": start, "stop": start + final["n_samples"],
                            "class_label": "seed % label_dim"},
                  "confirmed": True, "search": search}
+        if "delta" in final:
+            low, high = final["delta_ci95"]
+            score.update(delta=final["delta"], delta_ci95=[low, high], significant=high < 0,
+                         delta_blocks=final.get("delta_blocks"))
     sampler = trial.user_attrs.get("sampler") or attrs["sampler"]
     return {
         "format": FORMAT,
         "skipsearch_version": attrs["skipsearch_version"],
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model": {"name": attrs["model_name"], "sha256": attrs["model_sha256"]},
-        "sampler": {**sampler, "steps": trial.params["steps"], "nfe": trial.user_attrs["nfe"]},
+        "sampler": {**sampler, "steps": trial_steps(trial), "nfe": trial.user_attrs["nfe"]},
         "schedule": {**schedule, "skips": skips},
         "score": {**score, **attrs["metric"]},
         **({"precision": attrs["precision"]} if "precision" in attrs else {}),
         "study": {"name": study.study_name, "storage": safe_url(storage_url),
-                  "trial": trial.number, "is_baseline": bool(trial.user_attrs.get("baseline"))},
+                  "trial": trial.number, **cell_of(study, trial),
+                  "is_baseline": bool(trial.user_attrs.get("baseline"))},
     }
+
+
+def cell_of(study, trial: FrozenTrial) -> dict:
+    """The cell study holding a sweep's trial and the trial's number there (none for a study)."""
+    if not isinstance(study, Sweep):
+        return {}
+    return {"cell": study.cell_of(trial.number).study_name,
+            "cell_trial": study.where(trial.number).number}
 
 
 def write_yaml(path: Path, data: Mapping) -> Path:
@@ -136,7 +150,11 @@ def write_yaml(path: Path, data: Mapping) -> Path:
 
 def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
                 scores: Mapping[int, Mapping] | None = None) -> list[Path]:
-    """Write ``nfeXXX.yaml`` per NFE, ``best.yaml`` overall and ``pareto.yaml`` (the front)."""
+    """Write ``nfeXXX.yaml`` per NFE, ``best.yaml`` overall and ``pareto.yaml`` (the front).
+
+    A confirmed improvement whose 95% interval reaches zero (``score.significant: false``)
+    keeps its ``nfeXXX.yaml`` but is never ``best.yaml``: its baseline competes instead.
+    """
     best = best_per_nfe(study, scores)
     if not best:
         raise ConfigError("search.study_name", study.study_name,
@@ -146,8 +164,15 @@ def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
     records = {nfe: trial_record(study, t, baselines.get(nfe), storage_url, scores)
                for nfe, t in best.items()}
     paths = [write_yaml(folder / f"nfe{nfe:03d}.yaml", r) for nfe, r in records.items()]
-    overall = min(records, key=lambda nfe: records[nfe]["score"]["fid"])
-    paths.append(write_yaml(folder / "best.yaml", records[overall]))
+    sure = {nfe: r for nfe, r in records.items() if r["score"].get("significant") is not False}
+    for nfe in records.keys() - sure.keys():  # an unsure improvement: its baseline competes
+        if nfe in baselines:
+            sure[nfe] = trial_record(study, baselines[nfe], baselines[nfe], storage_url, scores)
+    if sure:
+        overall = min(sure, key=lambda nfe: sure[nfe]["score"]["fid"])
+        paths.append(write_yaml(folder / "best.yaml", sure[overall]))
+    else:
+        (folder / "best.yaml").unlink(missing_ok=True)
     front = pareto_front({nfe: r["score"]["fid"] for nfe, r in records.items()})
     paths.append(write_yaml(folder / "pareto.yaml", {
         "format": "skipsearch-pareto/1", "study": study.study_name,

@@ -9,7 +9,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -43,6 +43,8 @@ class StudySummary:
     front_columns: list[str]
     front: list[list]
     exports: Path | None
+    per_nfe_columns: list[str] = field(default_factory=list)
+    per_nfe: list[list] = field(default_factory=list)  # the summary's table, one row per NFE
 
 
 class NoTracker:
@@ -85,6 +87,9 @@ class WandbTracker:
         self.directory = directory
         self.run_config = dict(run_config)
         directory.mkdir(parents=True, exist_ok=True)
+        # stage artifact files under the output folder (not the home folder), so a copy of
+        # it holds everything `wandb sync` needs; a WANDB_DATA_DIR the user set wins
+        os.environ.setdefault("WANDB_DATA_DIR", str(directory / "wandb" / "data"))
 
     def _run(self, what: str, fill: Callable, job_type: str, name: str,
              config: Mapping) -> None:
@@ -136,6 +141,9 @@ class WandbTracker:
                      "pareto_front": front,
                      "fid_vs_nfe": wandb.plot.line(front, "nfe", "fid",
                                                    title="best FID per NFE (Pareto front)")})
+            if summary.per_nfe:
+                run.log({"per_nfe": wandb.Table(columns=summary.per_nfe_columns,
+                                                data=summary.per_nfe)})
             run.summary["n_trials"] = len(summary.trials)
             if summary.exports is not None and summary.exports.is_dir():
                 artifact = wandb.Artifact(artifact_name(f"{self.group}-schedules"),

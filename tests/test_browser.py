@@ -16,6 +16,8 @@ import optuna
 import pytest
 from PIL import Image
 
+from skipsearch.search.group import load_sweep
+
 from .conftest import free_port, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -67,8 +69,9 @@ def test_the_dashboard_shows_the_study_trials(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     sweep = run_cli("sweep", *tiny_overrides, *SWEEP)
     assert sweep.returncode == 0, sweep.stderr
-    trials = optuna.load_study(study_name="digits-heun-linear",
-                               storage=f"sqlite:///{out}/studies.db").trials
+    first = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db").cells[0]  # study 1: the first cell
+    trials = first.trials
     port = free_port()
     env = {**os.environ, "WANDB_MODE": "offline"}
     server = subprocess.Popen([sys.executable, "-m", "skipsearch.cli", "dashboard",
@@ -79,7 +82,7 @@ def test_the_dashboard_shows_the_study_trials(tiny_overrides, tmp_path):
         wait_for(f"{base}/api/studies", server)
         page = f"{base}/dashboard/studies/1/trials"
         text = visible_text(chromium(page, tmp_path / "profile", "--dump-dom").stdout)
-        assert "digits-heun-linear" in text and f"{len(trials)} Trials" in text
+        assert first.study_name in text and f"{len(trials)} Trials" in text
         for t in trials:
             assert f"Trial {t.number} " in text
         shot = tmp_path / "dashboard.png"
@@ -103,8 +106,8 @@ def test_the_report_page_shows_the_study_trials(tiny_overrides, tmp_path):
     assert analyze.returncode == 0, analyze.stderr
     report = run_cli("report", *tiny_overrides, "report.grid=16")
     assert report.returncode == 0, report.stderr
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     page = (out / "reports" / "digits-heun-linear" / "index.html").resolve().as_uri()
     dom = chromium(page, tmp_path / "profile", "--dump-dom").stdout
     rows = re.findall(r'<tr data-trial="(\d+)"', dom)

@@ -16,6 +16,7 @@ import yaml
 from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
 from skipsearch.export import FORMAT
 from skipsearch.schedule import SkipSchedule
+from skipsearch.search.group import load_sweep
 
 from .conftest import run_cli
 
@@ -23,35 +24,35 @@ SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]
 
 
 def study_trials(out):
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     return study.get_trials()
 
 
 def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
     out = tmp_path / "out"
-    first = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=3")
+    first = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=2")
     assert first.returncode == 0, first.stderr
     assert "baseline FID" in first.stdout and "exports" in first.stdout
     before = study_trials(out)
-    assert len(before) == 3
-    assert [t.params["steps"] for t in before[:2]] == [2, 3]
+    assert len(before) == 4  # two trials in each of the two cells
+    assert [t.user_attrs["steps"] for t in before[:2]] == [2, 3]
     assert all(t.params["rho_top"] == 1.0 for t in before[:2])  # the baselines come first
 
-    again = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=4")
+    again = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=3")
     assert again.returncode == 0, again.stderr
     after = study_trials(out)
-    assert len(after) == 4
-    for old, new in zip(before, after[:3], strict=True):
+    assert len(after) == 6
+    for old, new in zip(before, after[:4], strict=True):
         assert (old.number, old.params, old.value) == (new.number, new.params, new.value)
 
-    same = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=4")
-    assert same.returncode == 0 and len(study_trials(out)) == 4
+    same = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=3")
+    assert same.returncode == 0 and len(study_trials(out)) == 6
     # other precision, other images: the study refuses to mix them
     other = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=5",
                     "precision.network=bf16")
     assert other.returncode == 2 and "this study was run with precision=" in other.stderr
-    assert len(study_trials(out)) == 4
+    assert len(study_trials(out)) == 6
 
 
 def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
@@ -358,8 +359,8 @@ def test_searching_levels_windows_and_profiles(tiny_overrides, tmp_path):
                      "skip.window_space={low: 0.1, high: 20}",
                      "skip.profiles=[constant,rising,falling]")
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name="digits-heun-per_level",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-per_level",
+                       storage=f"sqlite:///{out}/studies.db")
     trial = study.trials[-1]
     assert len({t.value for t in study.trials}) > 1  # windows cover sigma = 2.5 at times
     assert {"rho_level0", "rho_level1", "rho_level2", "sigma_lo", "sigma_hi", "profile"} <= \
@@ -395,8 +396,8 @@ def test_a_given_list_of_sigmas_sets_the_steps(sampler, nfe, tiny_overrides, tmp
                      "sampler.discretization=list", "sampler.sigmas=[80,5,0.5,0.01]",
                      "search.n_trials=2")
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name=f"digits-{sampler}-linear",
-                              storage=f"sqlite:///{tmp_path}/out/studies.db")
+    study = load_sweep(name=f"digits-{sampler}-linear",
+                       storage=f"sqlite:///{tmp_path}/out/studies.db")
     assert {t.user_attrs["nfe"] for t in study.trials} == {nfe}
 
 
@@ -413,8 +414,8 @@ def test_every_optuna_sampler_is_seeded(sampler, tiny_overrides, tmp_path):
                          "search.n_trials=4", "search.n_startup_trials=1",
                          *extra.get(sampler, []))
         assert result.returncode == 0, result.stderr
-        study = optuna.load_study(study_name="digits-heun-linear",
-                                  storage=f"sqlite:///{tmp_path / run}/studies.db")
+        study = load_sweep(name="digits-heun-linear",
+                           storage=f"sqlite:///{tmp_path / run}/studies.db")
         assert len(study.trials) == 4
         params.append([t.params for t in study.trials])
     assert params[0] == params[1]

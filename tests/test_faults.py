@@ -23,8 +23,8 @@ from skipsearch.tracking import NoTracker
 class PoisonedSpace(SearchSpace):
     """The real search space, except that odd trials get NaN coefficients."""
 
-    def suggest(self, trial):
-        schedule, sampler = super().suggest(trial)
+    def suggest(self, trial, cell):
+        schedule, sampler = super().suggest(trial, cell)
         if trial.number % 2:
             schedule = replace(schedule, coefficients=(math.nan,) * len(schedule.coefficients))
         return schedule, sampler
@@ -41,7 +41,7 @@ def test_nan_images_fail_the_trial_with_its_reason_and_the_study_goes_on(tiny_ov
     ctx = TrialContext(model, poisoned, range(24), 12, "cpu", scorer, NoTracker(), [6, 12])
     study = optuna.create_study(storage=f"sqlite:///{tmp_path}/s.db",
                                 sampler=optuna.samplers.RandomSampler(seed=0))
-    study.optimize(make_objective(ctx), n_trials=4, catch=TRIAL_ERRORS)
+    study.optimize(make_objective(ctx, space.cells()[0], 4), n_trials=4, catch=TRIAL_ERRORS)
 
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL] * 2

@@ -6,11 +6,11 @@ import base64
 from html.parser import HTMLParser
 from io import BytesIO
 
-import optuna
 import yaml
 from PIL import Image
 
 from skipsearch.report.page import fmt_fid
+from skipsearch.search.group import load_sweep
 
 from .conftest import run_cli
 
@@ -76,8 +76,8 @@ def test_report_of_a_confirmed_sweep(tiny_overrides, tmp_path):
     assert "script" not in page.tags and "http://" not in text and "https://" not in text
 
     # one row per trial, in order, with its state
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     rows = page.rows["trials-table"]
     assert [int(attrs["data-trial"]) for attrs, _ in rows] == [t.number for t in study.trials]
     for (_, cells), trial in zip(rows, study.trials, strict=True):

@@ -15,6 +15,7 @@ from skipsearch.errors import ConfigError
 from skipsearch.evaluate import batch_ranges
 from skipsearch.export import load_schedule
 from skipsearch.samplers import nfe_of
+from skipsearch.search.group import load_sweep
 from skipsearch.search.pruning import PerNFEPruner, stage_counts
 
 from .conftest import run_cli
@@ -23,7 +24,7 @@ ONE_NFE = ["search.steps=[3]", "search.n_startup_trials=1"]
 
 
 def load(out, name: str = "digits-heun-linear") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{out}/studies.db")
+    return load_sweep(name=name, storage=f"sqlite:///{out}/studies.db")
 
 
 def test_stage_counts_and_batches_split_at_stages():
@@ -150,6 +151,20 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
         assert score["search"]["fid"] == trial.value
         assert score["fid_infinity"] == records[trial.number]["fid_infinity"]
         assert score["search"]["seeds"]["stop"] <= score["seeds"]["start"]  # fresh seeds
+        if not record["study"]["is_baseline"]:  # the change on the same seeds, its interval
+            assert score["delta"] == pytest.approx(score["fid"] - score["baseline_fid"])
+            low, high = score["delta_ci95"]
+            assert low < score["delta"] < high and score["significant"] == (high < 0)
+    # best.yaml: the lowest FID among sure improvements and, where the change is not sure,
+    # the baseline of that NFE
+    best = yaml.safe_load((folder / "best.yaml").read_text())
+    assert best["score"].get("significant") is not False
+    allowed = []
+    for nfe in (3, 5):
+        score = yaml.safe_load((folder / f"nfe{nfe:03d}.yaml").read_text())["score"]
+        allowed.append(score["fid"] if score.get("significant") is not False
+                       else score["baseline_fid"])
+    assert best["score"]["fid"] == min(allowed)
 
     # a resumed sweep scores nothing again; `sample` reproduces the confirmed score
     again = run_cli("sweep", *args)
@@ -169,18 +184,23 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
 def test_presets_search_the_solver_and_the_discretization(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     result = run_cli("sweep", *tiny_overrides, "sweeps=[digits,samplers,disc_rho]",
-                     "search.steps=[2]", "search.n_trials=5", "search.confirm_top_k=0")
+                     "search.steps=[2]", "search.n_trials=2", "search.confirm_top_k=0")
     study, trials = read_sweep(result, out)
+    assert sorted(c.study_name for c in study.cells) == [
+        f"digits-heun-linear/{s}-steps2" for s in ("dpmpp_2m", "euler", "heun")]
     baselines = [t for t in trials if t.user_attrs.get("baseline")]
-    assert sorted(t.params["sampler"] for t in baselines) == ["dpmpp_2m", "euler", "heun"]
+    assert sorted(t.user_attrs["sampler"]["name"] for t in baselines) == [
+        "dpmpp_2m", "euler", "heun"]
     assert all(t.params["disc_rho"] == 7.0 for t in baselines)
+    assert len(trials) == 6  # two per cell
     for t in trials:
         assert 3.0 <= t.params["disc_rho"] <= 12.0
-        assert t.user_attrs["sampler"]["name"] == t.params["sampler"]
+        assert t.user_attrs["sampler"]["name"] in study.cell_of(t.number).study_name
         assert t.user_attrs["sampler"]["rho"] == t.params["disc_rho"]
-        assert t.user_attrs["nfe"] == nfe_of(t.params["sampler"], 2)
+        assert t.user_attrs["nfe"] == nfe_of(t.user_attrs["sampler"]["name"], 2)
     for path in (out / "exports" / "digits-heun-linear").glob("nfe*.yaml"):
         record = yaml.safe_load(path.read_text())
         trial = study.trials[record["study"]["trial"]]
-        assert record["sampler"]["name"] == trial.params["sampler"]
-        assert record["sampler"]["nfe"] == nfe_of(trial.params["sampler"], 2)
+        assert record["study"]["cell"] == study.cell_of(trial.number).study_name
+        assert record["sampler"]["name"] == trial.user_attrs["sampler"]["name"]
+        assert record["sampler"]["nfe"] == nfe_of(record["sampler"]["name"], 2)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 
 import optuna
+import yaml
+
+from skipsearch.search.group import load_sweep
 
 from .conftest import free_port, run_cli, start_cli
 from .wandb_records import records
@@ -37,8 +40,8 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
                      "search.steps=[2]", "search.n_trials=3", "search.n_startup_trials=1",
                      "pruner=median", "pruner.n_startup_trials=1")
     assert result.returncode == 0, result.stderr
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     logged, study_runs = {}, []
     for run in sorted((out / "wandb").glob("offline-run-*")):
         info, history, artifacts = read_run(run)
@@ -71,6 +74,15 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     front = json.loads((run / "files" / history["pareto_front/path"]).read_text())
     assert [row[0] for row in front["data"]] == [3]
     assert {"nfe003.yaml", "best.yaml", "pareto.yaml"} <= set(artifacts["schedules"])
+    # the summary's per-NFE table, and the artifact's files staged under the output folder
+    per_nfe = json.loads((run / "files" / history["per_nfe/path"]).read_text())
+    row = dict(zip(per_nfe["columns"], per_nfe["data"][0], strict=True))
+    exported = yaml.safe_load((out / "exports" / "digits-heun-linear" / "nfe003.yaml").read_text())
+    assert (row["nfe"], row["cell"], row["trial"]) == (3, "heun-steps2",
+                                                       exported["study"]["trial"])
+    assert row["best_fid"] == exported["score"]["fid"]
+    staged = list((out / "wandb" / "data" / "artifacts" / "staging").iterdir())
+    assert staged, "W&B staged the schedules outside the output folder"
 
 
 def offline_runs(out):
@@ -91,8 +103,8 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_runs(tiny_overrides, 
                      "search.confirm_top_k=0", env=env)
     assert result.returncode == 0, result.stderr
     assert "switching to offline runs" in result.stdout + result.stderr
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     runs = offline_runs(out)
     assert sorted(j for j, _, _ in runs) == ["study", "trial", "trial"]
     assert {n: h["fid"] for j, n, h in runs if j == "trial"} == {
@@ -108,8 +120,8 @@ def test_two_workers_on_one_study_log_every_trial_once(tiny_overrides, tmp_path)
     for worker in workers:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
-    study = optuna.load_study(study_name="digits-heun-linear",
-                              storage=f"sqlite:///{out}/studies.db")
+    study = load_sweep(name="digits-heun-linear",
+                       storage=f"sqlite:///{out}/studies.db")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(complete) >= 6
     runs = offline_runs(out)

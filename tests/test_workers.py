@@ -15,43 +15,51 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
 from skipsearch.cli import compose_config
+from skipsearch.search.group import Sweep, load_sweep
 from skipsearch.search.study import make_storage
 
 from .conftest import run_cli, start_cli
 
 POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
+PER_CELL = 4
 
 
-def two_workers(tiny_overrides: list[str], url: str, name: str) -> optuna.Study:
-    """Run two sweep workers at once on one study; return the study when both are done."""
+def two_workers(tiny_overrides: list[str], url: str, name: str, workers: int = 2,
+                sampler: str = "tpe") -> Sweep:
+    """Run workers at once on one sweep; return the sweep when all are done."""
     args = [*tiny_overrides, f"storage.url={url}", f"search.study_name={name}",
-            "search.steps=[2,3]", "search.n_trials=8", "search.n_startup_trials=1",
-            "search.confirm_top_k=0"]
-    workers = [start_cli("sweep", *args, f"search.worker={i}") for i in range(2)]
-    for worker in workers:
+            "search.steps=[2,3]", f"search.n_trials={PER_CELL}", "search.n_startup_trials=1",
+            "search.confirm_top_k=0", f"search={sampler}"]
+    started = [start_cli("sweep", *args, f"search.worker={i}") for i in range(workers)]
+    for worker in started:
         _, err = worker.communicate(timeout=600)
         assert worker.returncode == 0, err
     storage = make_storage(OmegaConf.create({"url": url, "heartbeat_interval": 60,
                                              "grace_period": 180, "max_retry": 2}))
-    return optuna.load_study(study_name=name, storage=storage)
+    return load_sweep(name=name, storage=storage)
 
 
-def check_no_trial_lost_or_repeated(study: optuna.Study) -> None:
-    """Trials numbered 0..n-1, all finished, the count reached, each baseline and draw once."""
-    trials = study.get_trials()
-    assert [t.number for t in trials] == list(range(len(trials)))
-    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    assert len(trials) >= 8  # the study reached its count (a worker may finish one more)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    # each baseline ran to the end once; a second copy queued by the other worker is pruned
-    baselines = Counter(t.user_attrs["baseline_key"] for t in complete
-                        if t.user_attrs.get("baseline"))
-    assert baselines == {"steps=2": 1, "steps=3": 1}
-    for t in trials:
-        if t.state == TrialState.PRUNED:
-            assert t.user_attrs["duplicate_of"] < t.number
-    drawn = [tuple(sorted(t.params.items())) for t in complete]
-    assert len(set(drawn)) == len(drawn)  # no two trials ran the same parameters
+def check_no_trial_lost_or_repeated(sweep: Sweep, per_cell: int = PER_CELL) -> None:
+    """Every cell holds exactly its count of finished trials, each baseline and draw once.
+
+    A trial that found its cell full or its parameters taken (workers racing) is the only
+    kind allowed to fail, and it ran no images.
+    """
+    assert len(sweep.cells) == 2
+    for cell in sweep.cells:
+        trials = cell.get_trials()
+        assert [t.number for t in trials] == list(range(len(trials)))
+        finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        assert len(finished) == per_cell, cell.study_name
+        for t in trials:
+            assert t.state != TrialState.RUNNING and t.state != TrialState.WAITING
+            if t.state == TrialState.FAIL:
+                assert "skipped" in t.user_attrs and "n_samples" not in t.user_attrs
+        baselines = Counter(t.user_attrs["baseline_key"] for t in finished
+                            if t.user_attrs.get("baseline"))
+        assert list(baselines.values()) == [1]
+        drawn = [tuple(sorted(t.params.items())) for t in finished]
+        assert len(set(drawn)) == len(drawn)  # no two finished trials share parameters
 
 
 def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
@@ -81,12 +89,12 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
     while killed is None and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
         try:
-            trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+            trials = load_sweep(name="digits-heun-linear", storage=db).trials
         except (KeyError, OperationalError):
             continue  # not created yet
-        running = [t for t in trials if t.state == TrialState.RUNNING]
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
         done = [t for t in trials if t.state == TrialState.COMPLETE]
-        if done and running:
+        if done and running:  # killed while it samples
             os.kill(worker.pid, signal.SIGKILL)
             killed, before = running[0].number, done
     worker.communicate(timeout=60)
@@ -95,7 +103,7 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
     time.sleep(3)  # longer than the grace period: the killed trial's heartbeat is stale
     again = run_cli("sweep", *args)
     assert again.returncode == 0, again.stderr
-    trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+    trials = load_sweep(name="digits-heun-linear", storage=db).trials
     assert trials[killed].state == TrialState.FAIL
     retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
     assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
@@ -108,15 +116,15 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
 
 def test_multirun_starts_one_worker_per_index(tiny_overrides, tmp_path):
     result = run_cli("sweep", "--multirun", "sweeps=[digits,workers]", "search.worker=0,1",
-                     *tiny_overrides, "search.steps=[2,3]", "search.n_trials=8",
+                     *tiny_overrides, "search.steps=[2,3]", f"search.n_trials={PER_CELL}",
                      "search.n_startup_trials=1", "search.confirm_top_k=0")
     assert result.returncode == 0, result.stderr
     logs = sorted(p.name for p in (tmp_path / "out" / "logs" / "sweep-multirun").glob("*/*")
                   if p.is_dir())
     assert logs == ["0", "1"]  # two jobs, one per worker index
     storage = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
-    check_no_trial_lost_or_repeated(optuna.load_study(study_name="digits-heun-linear",
-                                                      storage=storage))
+    check_no_trial_lost_or_repeated(load_sweep(name="digits-heun-linear",
+                                               storage=storage))
 
 
 def test_the_slurm_preset_selects_submitit_with_one_gpu_per_worker():

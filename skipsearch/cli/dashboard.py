@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 from ..config import validate
 from ..errors import ConfigError
 from ..export import safe_url
+from ..search.group import GROUP_ATTR
 from ..search.study import make_storage
 
 
@@ -21,6 +22,8 @@ def run_dashboard(cfg: DictConfig) -> None:
 
     url = str(cfg.storage.url)
     storage = make_storage(cfg.storage)
+    for name, cells in sweeps_in(storage).items():
+        print(f"sweep {name}: {len(cells)} cell studies ({', '.join(cells)})", flush=True)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard  (studies in {safe_url(url)}; "
           "Ctrl+C stops it)", flush=True)
     try:
@@ -28,3 +31,13 @@ def run_dashboard(cfg: DictConfig) -> None:
     except OSError as err:  # taken between the check in validate() and now
         raise ConfigError("dashboard.port", port, f"cannot listen on {host}:{port} "
                           f"({err.strerror}); give a free port") from None
+
+
+def sweeps_in(storage) -> dict[str, list[str]]:
+    """Sweep name -> the names of its cell studies (each a study on the dashboard)."""
+    out: dict[str, list[str]] = {}
+    for study in storage.get_all_studies():
+        group = study.user_attrs.get(GROUP_ATTR)
+        if group is not None:
+            out.setdefault(group, []).append(study.study_name.removeprefix(f"{group}/"))
+    return {k: sorted(v) for k, v in sorted(out.items())}

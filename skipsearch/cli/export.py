@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 from omegaconf import DictConfig
 
 from ..config import final_protocol, study_name, validate
 from ..errors import ConfigError
 from ..export import export_best, safe_url
 from ..search.confirm import confirmed
+from ..search.group import load_sweep
 from ..search.study import make_storage
 
 
@@ -24,7 +24,7 @@ def run_export(cfg: DictConfig) -> list[Path]:
     url = str(cfg.storage.url)
     storage = make_storage(cfg.storage)
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = load_sweep(storage, name)
     except KeyError:
         raise ConfigError("search.study_name", name,
                           f"no such study in {safe_url(url)}; run "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
@@ -17,10 +16,11 @@ from ..report.samples import draw_grids
 from ..runtime import build_model, setup_device
 from ..schedule import coefficient_problem
 from ..search.confirm import confirmed
+from ..search.group import Sweep, load_sweep
 from ..search.study import make_storage
 
 
-def check_model(study: optuna.Study, model: LoadedModel) -> None:
+def check_model(study: Sweep, model: LoadedModel) -> None:
     """The grids must come from the model the study searched, with usable schedules."""
     want, name = str(study.user_attrs.get("model_sha256")), study.user_attrs.get("model_name")
     n_skips = len(model.denoiser.skips)
@@ -48,7 +48,7 @@ def run_report(cfg: DictConfig) -> Path:
     name = study_name(cfg)
     url = str(cfg.storage.url)
     try:
-        study = optuna.load_study(study_name=name, storage=make_storage(cfg.storage))
+        study = load_sweep(make_storage(cfg.storage), name)
     except KeyError:
         raise ConfigError("search.study_name", name,
                           f"no such study in {safe_url(url)}; run "

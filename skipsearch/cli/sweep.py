@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,19 +24,17 @@ from ..runtime import (
     precision_provenance,
     setup_device,
 )
+from ..search.allocate import run_cells
+from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
+from ..search.group import Sweep, load_sweep
+from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
-from ..search.study import (
-    FINISHED,
-    enqueue_baselines,
-    finished_count,
-    make_sampler,
-    make_storage,
-    open_study,
-)
-from ..search.summary import SummaryRow, study_tables, summarize
+from ..search.study import FINISHED, make_storage, open_cells
+from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
+from ..search.warm import warm_start
 from ..tracking import make_tracker
 
 
@@ -55,33 +52,44 @@ def study_provenance(cfg: DictConfig, model, scorer) -> dict:
     }
 
 
-def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Path],
-                  cfg: DictConfig, log_dir: str | None) -> None:
+def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
+                  cfg: DictConfig, log_dir: str | None, limit: str | None = None) -> None:
     """The closing table and where everything lives."""
-    console = Console(width=max(Console().width, 120))
+    console = Console(width=max(Console().width, 160))
     confirmed = any(r.confirmed for r in rows)
     how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials)")
-    for col in ("NFE", "steps", "baseline FID", "best FID", "change", "search FID", "front",
-                "trial", "best parameters"):
+                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials in "
+                        f"{len(study.cells)} cells)")
+    for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
+                "search FID", "front", "trial", "best parameters"):
         wide = col == "best parameters"
         table.add_column(col, justify="left" if wide else "right", no_wrap=not wide,
                          overflow="fold")
     for row in rows:
         base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
         change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
-        params = " ".join(f"{k.removeprefix('rho_')}={v:.3g}" if isinstance(v, float)
+        params = " ".join(f"{k.removeprefix('rho_')}={v:.4f}" if isinstance(v, float)
                           else f"{k}={v}" for k, v in row.params.items())
-        table.add_row(str(row.nfe), str(row.steps), base, f"{row.best_fid:.3f}", change,
-                      f"{row.search_fid:.3f}", "*" if row.on_front else "",
-                      str(row.best_trial), params)
+        table.add_row(str(row.nfe), row.cell or str(row.steps), base, f"{row.best_fid:.3f}",
+                      change, fmt_delta(row), f"{row.search_fid:.3f}",
+                      "*" if row.on_front else "", str(row.best_trial), params)
     console.print(table)
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])
         console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
             f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+    if limit:
+        console.print(limit)
+    for row in rows:
+        if row.on_bound:
+            console.print(f"on a bound: NFE {row.nfe} best {row.on_bound}; the optimum may lie "
+                          "beyond it (search.expand_bounds=true widens it)")
+    unsure = [r.nfe for r in rows if r.significant is False]
+    if unsure:
+        console.print(f"not significant: the 95% interval of the change reaches zero at NFE "
+                      f"{', '.join(map(str, unsure))}; those schedules are never best.yaml")
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if pruned:
         console.print(f"pruned:  {pruned} trials stopped early")
@@ -93,8 +101,8 @@ def print_summary(study: optuna.Study, rows: list[SummaryRow], exports: list[Pat
         console.print(f"W&B:     {Path(cfg.logger.get('dir') or cfg.out_dir) / 'wandb'}")
 
 
-def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
-    """Create or resume the study, run trials until it has ``search.n_trials``, confirm, export.
+def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
+    """Create or resume the sweep's cells, run each to ``search.n_trials``, confirm, export.
 
     Ctrl-C, a full disk or a lost database end it with one line saying how many trials are
     finished (they stay in the study) and how to resume.
@@ -102,7 +110,7 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
     validate(cfg, "sweep")
     opened: list[optuna.Study] = []
     try:
-        return sweep(cfg, log_dir, opened.append)
+        return sweep(cfg, log_dir, opened.extend)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {finished_text(opened)}, resume with the same "
                           "command") from None
@@ -116,10 +124,11 @@ def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> optuna.Study:
                              "command once that is fixed") from None
 
 
-def finished_text(opened: list[optuna.Study]) -> str:
-    """'N trials finished' for the opened study, if its database can still be read."""
+def finished_text(opened: Sequence[optuna.Study]) -> str:
+    """'N trials finished' in the opened cells, if their database can still be read."""
     try:
-        return f"{finished_count(opened[0])} trials finished"
+        done = sum(len(s.get_trials(deepcopy=False, states=FINISHED)) for s in opened)
+        return f"{done} trials finished"
     except Exception:  # the database itself is gone
         return "the trials that finished before"
 
@@ -143,8 +152,8 @@ class QuietInterrupt(logging.Filter):
 
 
 def sweep(cfg: DictConfig, log_dir: str | None,
-          on_open: Callable[[optuna.Study], None]) -> optuna.Study:
-    """``run_sweep``'s work; ``on_open`` receives the study once it is open."""
+          on_open: Callable[[Sequence[optuna.Study]], object]) -> Sweep:
+    """``run_sweep``'s work; ``on_open`` receives the cells' studies once they are open."""
     device = setup_device(cfg)
     model = build_model(cfg, device)
     scorer = build_scorer(cfg, device, model)
@@ -158,11 +167,12 @@ def sweep(cfg: DictConfig, log_dir: str | None,
     name = study_name(cfg)
     objectives = list(cfg.search.objectives)
     stages = stage_counts(list(cfg.pruner.stages), int(cfg.metric.n_samples))
-    study = open_study(name, make_storage(cfg.storage), make_sampler(cfg.search, space),
-                       study_provenance(cfg, model, scorer), objectives,
-                       make_pruner(cfg.pruner, stages))
-    on_open(study)
-    enqueue_baselines(study, space)
+    storage = make_storage(cfg.storage)
+    cells = space.cells()
+    studies, spaces = open_cells(name, cells, storage, space, cfg.search,
+                                 study_provenance(cfg, model, scorer), objectives,
+                                 make_pruner(cfg.pruner, stages))
+    on_open(studies)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
@@ -171,21 +181,40 @@ def sweep(cfg: DictConfig, log_dir: str | None,
     ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
                        stages, objectives)
     target = int(cfg.search.n_trials)
-    remaining = target - finished_count(study)
     optuna_log = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, QuietInterrupt) for f in optuna_log.filters):
         optuna_log.addFilter(QuietInterrupt())
-    if remaining > 0:
-        study.optimize(make_objective(ctx), n_trials=remaining,
-                       callbacks=[optuna.study.MaxTrialsCallback(target, states=FINISHED)],
-                       catch=TRIAL_ERRORS,
-                       show_progress_bar=sys.stderr.isatty())
+    warm = bool(cfg.search.get("warm_start")) and cfg.search.sampler != "grid"
+    startup = int(cfg.search.get("n_startup_trials", 0)) if warm else 0
+    expand = bool(cfg.search.get("expand_bounds")) and cfg.search.sampler != "grid"
+
+    def before(i: int) -> None:
+        """Widen a bound the cell's best sits on; queue the neighbours' best in its start-up."""
+        if expand:
+            ranges = expand_cell(studies[i], spaces[i].distributions(),
+                                 float(cfg.search.expand_step), cfg.search.bound_limit)
+            if ranges is not None:
+                spaces[i] = spaces[i].with_ranges(ranges)
+        warm_start(studies, cells, i, spaces[i], startup, target)
+
+    objectives_ = [make_objective(ctx, cell, target, lambda i=i: spaces[i])
+                   for i, cell in enumerate(cells)]
+    run_cells(studies, objectives_, target, TRIAL_ERRORS, before)
+    study = load_sweep(storage, name)
     scores = {}
     if int(cfg.search.confirm_top_k) > 0:
         scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
-                             int(cfg.batch_size), device, scorer)
+                             int(cfg.batch_size), device, scorer,
+                             int(cfg.search.get("confirm_blocks", 10)))
     exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
     rows = summarize(study, scores)
+    limit = None
+    if scores and cfg.search.get("limit_steps"):
+        protocol = final_protocol(cfg)
+        score_limit_baselines(study, model, protocol, list(sampler_choices(cfg).values()),
+                              list(cfg.search.limit_steps), int(cfg.batch_size), device, scorer)
+        limit = answer(study, model, protocol, scores, rows, int(cfg.batch_size), device,
+                       scorer, int(cfg.search.get("confirm_blocks", 10)))
     tracker.log_study(study_tables(study, rows, exports[0].parent))
-    print_summary(study, rows, exports, cfg, log_dir)
+    print_summary(study, rows, exports, cfg, log_dir, limit_line(limit))
     return study

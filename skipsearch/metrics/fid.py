@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torchmetrics.image.fid import FrechetInceptionDistance
 
+from .blocks import BlockSums
 from .features import FeatureExtractor
 from .fid_infinity import FIDInfinity, fid_infinity
 from .reference import FeatureSums
@@ -35,9 +36,23 @@ class FIDScorer:
         self.metric.real_features_sum = reference.total.to(device, torch.float64)
         self.metric.real_features_cov_sum = reference.outer.to(device, torch.float64)
         self.metric.real_features_num_samples = torch.tensor(reference.count, device=device)
+        self.reference = reference
         self._count = 0
         self._checkpoints: tuple[int, ...] = ()
         self._curve: list[tuple[int, float]] = []
+        self._blocks: BlockSums | None = None
+        self._device = device
+        extractor.register_forward_hook(self._on_features)
+
+    def _on_features(self, module, inputs, features: torch.Tensor) -> None:
+        """Add generated features to the seed blocks while a confirmation asks for them."""
+        if self._blocks is not None:
+            self._blocks.add(features)
+
+    @property
+    def blocks(self) -> BlockSums | None:
+        """Per-block feature sums since the last reset (when ``reset`` was given blocks)."""
+        return self._blocks
 
     @property
     def count(self) -> int:
@@ -49,9 +64,17 @@ class FIDScorer:
         """(count, FID) at each checkpoint reached since the last reset."""
         return list(self._curve)
 
-    def reset(self, checkpoints: Sequence[int] = ()) -> None:
-        """Forget generated features; keep the reference; record FID at ``checkpoints`` counts."""
+    def reset(self, checkpoints: Sequence[int] = (), blocks: int = 0, total: int = 0) -> None:
+        """Forget generated features; keep the reference; record FID at ``checkpoints`` counts.
+
+        With ``blocks`` the features of the next ``total`` images are also summed per block of
+        consecutive images (for the interval of a paired FID change, ``metrics.blocks``).
+        """
         self.metric.reset()
+        self._blocks = None
+        if blocks:
+            dim = int(self.reference.total.shape[0])
+            self._blocks = BlockSums(blocks, total, dim, self._device)
         self._count = 0
         self._checkpoints = _checked_checkpoints(checkpoints)
         self._curve = []

@@ -6,13 +6,14 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import optuna
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from ..export import safe_url
 from ..search.confirm import Protocol
-from ..search.summary import SummaryRow, summarize
+from ..search.group import Sweep, cell_label
+from ..search.limit import limit_line, limit_records
+from ..search.summary import SummaryRow, fmt_delta, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
 from .instruments import loss_section, windows_section
@@ -48,7 +49,7 @@ def saved(fig: Figure | None, path: Path) -> Path | None:
     return figures.save_png(fig, path) if fig is not None else None
 
 
-def overview(study: optuna.Study, rows: Sequence[TrialRow], storage_url: str,
+def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
              protocol: Protocol | None, scores: Mapping[int, Mapping]) -> str:
     """What the study is: model, sampler, metric, seeds, trial counts, confirmation."""
     attrs = study.user_attrs
@@ -58,6 +59,7 @@ def overview(study: optuna.Study, rows: Sequence[TrialRow], storage_url: str,
     start, n = attrs.get("seed_start"), attrs.get("n_samples")
     items = {
         "study": study.study_name,
+        "cells": ", ".join(cell_label(c) for c in study.cells),
         "storage": safe_url(storage_url),
         "model": f"{attrs.get('model_name', '?')} (sha256 {str(attrs.get('model_sha256'))[:12]})",
         "sampler": (attrs.get("sampler") or {}).get("name", "?"),
@@ -78,24 +80,33 @@ def overview(study: optuna.Study, rows: Sequence[TrialRow], storage_url: str,
     return definitions(items)
 
 
-def summary_section(summary: Sequence[SummaryRow], path: Path | None) -> str:
+def summary_section(summary: Sequence[SummaryRow], path: Path | None,
+                    limit: str | None = None) -> str:
     """Baseline and best FID per NFE (the numbers the export writes) and the FID-vs-NFE plot."""
     title = "FID vs NFE: baseline and tuned"
     if not summary:
         return section("fid-vs-nfe", title, note("no trial has completed yet"))
-    headers = ["NFE", "steps", "baseline FID", "best FID", "change", "search FID",
-               "confirmed", "Pareto front", "trial", "best parameters"]
+    headers = ["NFE", "steps", "baseline FID", "best FID", "change", "FID change [95% CI]",
+               "search FID", "confirmed", "Pareto front", "trial", "best parameters",
+               "on a bound (within 2% of the range)"]
     rows = [({"data-nfe": str(r.nfe)},
              [Cell(r.nfe, "nfe"), r.steps, Cell(fmt_fid(r.baseline_fid), "baseline-fid"),
               Cell(fmt_fid(r.best_fid), "best-fid"), Cell(fmt_change(r.change), "change"),
+              Cell(fmt_delta(r), "delta"),
               Cell(fmt_fid(r.search_fid), "search-fid"),
               Cell("yes" if r.confirmed else "no", "confirmed"),
               Cell("*" if r.on_front else "", "front"), Cell(r.best_trial, "trial"),
-              Cell(fmt_params(r.params), "text")]) for r in summary]
+              Cell(fmt_params(r.params), "text"), Cell(r.on_bound, "on-bound")])
+            for r in summary]
     parts = [paragraph("Best FID is the confirmed score on fresh seeds where the trial was "
                        "confirmed, else the search FID; the Pareto front holds the NFEs whose "
-                       "best FID beats every smaller NFE."),
+                       "best FID beats every smaller NFE. The FID change is FID(best) - "
+                       "FID(baseline) on the same confirmation seeds, with a 95% jackknife "
+                       "interval over blocks of seeds; n.s. marks an interval that reaches "
+                       "zero (such a schedule is never best.yaml)."),
              table("summary-table", headers, rows)]
+    if limit:
+        parts.append(paragraph(limit))
     if path is not None:
         parts.append(figure(path, "FID vs NFE, baseline and best schedule"))
     return section("fid-vs-nfe", title, *parts)
@@ -123,18 +134,21 @@ def history_section(path: Path | None) -> str:
               "stage; the line is the best so far per NFE"))
 
 
-def importance_section(importances: Mapping[str, float] | None, reason: str | None,
-                       path: Path | None) -> str:
-    """fANOVA parameter importances, or the reason they could not be computed."""
-    title = "Parameter importances"
-    if importances is None or path is None:
-        return section("importance", title, note(reason or "not available"))
-    rows = [({"data-param": k}, [Cell(k, "text"), f"{v:.3f}"]) for k, v in importances.items()]
+def importance_section(importances: Mapping[str, Mapping[str, float]],
+                       missing: Mapping[str, str], path: Path | None) -> str:
+    """fANOVA parameter importances per cell, and the cells where they could not be computed."""
+    title = "Parameter importances per cell"
+    notes = [note(f"{cell}: {reason}") for cell, reason in missing.items()]
+    if not importances or path is None:
+        return section("importance", title, *(notes or [note("not available")]))
+    rows = [({"data-cell": cell, "data-param": k}, [Cell(cell, "text"), Cell(k, "text"),
+                                                     f"{v:.3f}"])
+            for cell, imp in importances.items() for k, v in imp.items()]
     return section("importance", title,
-                   paragraph("fANOVA importance of each parameter for the search FID over all "
-                             "completed trials (steps usually dominates: FID falls with NFE)."),
-                   table("importance-table", ["parameter", "importance"], rows),
-                   figure(path, "parameter importances"))
+                   paragraph("fANOVA importance of each parameter for the search FID over the "
+                             "completed trials of each cell (solver and step count fixed)."),
+                   table("importance-table", ["cell", "parameter", "importance"], rows),
+                   figure(path, "parameter importances per cell"), *notes)
 
 
 def samples_section(grids: Sequence[Grid] | None, reason: str | None) -> str:
@@ -174,19 +188,22 @@ def trials_section(rows: Sequence[TrialRow]) -> str:
                    table("trials-table", headers, body))
 
 
-def write_report(study: optuna.Study, folder: Path, storage_url: str,
+def write_report(study: Sweep, folder: Path, storage_url: str,
                  scores: Mapping[int, Mapping] | None = None, protocol: Protocol | None = None,
                  grids: Sequence[Grid] | None = None,
                  grids_note: str | None = None) -> Path:
     """Write the figures and ``index.html`` (PNGs embedded) into ``folder``; returns the page."""
+    # the baseline at larger step counts and the answer to "breaking the limit", if measured
+    records = limit_records(study, protocol) if protocol is not None else {}
+    limit = {r["nfe"]: r["fid"] for k, r in records.items() if k != "answer"}
     scores = dict(scores or {})
     folder.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study, scores)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     summary = summarize(study, scores) if complete else []
-    importances, reason = param_importances(study)
+    importances, missing = param_importances(study)
     paths = {name: saved(fig, folder / name) for name, fig in (
-        ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary)),
+        ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary, limit)),
         ("contour.png", figures.contour_figure(rows, param_bounds(study))),
         ("history.png", figures.history_figure(rows)),
         ("importance.png", figures.importance_figure(importances)))}
@@ -194,10 +211,10 @@ def write_report(study: optuna.Study, folder: Path, storage_url: str,
     page = document(
         f"skipsearch report: {study.study_name}",
         overview(study, rows, storage_url, protocol, scores),
-        summary_section(summary, paths["fid-vs-nfe.png"]),
+        summary_section(summary, paths["fid-vs-nfe.png"], limit_line(records.get("answer"))),
         contour_section(paths["contour.png"], parameterization),
         history_section(paths["history.png"]),
-        importance_section(importances, reason, paths["importance.png"]),
+        importance_section(importances, missing, paths["importance.png"]),
         samples_section(grids, grids_note),
         windows_section(folder),
         loss_section(folder),

@@ -9,6 +9,8 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from ..search.group import Sweep, cell_label
+
 
 @dataclass(frozen=True)
 class TrialRow:
@@ -43,7 +45,7 @@ def last_fid(trial: FrozenTrial) -> float | None:
     return None
 
 
-def trial_rows(study: optuna.Study,
+def trial_rows(study: Sweep,
                scores: Mapping[int, Mapping] | None = None) -> list[TrialRow]:
     """Every trial of the study in number order; ``final_fid`` where it was confirmed."""
     rows = []
@@ -57,7 +59,7 @@ def trial_rows(study: optuna.Study,
     return sorted(rows, key=lambda r: r.number)
 
 
-def param_bounds(study: optuna.Study) -> dict[str, tuple[float, float]]:
+def param_bounds(study: Sweep) -> dict[str, tuple[float, float]]:
     """(low, high) of every float parameter over the distributions of the study's trials."""
     bounds: dict[str, tuple[float, float]] = {}
     for t in study.get_trials(deepcopy=False):
@@ -68,11 +70,11 @@ def param_bounds(study: optuna.Study) -> dict[str, tuple[float, float]]:
     return bounds
 
 
-def param_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | None]:
-    """fANOVA importances of the parameters for the search FID, or None and the reason why not."""
+def cell_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | None]:
+    """fANOVA importances of one cell's parameters for its search FID, or None and why not."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
-        return None, (f"parameter importances need at least 2 completed trials; this study "
+        return None, (f"parameter importances need at least 2 completed trials; this cell "
                       f"has {len(complete)}")
     try:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
@@ -83,3 +85,19 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str
     if not importances:
         return None, "no parameter varies across the completed trials"
     return {k: float(v) for k, v in importances.items()}, None
+
+
+def param_importances(sweep: Sweep) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Per cell (by its label), fANOVA importances, or the reason they are missing.
+
+    Within a cell the step count is fixed, so the importances say which coefficient matters
+    at that NFE (over all cells the step count dominates and says nothing).
+    """
+    found, missing = {}, {}
+    for cell in sweep.cells:
+        importances, reason = cell_importances(cell)
+        if importances is None:
+            missing[cell_label(cell)] = str(reason)
+        else:
+            found[cell_label(cell)] = importances
+    return found, missing

@@ -100,13 +100,18 @@ def contour_figure(rows: Sequence[TrialRow],
     return fig
 
 
-def fid_vs_nfe_figure(summary: Sequence[SummaryRow]) -> Figure | None:
-    """Baseline and best FID against NFE, confirmed points filled, the Pareto front circled."""
+def fid_vs_nfe_figure(summary: Sequence[SummaryRow],
+                      limit: Mapping[int, float] | None = None) -> Figure | None:
+    """Baseline and best FID against NFE, confirmed points filled, the Pareto front circled.
+
+    ``limit`` (NFE -> baseline FID at larger step counts) extends the baseline to convergence.
+    """
     if not summary:
         return None
     fig = new_figure(6.4, 4.2)
     ax = fig.subplots()
     base = [(r.nfe, r.baseline_fid) for r in summary if r.baseline_fid is not None]
+    base = sorted({**dict(base), **dict(limit or {})}.items())
     if base:
         ax.plot(*zip(*base, strict=True), "s--", color="tab:gray", label="baseline (rho = 1)")
     nfes = [r.nfe for r in summary]
@@ -126,7 +131,8 @@ def fid_vs_nfe_figure(summary: Sequence[SummaryRow]) -> Figure | None:
     fids = [r.best_fid for r in summary] + [f for _, f in base]
     if wide_range(fids):
         ax.set_yscale("log")
-    ax.set(xlabel="NFE", ylabel="FID", xticks=nfes, title="FID vs NFE: baseline and tuned")
+    ticks = sorted({*nfes, *(limit or {})})
+    ax.set(xlabel="NFE", ylabel="FID", xticks=ticks, title="FID vs NFE: baseline and tuned")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -161,15 +167,20 @@ def history_figure(rows: Sequence[TrialRow]) -> Figure | None:
     return fig
 
 
-def importance_figure(importances: Mapping[str, float] | None) -> Figure | None:
-    """A horizontal bar per parameter, the most important on top."""
-    if not importances:
+def importance_figure(per_cell: Mapping[str, Mapping[str, float]] | None) -> Figure | None:
+    """Horizontal bars of each parameter's importance, one bar per cell of the sweep."""
+    if not per_cell:
         return None
-    names = list(importances)[::-1]
-    fig = new_figure(6.4, 0.5 + 0.45 * len(names))
+    names = sorted({n for imp in per_cell.values() for n in imp})[::-1]
+    height = 0.8 / len(per_cell)
+    fig = new_figure(6.4, 0.8 + 0.3 * len(names) * len(per_cell))
     ax = fig.subplots()
-    bars = ax.barh(names, [importances[n] for n in names], color="tab:blue")
-    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
-    ax.set(xlabel="importance for the search FID (fANOVA)", xlim=(0, 1.12))
+    for i, (cell, imp) in enumerate(per_cell.items()):
+        ys = [k + i * height for k in range(len(names))]
+        bars = ax.barh(ys, [imp.get(n, 0.0) for n in names], height=height, label=cell)
+        ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=7)
+    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(names))], names)
+    ax.set(xlabel="importance for the search FID within each cell (fANOVA)", xlim=(0, 1.15))
     ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     return fig

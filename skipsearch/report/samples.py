@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import optuna
 from optuna.trial import FrozenTrial
 
 from ..evaluate import evaluate
@@ -14,6 +13,7 @@ from ..export import baseline_per_nfe, best_per_nfe
 from ..images import save_grid
 from ..models import LoadedModel
 from ..search.confirm import trial_sampler, trial_schedule
+from ..search.group import Sweep
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ def grid_path(folder: Path, nfe: int, role: str) -> Path:
     return folder / f"samples-nfe{nfe:03d}-{role}.png"
 
 
-def draw_grid(model: LoadedModel, study: optuna.Study, trial: FrozenTrial, seeds: Sequence[int],
+def draw_grid(model: LoadedModel, study: Sweep, trial: FrozenTrial, seeds: Sequence[int],
               batch_size: int, device: str, path: Path) -> Path:
     """Sample ``seeds`` with the trial's schedule and sampler and save them as a grid."""
     result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial), seeds,
@@ -40,7 +40,7 @@ def draw_grid(model: LoadedModel, study: optuna.Study, trial: FrozenTrial, seeds
     return save_grid(result.preview, path)
 
 
-def draw_grids(model: LoadedModel, study: optuna.Study, scores: Mapping[int, Mapping] | None,
+def draw_grids(model: LoadedModel, study: Sweep, scores: Mapping[int, Mapping] | None,
                seeds: Sequence[int], batch_size: int, device: str, folder: Path) -> list[Grid]:
     """The baseline's and the best trial's grid at every NFE (one grid if they are the same)."""
     grids = []

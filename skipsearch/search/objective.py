@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..evaluate import evaluate
+from ..evaluate import SamplerSpec, evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..tracking import Tracker
+from .allocate import check_unique, claim
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -45,14 +46,21 @@ class TrialContext:
 Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
 
 
-def make_objective(ctx: TrialContext) -> Objective:
-    """An objective returning the FID (and the NFE, in multi-objective mode) of a trial."""
+def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
+                   space: Callable[[], SearchSpace] | None = None) -> Objective:
+    """An objective for one cell returning the FID (and the NFE, multi-objective) of a trial.
+
+    A trial beyond the cell's ``target`` or repeating another's parameters is skipped first.
+    ``space()`` gives the cell's current space (its bounds may widen); else ``ctx.space``.
+    """
     single = len(ctx.objectives) == 1
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
-        skip_duplicate_baseline(trial)
-        schedule, sampler = ctx.space.suggest(trial)
+        claim(trial, target)
+        schedule, sampler = (space() if space else ctx.space).suggest(trial, cell)
+        check_unique(trial)
         trial.set_user_attr("nfe", sampler.nfe)
+        trial.set_user_attr("steps", sampler.steps)
         trial.set_user_attr("sampler", sampler.to_dict())
         trial.set_user_attr("coefficients", list(schedule.coefficients))
         trial.set_user_attr("schedule", schedule.to_dict())
@@ -95,23 +103,14 @@ def make_objective(ctx: TrialContext) -> Objective:
     return interruptible
 
 
-def skip_duplicate_baseline(trial: optuna.Trial) -> None:
-    """Prune a baseline that another worker queued too (both saw none when they started)."""
-    key = trial.user_attrs.get("baseline_key")
-    if key is None:
-        return
-    for other in trial.study.get_trials(deepcopy=False):
-        if other.number < trial.number and other.user_attrs.get("baseline_key") == key \
-                and other.state != optuna.trial.TrialState.FAIL:
-            trial.set_user_attr("duplicate_of", other.number)
-            trial.set_user_attr("n_samples", 0)
-            raise optuna.TrialPruned(f"duplicate of baseline trial {other.number}")
-
-
 def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
               stage_fids: list[list[float]], preview) -> None:
-    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B."""
+    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B.
+
+    ``trial`` in the run's config is the trial's number in its cell study (``cell``).
+    """
     count, fid = stage_fids[-1]
     metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count), "pruned": preview is None}
-    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe}, metrics, preview,
+    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe,
+                                         "cell": trial.study.study_name}, metrics, preview,
                           [(int(k), v) for k, v in stage_fids])

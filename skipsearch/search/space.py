@@ -25,10 +25,12 @@ class Bounds:
 class SearchSpace:
     """Bounds per schedule parameter, step counts, and optionally a noise window and profile.
 
-    ``window`` (bounds on sigma) adds ``sigma_lo`` and ``sigma_hi`` (log-uniform; the window is
-    their sorted pair); ``profiles`` with several entries adds a categorical ``profile``;
-    ``samplers`` with several entries adds a categorical ``sampler``; ``disc_rho`` adds the
-    rho of EDM's discretization.
+    Each (solver, step count) is a cell of the sweep, searched as a study of its own
+    (``cells``); within a cell the step count and the solver are fixed. ``window`` (bounds on
+    sigma) adds ``sigma_lo`` and ``sigma_hi`` (log-uniform; the window is their sorted pair);
+    ``profiles`` with several entries adds a categorical ``profile``; ``samplers`` with
+    several entries gives a cell per solver; ``disc_rho`` adds the rho of EDM's
+    discretization.
     """
 
     parameterization: str
@@ -41,15 +43,17 @@ class SearchSpace:
     samplers: Mapping[str, SamplerSpec] = field(default_factory=dict)
     disc_rho: Bounds | None = None
 
-    def suggest(self, trial: optuna.Trial) -> tuple[SkipSchedule, SamplerSpec]:
-        """Ask the trial for every parameter; return the schedule and the sampler."""
+    def cells(self) -> list[SamplerSpec]:
+        """The sweep's cells: every solver at every step count, by solver then steps."""
+        return [replace(spec, steps=int(steps)) for spec in self.samplers.values()
+                for steps in self.steps]
+
+    def suggest(self, trial: optuna.Trial,
+                cell: SamplerSpec) -> tuple[SkipSchedule, SamplerSpec]:
+        """Ask the trial for every parameter of ``cell``; return the schedule and the sampler."""
         params = {name: trial.suggest_float(name, b.low, b.high)
                   for name, b in self.bounds.items()}
-        steps = trial.suggest_categorical("steps", list(self.steps))
-        name = next(iter(self.samplers))
-        if len(self.samplers) > 1:
-            name = trial.suggest_categorical("sampler", list(self.samplers))
-        sampler = replace(self.samplers[name], steps=int(steps))
+        sampler = cell
         if self.disc_rho is not None:
             rho = trial.suggest_float("disc_rho", self.disc_rho.low, self.disc_rho.high)
             sampler = replace(sampler, rho=rho)
@@ -66,37 +70,54 @@ class SearchSpace:
                                             profile_range=self.profile_range)
         return schedule, sampler
 
+    def distributions(self) -> dict[str, list]:
+        """Every searched parameter as [low, high] or its list of choices (JSON-friendly)."""
+        out: dict[str, list] = {name: [b.low, b.high] for name, b in self.bounds.items()}
+        if self.disc_rho is not None:
+            out["disc_rho"] = [self.disc_rho.low, self.disc_rho.high]
+        if self.window is not None:
+            out.update(sigma_lo=[self.window.low, self.window.high],
+                       sigma_hi=[self.window.low, self.window.high])
+        if len(self.profiles) > 1:
+            out["profile"] = list(self.profiles)
+        return out
+
+    def with_ranges(self, ranges: Mapping[str, list]) -> SearchSpace:
+        """This space with the numeric ranges of ``ranges`` (as ``distributions`` gives them)."""
+        def bounds(name: str, old: Bounds | None) -> Bounds | None:
+            return Bounds(*map(float, ranges[name])) if name in ranges and old else old
+
+        window = self.window
+        if window is not None and "sigma_lo" in ranges:
+            window = Bounds(min(ranges["sigma_lo"][0], ranges["sigma_hi"][0]),
+                            max(ranges["sigma_lo"][1], ranges["sigma_hi"][1]))
+        return replace(self, bounds={n: bounds(n, b) for n, b in self.bounds.items()},
+                       window=window, disc_rho=bounds("disc_rho", self.disc_rho))
+
     def grid(self, points: int) -> dict[str, list]:
         """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas)."""
         grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()
                                  for name, b in self.bounds.items()}
-        grid["steps"] = list(self.steps)
         if self.window is not None:
             ends = np.geomspace(self.window.low, self.window.high, points).tolist()
             grid.update(sigma_lo=ends, sigma_hi=ends)
         if len(self.profiles) > 1:
             grid["profile"] = list(self.profiles)
-        if len(self.samplers) > 1:
-            grid["sampler"] = list(self.samplers)
         if self.disc_rho is not None:
             grid["disc_rho"] = np.linspace(self.disc_rho.low, self.disc_rho.high,
                                            points).tolist()
         return grid
 
-    def baselines(self) -> list[dict[str, float | str]]:
-        """One parameter set per step count and sampler with every coefficient 1.0."""
+    def baseline(self, cell: SamplerSpec) -> dict[str, float | str]:
+        """The parameters of ``cell``'s baseline: every coefficient 1.0, no window."""
         params: dict[str, float | str] = {name: 1.0 for name in self.bounds}
         if self.window is not None:
             params.update(sigma_lo=self.window.low, sigma_hi=self.window.high)
         if len(self.profiles) > 1:
             params["profile"] = "constant" if "constant" in self.profiles else self.profiles[0]
-        out = []
-        for name, spec in self.samplers.items():
-            extra: dict[str, float | str] = {"sampler": name} if len(self.samplers) > 1 else {}
-            if self.disc_rho is not None:
-                extra["disc_rho"] = spec.rho
-            out += [{**params, "steps": steps, **extra} for steps in self.steps]
-        return out
+        if self.disc_rho is not None:
+            params["disc_rho"] = cell.rho
+        return params
 
 
 def build_space(parameterization: str, rho_bounds: Mapping[str, Mapping[str, float]],

@@ -1,19 +1,22 @@
-"""Study bookkeeping: storage, sampler, create-or-resume, the baseline trials."""
+"""Study bookkeeping: storage, per-trial seeded samplers, cells created or resumed, baselines."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import optuna
 from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import ConfigError
+from ..evaluate import SamplerSpec
+from .group import GROUP_ATTR, cell_key, cell_study_name, group_studies, legacy_study
 from .space import SearchSpace
 
 OPTUNA_SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
@@ -65,13 +68,68 @@ def creating_at_once(err: Exception) -> bool:
     return "already exists" in text or "database is locked" in text
 
 
-def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler named by ``search.sampler``, seeded with ``search.seed``.
+def sampler_seed(seed: int, cell: str, number: int) -> int:
+    """The seed of trial ``number`` of ``cell``: a hash of the three, in [0, 2**31)."""
+    digest = hashlib.sha256(f"{seed}/{cell}/{number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
-    ``search.worker`` (the worker's index) is added to the seed, so parallel workers on one
-    study draw different trials.
+
+class TrialSeededSampler(optuna.samplers.BaseSampler):
+    """A fresh Optuna sampler for every trial, seeded from ``search.seed``, cell and trial number.
+
+    Trial numbers are unique within a study, so a resumed study or a second worker never
+    replays a draw (with one seed per process, both drew the same start-up trials again);
+    one process on a fresh study draws the same trials every time. Optuna's samplers keep
+    what they learn in the storage, so a new instance per trial loses nothing.
     """
-    seed = int(cfg.seed) + int(cfg.get("worker", 0))
+
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int,
+                 cell: str) -> None:
+        self.build, self.seed, self.cell = build, seed, cell
+        self.inner = build(sampler_seed(seed, cell, 0))
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Build this trial's sampler."""
+        self.inner = self.build(sampler_seed(self.seed, self.cell, trial.number))
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        """Delegated."""
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        """Delegated."""
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        """Delegated."""
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        """Delegated."""
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing: every trial's seed is fixed by its number."""
+
+
+def make_sampler(cfg, space: SearchSpace, cell: str) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler named by ``search.sampler`` for one cell, seeded per trial.
+
+    The grid sampler is the exception: one seed per cell fixes its visiting order, and it
+    hands out grid points by trial number, so workers and resumes never repeat one either.
+    """
+    name = str(cfg.sampler)
+    if name not in OPTUNA_SAMPLERS:
+        raise ConfigError("search.sampler", name,
+                          f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
+    if name == "grid":  # its seed orders the grid, which must stay one order for the study
+        return build_sampler(cfg, space, sampler_seed(int(cfg.seed), cell, 0))
+    return TrialSeededSampler(lambda seed: build_sampler(cfg, space, seed), int(cfg.seed), cell)
+
+
+def build_sampler(cfg, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler named by ``search.sampler`` with ``seed``."""
     if cfg.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials))
     if cfg.sampler == "random":
@@ -87,29 +145,53 @@ def make_sampler(cfg, space: SearchSpace) -> optuna.samplers.BaseSampler:
         if cfg.sampler == "gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials),
                                              warn_independent_sampling=False)
-        if cfg.sampler == "nsga2":
-            return optuna.samplers.NSGAIISampler(seed=seed,
-                                                 population_size=int(cfg.population_size))
-    raise ConfigError("search.sampler", cfg.sampler, f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=int(cfg.population_size))
 
 
-def open_study(name: str, storage: optuna.storages.BaseStorage,
-               sampler: optuna.samplers.BaseSampler, provenance: Mapping[str, object],
-               objectives: Sequence[str] = ("fid",),
-               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
-    """Create the study, or resume it when it exists and was run on the same model and metric.
+# The config key a user changes to change each parameter's range or choices.
+PARAM_KEYS = {"disc_rho": "search.disc_rho", "sigma_lo": "skip.window_space",
+              "sigma_hi": "skip.window_space", "profile": "skip.profiles"}
 
-    Every objective (FID, and NFE in multi-objective mode) is minimised.
+
+def check_space(name: str, recorded: Mapping[str, list], wanted: Mapping[str, list]) -> None:
+    """A resumed cell keeps its parameters and choices (ranges may differ: see ``merged``).
+
+    Anything else would leave Optuna with two incompatible distributions of one parameter
+    (a categorical with other choices fails the first trial), so it is refused up front.
     """
-    directions = ["minimize"] * len(objectives)
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
-                                    directions=directions, load_if_exists=True, pruner=pruner)
-    except ValueError as err:  # an existing study with other directions
-        raise ConfigError("search.objectives", list(objectives),
-                          f"study {name} exists with other objectives ({err}); pick a new "
-                          "search.study_name") from None
-    if len(study.directions) != len(directions):
+    for param in sorted(set(recorded) | set(wanted)):
+        key = PARAM_KEYS.get(param, f"skip.space.{param}")
+        old, new = recorded.get(param), wanted.get(param)
+        fix = f"restore it, or pick a new search.study_name (study {name})"
+        if old is None or new is None:
+            raise ConfigError(key, new, f"study {name} was searched "
+                              f"{'without' if old is None else 'with'} parameter {param}; "
+                              + fix)
+        numeric = all(isinstance(v, (int, float)) for v in (*old, *new))
+        if not numeric and list(old) != list(new):
+            raise ConfigError(key, list(new), f"study {name} was searched over choices "
+                              f"{list(old)} of {param}; " + fix)
+
+
+def merged(recorded: Mapping[str, list] | None, wanted: Mapping[str, list]) -> dict[str, list]:
+    """A cell's ranges never shrink: the union of what it searched and what the config asks.
+
+    A widened bound (by hand or by ``search.expand_bounds``) stays wide when the same command
+    resumes; choices are the config's (``check_space`` made sure they are the same).
+    """
+    out = {}
+    for param, new in wanted.items():
+        old = (recorded or {}).get(param)
+        numeric = old is not None and all(isinstance(v, (int, float)) for v in (*old, *new))
+        out[param] = [min(old[0], new[0]), max(old[1], new[1])] if numeric else list(new)
+    return out
+
+
+def check_cell(study: optuna.Study, provenance: Mapping[str, object],
+               objectives: Sequence[str], space: Mapping[str, list]) -> None:
+    """An existing cell must have the objectives, provenance and space of this run."""
+    name = study.study_name
+    if len(study.directions) != len(objectives):
         raise ConfigError("search.objectives", list(objectives),
                           f"study {name} was run with {len(study.directions)} objective(s); "
                           "pick a new search.study_name or restore search.objectives")
@@ -119,26 +201,76 @@ def open_study(name: str, storage: optuna.storages.BaseStorage,
             raise ConfigError("search.study_name", name,
                               f"this study was run with {key}={recorded[key]!r}, not {value!r}; "
                               "pick a new search.study_name or restore the original setting")
-        if key not in recorded:
-            study.set_user_attr(key, value)
-    return study
+    if "space" in recorded:
+        check_space(name, recorded["space"], space)
 
 
-def baseline_key(params: Mapping[str, object]) -> str:
-    """What tells baselines apart: the step count and, when searched, sampler and its rho."""
-    return "/".join(f"{k}={params[k]}" for k in ("steps", "sampler", "disc_rho") if k in params)
+def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storages.BaseStorage,
+               space: SearchSpace, search_cfg, provenance: Mapping[str, object],
+               objectives: Sequence[str] = ("fid",),
+               pruner: optuna.pruners.BasePruner | None = None
+               ) -> tuple[list[optuna.Study], list[SearchSpace]]:
+    """Create or resume the cell studies of sweep ``group``; each cell's baseline is queued.
+
+    Every existing cell is checked before anything is written, so a refused change of the
+    space or the provenance leaves the storage as it was. A new step count is a new cell.
+    Returns the cells and the space each searches (its recorded ranges and the config's).
+    """
+    if legacy_study(storage, group):
+        raise ConfigError("search.study_name", group,
+                          "this study searched every step count in one study (an older "
+                          "skipsearch); pick a new search.study_name to search per cell")
+    existing = set(group_studies(storage, group))
+    distributions = space.distributions()
+    names = [cell_study_name(group, cell) for cell in cells]
+    loaded = {}
+    for name, cell in zip(names, cells, strict=True):
+        if name in existing:
+            study = optuna.load_study(study_name=name, storage=storage,
+                                      sampler=make_sampler(search_cfg, space, cell_key(cell)),
+                                      pruner=pruner)
+            check_cell(study, provenance, objectives, distributions)
+            loaded[name] = study
+    studies, spaces = [], []
+    for name, cell in zip(names, cells, strict=True):
+        study, created = loaded.get(name), False
+        if study is None:
+            study, created = create_cell(name, storage, objectives, pruner,
+                                         make_sampler(search_cfg, space, cell_key(cell)))
+            check_cell(study, provenance, objectives, distributions)
+        attrs = study.user_attrs
+        for key, value in {**provenance, GROUP_ATTR: group, "cell": cell.to_dict(),
+                           "steps": cell.steps, "nfe": cell.nfe}.items():
+            if key not in attrs:
+                study.set_user_attr(key, value)
+        ranges = merged(attrs.get("space"), distributions)
+        if attrs.get("space") != ranges:  # new, or a range widened
+            study.set_user_attr("space", ranges)
+        enqueue_baseline(study, space.baseline(cell), cell_key(cell), created)
+        studies.append(study)
+        spaces.append(space.with_ranges(ranges))
+    return studies, spaces
 
 
-def enqueue_baselines(study: optuna.Study, space: SearchSpace) -> None:
-    """Queue one all-1.0 trial per step count (and sampler), unless the study already has it."""
-    have = {t.user_attrs.get("baseline_key") for t in study.get_trials(deepcopy=False)
-            if t.state != TrialState.FAIL}
-    for params in space.baselines():
-        key = baseline_key(params)
-        if key not in have:
-            study.enqueue_trial(params, user_attrs={"baseline": True, "baseline_key": key})
+def create_cell(name: str, storage: optuna.storages.BaseStorage, objectives: Sequence[str],
+                pruner, sampler) -> tuple[optuna.Study, bool]:
+    """A new cell study, or the one another worker created a moment ago (and False)."""
+    directions = ["minimize"] * len(objectives)
+    try:
+        return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                   directions=directions, pruner=pruner), True
+    except optuna.exceptions.DuplicatedStudyError:
+        return optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                 pruner=pruner), False
 
 
-def finished_count(study: optuna.Study) -> int:
-    """Trials that completed or were pruned."""
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+def enqueue_baseline(study: optuna.Study, params: Mapping[str, object], key: str,
+                     created: bool) -> None:
+    """Queue the cell's all-1.0 trial: by the worker that created the cell, or when none is left.
+
+    Two workers may both queue it after a crash; the second copy is skipped when it starts.
+    """
+    if not created and any(t.user_attrs.get("baseline") and t.state != TrialState.FAIL
+                           for t in study.get_trials(deepcopy=False)):
+        return
+    study.enqueue_trial(dict(params), user_attrs={"baseline": True, "baseline_key": key})

@@ -10,7 +10,9 @@ import optuna
 
 from ..export import baseline_per_nfe, best_per_nfe, final_or_search, pareto_front
 from ..tracking import StudySummary
+from .bounds import bound_hits, describe
 from .confirm import search_fid
+from .group import trial_steps
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,15 @@ class SummaryRow:
     best_trial: int
     params: dict
     coefficients: list[float]
+    delta: float | None = None
+    delta_ci95: tuple[float, float] | None = None
+    cell: str | None = None
+    on_bound: str = ""
+
+    @property
+    def significant(self) -> bool | None:
+        """Whether the interval of the FID change lies below zero (None: no interval)."""
+        return None if self.delta_ci95 is None else self.delta_ci95[1] < 0
 
     @property
     def change(self) -> float | None:
@@ -47,11 +58,39 @@ def summarize(study: optuna.Study,
     for nfe, t in best.items():
         base = baselines.get(nfe)
         params = {k: v for k, v in t.params.items() if k != "steps"}
-        rows.append(SummaryRow(nfe, t.params["steps"],
+        record = (scores or {}).get(t.number) or {}
+        ci = record.get("delta_ci95")
+        rows.append(SummaryRow(nfe, trial_steps(t),
                                final_or_search(base, scores) if base else None, fids[nfe],
                                search_fid(t), bool(scores) and t.number in scores,
-                               nfe in front, t.number, params, t.user_attrs["coefficients"]))
+                               nfe in front, t.number, params, t.user_attrs["coefficients"],
+                               record.get("delta"), tuple(ci) if ci else None,
+                               cell_name(study, t), bound_note(study, t)))
     return rows
+
+
+def cell_name(study, trial) -> str | None:
+    """The short name of the cell holding ``trial`` (None for a study without cells)."""
+    if not hasattr(study, "cell_of"):
+        return None
+    return study.cell_of(trial.number).study_name.rsplit("/", 1)[-1]
+
+
+def bound_note(study, trial) -> str:
+    """Which of the trial's coefficients lie on a bound of its cell's range (empty if none)."""
+    if not hasattr(study, "cell_of"):
+        return ""
+    ranges = study.cell_of(trial.number).user_attrs.get("space") or {}
+    hits = bound_hits(trial.params, ranges)
+    return describe(hits, trial.params, ranges) if hits else ""
+
+
+def fmt_delta(row: SummaryRow) -> str:
+    """``-3.21 [-4.02, -2.40]``, with ``n.s.`` when the interval reaches zero; ``-`` if none."""
+    if row.delta is None or row.delta_ci95 is None:
+        return "-"
+    low, high = row.delta_ci95
+    return f"{row.delta:+.3f} [{low:+.3f}, {high:+.3f}]" + ("" if row.significant else " n.s.")
 
 
 def study_tables(study: optuna.Study, rows: list[SummaryRow],
@@ -65,5 +104,11 @@ def study_tables(study: optuna.Study, rows: list[SummaryRow],
               for t in study.trials]
     front = [[r.nfe, r.best_fid, r.baseline_fid, r.search_fid, r.best_trial, r.confirmed]
              for r in rows if r.on_front]
+    per_nfe = [[r.nfe, r.cell or str(r.steps), r.baseline_fid, r.best_fid, r.change,
+                r.delta, *(r.delta_ci95 or (None, None)), r.significant, r.search_fid,
+                r.best_trial, r.confirmed, r.on_bound] for r in rows]
     return StudySummary(columns, trials, ["nfe", "fid", "baseline_fid", "search_fid", "trial",
-                                          "confirmed"], front, exports)
+                                          "confirmed"], front, exports,
+                        ["nfe", "cell", "baseline_fid", "best_fid", "change", "delta",
+                         "delta_ci95_low", "delta_ci95_high", "significant", "search_fid",
+                         "trial", "confirmed", "on_bound"], per_nfe)

@@ -1,0 +1,126 @@
+"""Workers share the cells of a sweep: each next trial goes to the cell with the fewest trials.
+
+Every cell gets ``search.n_trials`` finished trials whatever its cost per trial, and never
+more: a trial started when its cell already had that many trials ahead of it (finished,
+running or queued, by trial number, which the storage hands out once) ends at once as a
+surplus trial, and a trial that drew the parameters of another is skipped. Both are marked
+FAIL with the reason in ``skipped``, count for nothing, and cost no images.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import FrozenTrial, TrialState
+
+from .group import cell_label
+from .study import FINISHED
+
+log = logging.getLogger(__name__)
+
+TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+MAX_SKIPS = 20  # draws in a row that repeated earlier trials before a cell counts as exhausted
+
+
+class SkippedTrialError(RuntimeError):
+    """A trial that must not run: its cell is full, or another trial holds its parameters."""
+
+
+def claim(trial: optuna.Trial, target: int) -> None:
+    """Raise SkippedTrialError when ``target`` trials of the cell come before this one."""
+    ahead = [t for t in trial.study.get_trials(deepcopy=False, states=TAKEN)
+             if t.number < trial.number]
+    if len(ahead) >= target:
+        reason = f"surplus: the cell already has {len(ahead)} of {target} trials"
+        trial.set_user_attr("skipped", reason)
+        raise SkippedTrialError(reason)
+
+
+def check_unique(trial: optuna.Trial) -> None:
+    """Raise SkippedTrialError when a finished, running or queued trial holds the same parameters.
+
+    A queued baseline that two workers both queued runs once: the later copy is skipped.
+    """
+    key = trial.user_attrs.get("baseline_key")
+    for other in trial.study.get_trials(deepcopy=False, states=TAKEN):
+        if other.number == trial.number:
+            continue
+        same = (key is not None and other.user_attrs.get("baseline_key") == key
+                and other.number < trial.number) or (other.params == trial.params
+                                                     and other.state != TrialState.WAITING)
+        if same:
+            reason = f"duplicate of trial {other.number}"
+            trial.set_user_attr("skipped", reason)
+            trial.set_user_attr("duplicate_of", other.number)
+            raise SkippedTrialError(reason)
+
+
+def counts(study: optuna.Study) -> tuple[int, int]:
+    """(finished, running) trials of a cell, after failing trials whose heartbeat stopped."""
+    if is_heartbeat_enabled(study._storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    return len(trials) - running, running
+
+
+def announce(study: optuna.Study, trial: FrozenTrial) -> None:
+    """One line per finished trial naming its cell, and the best of that cell so far."""
+    if trial.state != TrialState.COMPLETE:
+        return
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = min(done, key=lambda t: t.values[0])
+    log.info("%s trial %d: FID %.4f; best of this cell: trial %d, FID %.4f",
+             cell_label(study), trial.number, trial.values[0], best.number, best.values[0])
+
+
+def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], target: int,
+              catch: tuple[type[Exception], ...],
+              before: Callable[[int], object] | None = None) -> int:
+    """Run trials, one at a time, in the least-served open cell until every cell is full.
+
+    ``before(i)`` runs before each trial of cell ``i`` (the warm start queues trials there).
+
+    Returns the number of trials this process ran to the end or pruned.
+    """
+    skips = [0] * len(studies)
+    ran = 0
+    last: list[FrozenTrial] = []
+
+    def remember(study: optuna.Study, trial: FrozenTrial) -> None:
+        last.append(trial)
+        announce(study, trial)
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its lines mix cells
+    try:
+        while True:
+            load = [counts(s) for s in studies]
+            open_cells = [i for i, (done, busy) in enumerate(load)
+                          if done + busy < target and skips[i] < MAX_SKIPS]
+            if not open_cells:
+                return ran
+            i = min(open_cells, key=lambda i: (sum(load[i]), i))
+            last.clear()
+            if before is not None:
+                before(i)
+            studies[i].optimize(objectives[i], n_trials=1, catch=(*catch, SkippedTrialError),
+                                callbacks=[remember])
+            trial = last[-1] if last else None
+            if trial is not None and "duplicate_of" in trial.user_attrs:
+                skips[i] += 1
+                if skips[i] == MAX_SKIPS:
+                    log.warning("%s: %d draws in a row repeated earlier trials; the space "
+                                "looks exhausted, so this worker leaves the cell",
+                                cell_label(studies[i]), MAX_SKIPS)
+            elif trial is not None:
+                skips[i] = 0
+                ran += trial.state in FINISHED
+    finally:
+        optuna.logging.set_verbosity(verbosity)

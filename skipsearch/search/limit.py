@@ -1,0 +1,127 @@
+"""Breaking the limit: does a tuned sampler at few NFE beat the untuned one at any NFE?
+
+``search.limit_steps`` lists larger step counts (up to convergence); the baseline (every
+rho = 1.0) of each solver is scored there once under the confirmation's protocol, recorded
+as ``limit/<n>@<start>/<solver>-steps<k>`` in the sweep's first cell. The answer is the
+smallest NFE whose best confirmed tuned schedule has a lower FID than the best baseline at
+any NFE measured (the cells' confirmed baselines and these), with the 95% interval of the
+change on the same seeds; both are scored again with seed blocks for it (once: the answer is
+recorded as ``limit/<n>@<start>/answer``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+from ..evaluate import SamplerSpec, evaluate
+from ..metrics.blocks import paired_delta
+from ..metrics.fid import FIDScorer
+from ..models import LoadedModel
+from ..schedule import SkipSchedule
+from .confirm import Protocol, trial_sampler, trial_schedule
+from .group import Sweep, cell_key
+
+log = logging.getLogger(__name__)
+
+
+def prefix(protocol: Protocol) -> str:
+    """Attribute prefix of the limit records made under ``protocol``."""
+    return f"limit/{protocol.n_samples}@{protocol.seed_start}/"
+
+
+def limit_records(sweep: Sweep, protocol: Protocol) -> dict[str, Mapping]:
+    """Every record under ``protocol`` (cell key -> baseline score, and ``answer``)."""
+    head = prefix(protocol)
+    return {k.removeprefix(head): v for cell in sweep.cells
+            for k, v in cell.user_attrs.items() if k.startswith(head)}
+
+
+def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
+                          samplers: Sequence[SamplerSpec], steps: Sequence[int],
+                          batch_size: int, device: str, scorer: FIDScorer) -> dict[str, Mapping]:
+    """Score each solver's baseline at each of ``steps`` not scored yet; all records."""
+    done = limit_records(sweep, protocol)
+    identity = SkipSchedule.identity(len(model.denoiser.skips))
+    for spec in samplers:
+        for k in steps:
+            cell = replace(spec, steps=int(k))
+            if cell_key(cell) in done:
+                continue
+            result = evaluate(model, identity, cell, protocol.seeds, batch_size, device, scorer,
+                              desc=f"baseline at {cell.nfe} NFE")
+            record = {"fid": result.fid, "nfe": cell.nfe, "steps": cell.steps,
+                      "sampler": cell.to_dict()}
+            sweep.cells[0].set_user_attr(prefix(protocol) + cell_key(cell), record)
+            log.info("baseline %s (NFE %d): FID %.4f on %d images", cell_key(cell), cell.nfe,
+                     result.fid, protocol.n_samples)
+    return limit_records(sweep, protocol)
+
+
+def best_baseline(sweep: Sweep, scores: Mapping[int, Mapping],
+                  records: Mapping[str, Mapping]) -> dict | None:
+    """The lowest confirmed baseline FID at any NFE: the cells' and the limit step counts'."""
+    found = []
+    for t in sweep.trials:
+        if t.user_attrs.get("baseline") and t.number in scores:
+            found.append({"fid": scores[t.number]["fid"], "nfe": t.user_attrs["nfe"],
+                          "trial": t.number})
+    found += [{"fid": r["fid"], "nfe": r["nfe"], "key": k} for k, r in records.items()
+              if k != "answer"]
+    return min(found, key=lambda r: r["fid"]) if found else None
+
+
+def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping[int, Mapping],
+           rows, batch_size: int, device: str, scorer: FIDScorer, blocks: int) -> dict | None:
+    """The smallest NFE whose confirmed best beats the best baseline anywhere, with its interval.
+
+    ``rows`` are the summary's rows (best per NFE). Recorded, so it is computed once.
+    """
+    records = limit_records(sweep, protocol)
+    target = best_baseline(sweep, scores, records)
+    if target is None:
+        return None
+    winner = next((r for r in sorted(rows, key=lambda r: r.nfe)
+                   if r.confirmed and r.best_fid < target["fid"]
+                   and not sweep.trials[r.best_trial].user_attrs.get("baseline")), None)
+    key = (winner.best_trial if winner else None, target.get("trial", target.get("key")))
+    old = records.get("answer")
+    if old is not None and (old.get("trial"), old.get("baseline")) == key:
+        return old
+    result = {"baseline": key[1], "baseline_nfe": target["nfe"], "baseline_fid": target["fid"],
+              "trial": None}
+    if winner is not None:
+        trial = sweep.trials[winner.best_trial]
+        tuned = evaluate(model, trial_schedule(trial), trial_sampler(sweep, trial),
+                         protocol.seeds, batch_size, device, scorer, blocks=blocks,
+                         desc=f"limit: tuned at {winner.nfe} NFE").blocks
+        if "trial" in target:
+            base_trial = sweep.trials[target["trial"]]
+            schedule, spec = trial_schedule(base_trial), trial_sampler(sweep, base_trial)
+        else:
+            record = records[target["key"]]
+            schedule = SkipSchedule.identity(len(model.denoiser.skips))
+            spec = SamplerSpec.from_dict(record["sampler"], record["steps"])
+        base = evaluate(model, schedule, spec, protocol.seeds, batch_size, device, scorer,
+                        blocks=blocks, desc=f"limit: baseline at {target['nfe']} NFE").blocks
+        delta = paired_delta(tuned, base, scorer.reference)
+        result.update(trial=winner.best_trial, nfe=winner.nfe, fid=winner.best_fid,
+                      **delta.to_dict())
+    sweep.cells[0].set_user_attr(prefix(protocol) + "answer", result)
+    return result
+
+
+def limit_line(result: Mapping | None) -> str | None:
+    """The summary's line about breaking the limit."""
+    if result is None:
+        return None
+    base = (f"the best baseline at any NFE measured (NFE {result['baseline_nfe']}, "
+            f"FID {result['baseline_fid']:.3f})")
+    if result.get("trial") is None:
+        return f"breaking the limit: no tuned schedule beats {base}"
+    low, high = result["delta_ci95"]
+    sure = "" if high < 0 else "; not significant: the interval reaches zero"
+    return (f"breaking the limit: tuned at NFE {result['nfe']} (FID {result['fid']:.3f}, trial "
+            f"{result['trial']}) beats {base}: change {result['delta']:+.3f} "
+            f"[{low:+.3f}, {high:+.3f}] (95%){sure}")
