@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 from skipsearch import export
 from skipsearch.cli import compose_config, guarded
 from skipsearch.cli.sweep import run_sweep
+from skipsearch.search.group import load_sweep
 from skipsearch.search.study import FINISHED
 
 from .conftest import run_cli, start_cli
@@ -39,7 +40,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides
     while not sent and time.monotonic() < deadline and worker.poll() is None:
         time.sleep(0.05)
         try:
-            trials = optuna.load_study(study_name="digits-heun-linear", storage=db).trials
+            trials = load_sweep(db, "digits-heun-linear").trials
         except (KeyError, OperationalError):
             continue  # not created yet
         states = [t.state for t in trials]
@@ -50,7 +51,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides
     assert sent, "the sweep never had a running trial after a finished one"
     assert worker.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    study = optuna.load_study(study_name="digits-heun-linear", storage=db)
+    study = load_sweep(db, "digits-heun-linear")
     finished = len(study.get_trials(states=FINISHED))
     assert err.strip().splitlines()[-1] == (f"skipsearch: interrupted; {finished} trials "
                                             "finished, resume with the same command")
@@ -63,8 +64,10 @@ def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides
 
     again = run_cli("sweep", *args)
     assert again.returncode == 0, again.stderr
-    study = optuna.load_study(study_name="digits-heun-linear", storage=db)
-    assert len(study.get_trials(states=FINISHED)) >= 3
+    study = load_sweep(db, "digits-heun-linear")
+    done = study.get_trials(states=FINISHED)
+    assert len(done) == 3  # search.n_trials, exactly
+    assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)  # none repeated
     assert (out / "exports" / "digits-heun-linear" / "best.yaml").is_file()
 
 
