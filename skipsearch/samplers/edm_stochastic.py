@@ -10,8 +10,6 @@ import torch
 from .base import Denoise, Noise
 from .heun import heun_step
 
-EDM_STOCHASTIC_OPTIONS = ("S_churn", "S_min", "S_max", "S_noise")
-
 
 def edm_stochastic_nfe(steps: int) -> int:
     """Network evaluations of Algorithm 2 with N steps: 2N - 1, as for Algorithm 1."""

@@ -23,9 +23,7 @@ import math
 import torch
 
 from .base import Denoise, Noise
-
-UNIPC_OPTIONS = ("order",)
-UNIPC_ORDERS = (2, 3)
+from .names import UNIPC_ORDERS
 
 
 def unipc_nfe(steps: int) -> int:

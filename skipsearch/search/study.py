@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import ConfigError
+from .names import OPTUNA_SAMPLERS
 from .space import SearchSpace
 
-OPTUNA_SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
