@@ -13,7 +13,9 @@ from .models.kinds import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .paths import REPO_DIR
 from .precision import NETWORK_DTYPES, SAMPLER_DTYPES
 from .preflight import check_port_free, check_study_file, check_writable, unwritable_reason
+from .samplers.discretization import positive_levels
 from .samplers.names import SAMPLER_NAMES, SAMPLER_OPTIONS, WINDOW_SAMPLERS
+from .samplers.spec import SamplerSpec
 from .schedule import (
     PARAMETERIZATIONS,
     PROFILES,
@@ -25,8 +27,7 @@ from .schedule import (
 from .search.names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
-if TYPE_CHECKING:  # torch-heavy: imported where a check or a builder needs them
-    from .evaluate import SamplerSpec
+if TYPE_CHECKING:  # torch-heavy: imported where a builder needs it
     from .search.confirm import Protocol
 
 FEATURES = ("digits", "inception")
@@ -127,11 +128,9 @@ def validate_sampler(cfg: DictConfig) -> None:
         check(cfg.sampler.S_min <= cfg.sampler.S_max, "sampler.S_min", cfg.sampler.S_min,
               f"must not exceed sampler.S_max={cfg.sampler.S_max}")
     if get_choice(cfg, "sampler.discretization", DISCRETIZATIONS) == "list":
-        from .samplers.discretization import sigmas_from_list
-
         sigmas = OmegaConf.select(cfg, "sampler.sigmas")
         try:
-            sigmas_from_list(list(sigmas or []))
+            positive_levels(list(sigmas or []))
         except (ValueError, TypeError) as err:
             raise ConfigError("sampler.sigmas", sigmas and list(sigmas),
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
@@ -535,8 +534,6 @@ def sampler_spec(cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
     With ``discretization: list`` the step count is the number of listed sigmas.
     """
     s = cfg.sampler
-    from .evaluate import SamplerSpec
-
     options = {k: float(s[k]) for k in SAMPLER_OPTIONS[str(s.name)]}
     sigma_list = None
     if s.get("discretization", "edm") == "list":

@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import ConfigError
-from .evaluate import SamplerSpec
+from .samplers.spec import SamplerSpec
 from .schedule import SkipSchedule, coefficient_problem
 from .search.confirm import search_fid
 from .urls import safe_url

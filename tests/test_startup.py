@@ -48,6 +48,8 @@ print("HEAVY=" + ",".join(heavy), "CODE=" + str(code))
     (["sweep", "pruner=median", "pruner.stages=[2]"], "pruner.stages="),
     (["sweep", "logger.kind=tensorboard"], "logger.kind="),
     (["windows", "sampler=unipc"], "sampler.name="),
+    (["sample", "sampler.discretization=list", "sampler.sigmas=[1,2]"], "sampler.sigmas="),
+    (["windows", "windows.count=99"], "windows.count="),
 ])
 def test_config_errors_without_torch(argv, key, tmp_path):
     """A configuration error answers in one line, exit 2, and torch was never imported."""

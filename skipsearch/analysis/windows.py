@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 
 CSV_COLUMNS = ("kind", "window", "first_step", "last_step", "sigma_hi", "sigma_lo",

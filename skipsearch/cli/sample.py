@@ -8,12 +8,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, validate
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..export import check_fits, load_schedule
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, setup_device
 from ..samplers import labels_from_seeds
+from ..samplers.spec import SamplerSpec
 
 
 def plan(cfg: DictConfig, model: LoadedModel):

@@ -16,7 +16,6 @@ from typing import Any
 
 _MODULES = {
     "skipsearch.samplers.names": ("SAMPLER_NAMES", "SAMPLER_OPTIONS"),
-    "skipsearch.samplers.base": ("Denoise", "Noise"),
     "skipsearch.samplers.discretization": ("edm_sigmas", "sigmas_from_list"),
     "skipsearch.samplers.dpmpp": ("dpmpp_2m_nfe", "sample_dpmpp_2m"),
     "skipsearch.samplers.edm_stochastic": ("edm_stochastic_nfe", "sample_edm_stochastic"),
@@ -24,8 +23,9 @@ _MODULES = {
     "skipsearch.samplers.heun": ("heun_nfe", "sample_heun"),
     "skipsearch.samplers.seeds": ("PerImageNoise", "labels_from_seeds", "latents_from_seeds"),
     "skipsearch.samplers.unipc": ("sample_unipc", "unipc_nfe"),
-    "skipsearch.samplers.registry": ("SAMPLERS", "SamplerDef", "nfe_of", "sampler_def",
-                                     "checked_options", "generate", "network_denoise"),
+    "skipsearch.samplers.base": ("Denoise", "Noise", "Step", "StepCallback"),
+    "skipsearch.samplers.registry": ("SAMPLERS", "SamplerDef", "nfe_of", "sampler_def"),
+    "skipsearch.samplers.spec": ("SamplerSpec",),
 }
 _EXPORTS = {name: module for module, names in _MODULES.items() for name in names}
 
