@@ -65,6 +65,16 @@ def test_config_errors_without_torch(argv, key, tmp_path):
     assert last == "HEAVY= CODE=2", last
 
 
+def test_dashboard_imports_no_torch():
+    """The dashboard serves a study storage: its runner needs Optuna, not torch."""
+    probe = ("import sys, skipsearch.cli.dashboard; "
+             f"print(sorted(m for m in {TORCH_FAMILY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_component_names_match_their_components():
     """The torch-free lists the config check reads name exactly what the components run."""
     from skipsearch.models.kinds import MODEL_KINDS
