@@ -34,10 +34,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from skipsearch.acceleration import GraphedCall, accelerate
-from skipsearch.evaluate import SamplerSpec, generate_fitting
+from skipsearch.evaluate import generate_fitting
 from skipsearch.models import LoadedModel
 from skipsearch.models.edm import EDMNetworkDenoiser
 from skipsearch.precision import Precision
+from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule, linear_coefficients
 from tests.edm_format.writer import build_network
 

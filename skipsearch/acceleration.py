@@ -13,11 +13,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .compile_modes import COMPILE_MODES
 from .models import LoadedModel
 from .precision import FP32, Precision
 from .skips import SkipHooks
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 Call = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 

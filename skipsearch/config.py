@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 
-from .acceleration import COMPILE_MODES
+from .compile_modes import COMPILE_MODES
 from .errors import ConfigError, check
-from .evaluate import SamplerSpec
-from .models import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
+from .models.kinds import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 from .paths import REPO_DIR
 from .precision import NETWORK_DTYPES, SAMPLER_DTYPES
 from .preflight import check_port_free, check_study_file, check_writable, unwritable_reason
-from .samplers import SAMPLERS, sigmas_from_list
+from .samplers.discretization import positive_levels
+from .samplers.names import SAMPLER_NAMES, SAMPLER_OPTIONS, WINDOW_SAMPLERS
+from .samplers.spec import SamplerSpec
 from .schedule import (
     PARAMETERIZATIONS,
     PROFILES,
@@ -24,11 +24,11 @@ from .schedule import (
     coefficient_problem,
     param_names,
 )
-from .search.confirm import Protocol
-from .search.pruning import PRUNERS, stage_counts
-from .search.study import OPTUNA_SAMPLERS
+from .search.names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 from .tracking import LOGGER_KINDS, WANDB_MODES
-from .weights import check_safetensors
+
+if TYPE_CHECKING:  # torch-heavy: imported where a builder needs it
+    from .search.confirm import Protocol
 
 FEATURES = ("digits", "inception")
 DISCRETIZATIONS = ("edm", "list")
@@ -68,13 +68,24 @@ def get_choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
+def check_device_name(value: str) -> str:
+    """``device`` must be auto, cpu, cuda or cuda:N (checked without torch)."""
+    check(value in ("auto", "cpu") or value == "cuda" or (
+        value.startswith("cuda:") and value[5:].isdigit()), "device", value,
+        "choose auto, cpu, cuda or cuda:N")
+    return value
+
+
 def resolve_device(value: str) -> str:
     """``auto`` picks cuda when available; an unavailable cuda device is a ConfigError."""
+    check_device_name(value)
+    if value == "cpu":
+        return value
+    import torch
+
     if value == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    check(value == "cpu" or value.startswith("cuda"), "device", value,
-          "choose auto, cpu, cuda or cuda:N")
-    check(value == "cpu" or torch.cuda.is_available(), "device", value,
+    check(torch.cuda.is_available(), "device", value,
           "no CUDA device is visible; use device=cpu or device=auto")
     return value
 
@@ -101,12 +112,12 @@ def validate_output(cfg: DictConfig, command: str) -> None:
 
 def validate_sampler(cfg: DictConfig) -> None:
     """Sampler name, steps, discretization and the sampler's own options."""
-    name = get_choice(cfg, "sampler.name", tuple(SAMPLERS))
+    name = get_choice(cfg, "sampler.name", SAMPLER_NAMES)
     get_int(cfg, "sampler.steps", 1)
     sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
     get_float(cfg, "sampler.sigma_max", sigma_min)
     get_float(cfg, "sampler.rho", 0.0)
-    for option in SAMPLERS[name].options:
+    for option in SAMPLER_OPTIONS[name]:
         value = get(cfg, f"sampler.{option}")
         check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
               f"sampler.{option}", value, "must be a number >= 0")
@@ -119,7 +130,7 @@ def validate_sampler(cfg: DictConfig) -> None:
     if get_choice(cfg, "sampler.discretization", DISCRETIZATIONS) == "list":
         sigmas = OmegaConf.select(cfg, "sampler.sigmas")
         try:
-            sigmas_from_list(list(sigmas or []))
+            positive_levels(list(sigmas or []))
         except (ValueError, TypeError) as err:
             raise ConfigError("sampler.sigmas", sigmas and list(sigmas),
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
@@ -139,6 +150,8 @@ def validate_metric(cfg: DictConfig) -> None:
     if feature == "digits" and OmegaConf.select(cfg, "metric.weights") is not None:
         check(Path(cfg.metric.weights).is_file(), "metric.weights", cfg.metric.weights,
               "no such file; give the feature network's weights, or null for the bundled one")
+        from .weights import check_safetensors
+
         check_safetensors(Path(cfg.metric.weights), "metric.weights")
     reference = str(get(cfg, "metric.reference"))
     check(reference == "digits" or Path(reference).exists(), "metric.reference", reference,
@@ -206,6 +219,8 @@ def validate_model(cfg: DictConfig, command: str) -> None:
         check(weights is None or Path(weights).is_file(), "model.weights", weights,
               "no such file; give the path of the model's weights, or null for the bundled one")
         if weights is not None:
+            from .weights import check_safetensors
+
             check_safetensors(Path(weights), "model.weights")
         return
     path = OmegaConf.select(cfg, "model.path", throw_on_missing=False)
@@ -300,8 +315,8 @@ def validate_search_extras(cfg: DictConfig) -> None:
     if samplers is not None:
         names = list(samplers) if OmegaConf.is_list(samplers) else samplers
         check(isinstance(names, list) and len(names) > 0 and len(set(names)) == len(names)
-              and all(n in SAMPLERS for n in names), "search.samplers", names,
-              f"give a list of distinct samplers out of: {', '.join(SAMPLERS)}; or null")
+              and all(n in SAMPLER_NAMES for n in names), "search.samplers", names,
+              f"give a list of distinct samplers out of: {', '.join(SAMPLER_NAMES)}; or null")
     if OmegaConf.select(cfg, "search.disc_rho") is not None:
         check(cfg.sampler.get("discretization", "edm") == "edm", "search.disc_rho",
               OmegaConf.to_container(cfg.search.disc_rho),
@@ -338,7 +353,7 @@ def validate_storage_reachable(cfg: DictConfig) -> None:
         return
     import sqlalchemy
 
-    from .export import safe_url
+    from .urls import safe_url
 
     try:
         engine = sqlalchemy.create_engine(url)
@@ -391,8 +406,17 @@ def validate_speed(cfg: DictConfig, device: str) -> None:
           f"choose null (eager) or one of: {', '.join(COMPILE_MODES)}")
     graph = get(cfg, "cuda_graph")
     check(isinstance(graph, bool), "cuda_graph", graph, "must be true or false")
-    check(not graph or device.startswith("cuda"), "cuda_graph", graph,
+    check(not graph or device != "cpu", "cuda_graph", graph,
           f"CUDA graphs need a CUDA device, and device={device}; set cuda_graph=false")
+
+
+def validate_device(cfg: DictConfig, device: str) -> None:
+    """A CUDA device (asked for, or needed by ``cuda_graph``) must be visible; loads torch."""
+    if device == "cpu" or (device == "auto" and not cfg.get("cuda_graph")):
+        return  # nothing to ask torch: auto falls back to the CPU
+    resolved = resolve_device(device)
+    check(not cfg.cuda_graph or resolved.startswith("cuda"), "cuda_graph", cfg.cuda_graph,
+          f"CUDA graphs need a CUDA device, and device={resolved}; set cuda_graph=false")
 
 
 def validate(cfg: DictConfig, command: str) -> None:
@@ -413,7 +437,8 @@ def validate(cfg: DictConfig, command: str) -> None:
         get_int(cfg, "sample.grid", 0)
     if command in ("export", "dashboard") or (command == "report" and cfg.report.grid == 0):
         return
-    validate_speed(cfg, resolve_device(str(get(cfg, "device"))))
+    device = check_device_name(str(get(cfg, "device")))
+    validate_speed(cfg, device)
     validate_model(cfg, command)
     validate_sampler(cfg)
     get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
@@ -448,6 +473,7 @@ def validate(cfg: DictConfig, command: str) -> None:
             from .export import load_schedule
 
             load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS[command])
+    validate_device(cfg, device)  # last: the one value check of the run that needs torch
 
 
 def validate_schedule_params(cfg: DictConfig) -> None:
@@ -472,8 +498,6 @@ def validate_train_toy(cfg: DictConfig) -> None:
 
 def validate_windows(cfg: DictConfig) -> None:
     """Window width and count, and a sampler that evaluates the network on its levels."""
-    from .analysis.windows import WINDOW_SAMPLERS
-
     width = get_int(cfg, "windows.width", 1)
     if OmegaConf.select(cfg, "windows.count") is not None:
         count = get_int(cfg, "windows.count", 1)
@@ -522,7 +546,7 @@ def sampler_spec(cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
     With ``discretization: list`` the step count is the number of listed sigmas.
     """
     s = cfg.sampler
-    options = {k: float(s[k]) for k in SAMPLERS[str(s.name)].options}
+    options = {k: float(s[k]) for k in SAMPLER_OPTIONS[str(s.name)]}
     sigma_list = None
     if s.get("discretization", "edm") == "list":
         sigma_list = tuple(float(v) for v in s.sigmas if float(v) > 0)
@@ -566,6 +590,8 @@ def sampler_choices(cfg: DictConfig) -> dict[str, SamplerSpec]:
 
 def final_protocol(cfg: DictConfig) -> Protocol:
     """The final score: ``metric.final_samples`` images from ``metric.final_seed_start``."""
+    from .search.confirm import Protocol
+
     start = OmegaConf.select(cfg, "metric.final_seed_start")
     if start is None:
         start = int(cfg.metric.seed_start) + int(cfg.metric.n_samples)

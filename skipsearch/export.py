@@ -13,10 +13,11 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import ConfigError
-from .evaluate import SamplerSpec
+from .samplers.spec import SamplerSpec
 from .schedule import SkipSchedule, coefficient_problem
 from .search.confirm import search_fid
 from .search.group import Sweep, trial_steps
+from .urls import safe_url
 
 FORMAT = "skipsearch-schedule/1"
 
@@ -67,18 +68,6 @@ def pareto_front(fids: Mapping[int, float]) -> list[int]:
             front.append(nfe)
             best = fids[nfe]
     return front
-
-
-def safe_url(url: str) -> str:
-    """A storage URL with any password replaced by ***."""
-    from sqlalchemy.engine import make_url
-
-    if url.startswith("journal:///"):
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("://", 1)[0] + "://..."
 
 
 def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial | None,

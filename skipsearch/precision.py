@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use, so the config check reads the names without it
+    import torch
 
-NETWORK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-SAMPLER_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+# The precisions by name (the config's choices) and the torch dtype each stands for.
+NETWORK_DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+SAMPLER_DTYPES = {"float64": "float64", "float32": "float32"}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype of a network or sampler precision called ``name``."""
+    import torch
+
+    return getattr(torch, {**NETWORK_DTYPES, **SAMPLER_DTYPES}[name])
 
 
 def autocast(device: torch.device | str, name: str) -> contextlib.AbstractContextManager:
     """Autocast to the dtype called ``name`` on ``device``'s type; nothing at all for fp32."""
-    dtype = NETWORK_DTYPES[name]
+    import torch
+
+    dtype = torch_dtype(name)
     if dtype == torch.float32:
         return contextlib.nullcontext()
     # No weight-cast cache: the weights need no gradient, and CUDA graphs forbid the cache.
@@ -45,7 +57,7 @@ class Precision:
     @property
     def sampler_dtype(self) -> torch.dtype:
         """The dtype the sampler integrates in."""
-        return SAMPLER_DTYPES[self.sampler]
+        return torch_dtype(self.sampler)
 
     def network_autocast(self, device: torch.device | str) -> contextlib.AbstractContextManager:
         """The autocast context of one network evaluation on ``device``."""

@@ -15,6 +15,7 @@ from contextlib import closing
 from pathlib import Path
 
 from .errors import ConfigError, check
+from .urls import safe_url
 
 SQLITE = "sqlite:///"
 JOURNAL = "journal:///"
@@ -87,8 +88,6 @@ def check_study_file(url: str, must_exist: bool) -> None:
     An existing file must be an Optuna storage (or empty); a SQLite file with other tables
     belongs to another program and is never written. With ``must_exist`` it must also exist.
     """
-    from .export import safe_url
-
     path = study_file(url)
     if path is None:
         return

@@ -11,11 +11,10 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
-
-from .images import grid_array
+if TYPE_CHECKING:  # the config check reads LOGGER_KINDS and WANDB_MODES without torch
+    import torch
 
 log = logging.getLogger(__name__)
 LOGGER_KINDS = ("wandb", "none")
@@ -121,6 +120,8 @@ class WandbTracker:
         """The trial's run: FID at each stage (history), final metrics and a sample grid."""
         import wandb
 
+        from .images import grid_array
+
         def fill(run) -> None:
             for count, fid in stages:
                 run.log({"stage/n_samples": count, "stage/fid": fid})
@@ -134,6 +135,7 @@ class WandbTracker:
     def log_study(self, summary: StudySummary) -> None:
         """The study's run: a table of all trials, the Pareto front, the schedules artifact."""
         import wandb
+
 
         def fill(run) -> None:
             front = wandb.Table(columns=summary.front_columns, data=summary.front)

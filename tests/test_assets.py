@@ -5,9 +5,10 @@ from __future__ import annotations
 import torch
 
 from skipsearch.data.digits import digits_tensors, train_test_split_indices
+from skipsearch.generation import generate
 from skipsearch.metrics.features import DIGITS_CLASSIFIER, load_digits_classifier
 from skipsearch.models.digits import DIGITS_WEIGHTS, load_digits_denoiser
-from skipsearch.samplers import edm_sigmas, generate, labels_from_seeds
+from skipsearch.samplers import edm_sigmas, labels_from_seeds
 
 
 def test_bundled_files_are_small_safetensors():

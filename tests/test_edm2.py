@@ -11,8 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from skipsearch.errors import ConfigError
+from skipsearch.generation import generate
 from skipsearch.models.edm2 import find_edm2_skips, load_edm2_denoiser
-from skipsearch.samplers import edm_sigmas, generate
+from skipsearch.samplers import edm_sigmas
 from skipsearch.schedule import linear_coefficients
 from skipsearch.skips import skip_tuning
 

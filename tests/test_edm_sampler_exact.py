@@ -8,12 +8,11 @@ import math
 import pytest
 import torch
 
+from skipsearch.generation import generate, network_denoise
 from skipsearch.models.edm import load_edm_denoiser
 from skipsearch.samplers import (
     PerImageNoise,
     edm_sigmas,
-    generate,
-    network_denoise,
     sample_edm_stochastic,
     sample_heun,
 )

@@ -31,12 +31,12 @@ from skipsearch.analysis.windows import (
     run_window_study,
     write_window_csv,
 )
-from skipsearch.evaluate import SamplerSpec
+from skipsearch.generation import generate
 from skipsearch.metrics.features import DigitsClassifier, FeatureExtractor
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.reference import feature_sums, reference_images
 from skipsearch.models import LoadedModel
-from skipsearch.samplers import generate
+from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule
 from skipsearch.skips import effective_coefficients, skip_tuning, where_values
 

@@ -19,11 +19,13 @@ import skipsearch.evaluate as evaluate_module
 import skipsearch.samplers as samplers_module
 from skipsearch.acceleration import accelerate
 from skipsearch.cli import compose_config
-from skipsearch.evaluate import SamplerSpec, evaluate
+from skipsearch.evaluate import evaluate
+from skipsearch.generation import generate
 from skipsearch.models import load_model
 from skipsearch.precision import FP32, Precision, channels_last_wanted
 from skipsearch.runtime import build_extractor, build_model, build_scorer
-from skipsearch.samplers import edm_sigmas, generate
+from skipsearch.samplers import edm_sigmas
+from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule
 
 SEEDS = range(32)

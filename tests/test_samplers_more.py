@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from skipsearch.generation import generate
 from skipsearch.samplers import (
     SAMPLERS,
     PerImageNoise,
     edm_sigmas,
-    generate,
     latents_from_seeds,
     nfe_of,
     sample_edm_stochastic,

@@ -1,4 +1,4 @@
-"""What the command line imports before it answers: no torch for help and version."""
+"""What the command line imports before it answers: no torch for help, version, bad input."""
 
 from __future__ import annotations
 
@@ -26,6 +26,64 @@ def test_answers_without_heavy_imports(argv):
     assert out.returncode == 0, out.stderr
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("HEAVY= "), last
+
+
+TORCH_FAMILY = ("torch", "torchvision", "torchmetrics")
+ERROR_PROBE = """
+import sys
+from skipsearch.cli import main
+code = main({argv!r})
+heavy = sorted(m for m in {family!r} if m in sys.modules)
+print("HEAVY=" + ",".join(heavy), "CODE=" + str(code))
+"""
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["sweep", "sampler.steps=0"], "sampler.steps=0"),
+    (["sweep", "model.kind=no_such_kind"], "model.kind="),
+    (["sample", "model.weights=no/such/weights.safetensors"], "model.weights="),
+    (["sweep", "precision.network=fp8"], "precision.network="),
+    (["sweep", "compile=fastest"], "compile="),
+    (["sweep", "search=tpe", "search.sampler=annealing"], "search.sampler="),
+    (["sweep", "pruner=median", "pruner.stages=[2]"], "pruner.stages="),
+    (["sweep", "logger.kind=tensorboard"], "logger.kind="),
+    (["windows", "sampler=unipc"], "sampler.name="),
+    (["sample", "sampler.discretization=list", "sampler.sigmas=[1,2]"], "sampler.sigmas="),
+    (["windows", "windows.count=99"], "windows.count="),
+])
+def test_config_errors_without_torch(argv, key, tmp_path):
+    """A configuration error answers in one line, exit 2, and torch was never imported."""
+    argv = [*argv, f"out_dir={tmp_path}/out", f"storage.url=sqlite:///{tmp_path}/s.db"]
+    out = subprocess.run([sys.executable, "-c", ERROR_PROBE.format(argv=argv,
+                                                                   family=TORCH_FAMILY)],
+                         capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    errors = out.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith("skipsearch: error: "), out.stderr
+    assert key in errors[0], errors[0]
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "HEAVY= CODE=2", last
+
+
+def test_dashboard_imports_no_torch():
+    """The dashboard serves a study storage: its runner needs Optuna, not torch."""
+    probe = ("import sys, skipsearch.cli.dashboard; "
+             f"print(sorted(m for m in {TORCH_FAMILY!r} if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_component_names_match_their_components():
+    """The torch-free lists the config check reads name exactly what the components run."""
+    from skipsearch.models.kinds import MODEL_KINDS
+    from skipsearch.models.loading import LOADERS
+    from skipsearch.samplers.names import SAMPLER_OPTIONS
+    from skipsearch.samplers.registry import SAMPLERS
+
+    assert tuple(LOADERS) == MODEL_KINDS
+    assert {name: d.options for name, d in SAMPLERS.items()} == SAMPLER_OPTIONS
 
 
 def test_public_names_import_lazily():

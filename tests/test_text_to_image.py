@@ -10,8 +10,9 @@ pytest.importorskip("transformers")
 
 import torch
 
+from skipsearch.generation import generate
 from skipsearch.models.text_to_image import load_text_to_image
-from skipsearch.samplers import edm_sigmas, generate
+from skipsearch.samplers import edm_sigmas
 from skipsearch.skips import skip_tuning
 
 from .conftest import run_cli

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 
-# Samplers that evaluate the network only at the discretization's levels.
-WINDOW_SAMPLERS = ("euler", "heun", "dpmpp_2m")  # edm_stochastic only with S_churn = 0
 CSV_COLUMNS = ("kind", "window", "first_step", "last_step", "sigma_hi", "sigma_lo",
                "fid", "fid_baseline", "change", "relative_change", "change_low", "change_high",
                "n_samples")

@@ -6,9 +6,9 @@ from omegaconf import DictConfig
 
 from ..config import validate
 from ..errors import ConfigError
-from ..export import safe_url
 from ..search.group import GROUP_ATTR
 from ..search.study import make_storage
+from ..urls import safe_url
 
 
 def run_dashboard(cfg: DictConfig) -> None:

@@ -8,9 +8,9 @@ from omegaconf import DictConfig
 
 from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, study_name
 from ..errors import ConfigError
-from ..evaluate import SamplerSpec
 from ..export import check_fits, load_schedule
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 
 

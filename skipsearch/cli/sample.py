@@ -8,12 +8,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, validate
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..export import check_fits, load_schedule
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, setup_device
 from ..samplers import labels_from_seeds
+from ..samplers.spec import SamplerSpec
+from ..seed_range import SeedRange
 
 
 def plan(cfg: DictConfig, model: LoadedModel):
@@ -23,13 +25,13 @@ def plan(cfg: DictConfig, model: LoadedModel):
         exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["sample"])
         check_fits(exported, model)
         sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
-        start, stop = exported.score["seeds"]["start"], exported.score["seeds"]["stop"]
+        scored = SeedRange.from_dict(exported.score["seeds"])
+        seeds = scored.with_count(int(n)) if n else scored
         name = Path(cfg.schedule).stem
-        return exported.schedule, sampler, range(start, start + n if n else stop), name, exported
+        return exported.schedule, sampler, seeds.seeds, name, exported
     levels = [p.level for p in model.denoiser.skips]
-    start = int(cfg.metric.seed_start)
-    seeds = range(start, start + int(n or cfg.metric.n_samples))
-    return schedule_from_config(cfg, levels), sampler_spec(cfg), seeds, "config", None
+    seeds = SeedRange(int(cfg.metric.seed_start), int(n or cfg.metric.n_samples))
+    return schedule_from_config(cfg, levels), sampler_spec(cfg), seeds.seeds, "config", None
 
 
 def run_sample(cfg: DictConfig) -> dict:

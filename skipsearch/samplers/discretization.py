@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch loads on first use: the config check reads positive_levels alone
+    import torch
 
 
 def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
@@ -15,6 +17,8 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
     Karras et al. 2022, Eq. 5; returns N + 1 float64 values.
     """
+    import torch
+
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     i = torch.arange(steps, dtype=torch.float64)
@@ -25,6 +29,13 @@ def edm_sigmas(steps: int, sigma_min: float = 0.002, sigma_max: float = 80.0,
 
 def sigmas_from_list(values: Sequence[float]) -> torch.Tensor:
     """User-given noise levels, high to low, checked and ended with 0; float64."""
+    import torch
+
+    return torch.tensor([*positive_levels(values), 0.0], dtype=torch.float64)
+
+
+def positive_levels(values: Sequence[float]) -> list[float]:
+    """The positive levels of a user-given list (a final 0 dropped); ValueError if unusable."""
     levels = [float(v) for v in values]
     if levels and levels[-1] == 0.0:
         levels = levels[:-1]
@@ -38,4 +49,4 @@ def sigmas_from_list(values: Sequence[float]) -> torch.Tensor:
     if pairs:
         shown = ", ".join(f"{a:g} then {b:g}" for a, b in pairs)
         raise ValueError(f"noise levels must strictly decrease, got {shown} in {levels}")
-    return torch.tensor([*levels, 0.0], dtype=torch.float64)
+    return levels

@@ -7,10 +7,8 @@ from collections.abc import Callable
 
 import torch
 
-from .base import Denoise, Noise
+from .base import Denoise, Noise, Step, StepCallback
 from .heun import heun_step
-
-EDM_STOCHASTIC_OPTIONS = ("S_churn", "S_min", "S_max", "S_noise")
 
 
 def edm_stochastic_nfe(steps: int) -> int:
@@ -30,8 +28,8 @@ def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Ten
                           noise: Noise | None = None, *, S_churn: float = 0.0,
                           S_min: float = 0.0, S_max: float = math.inf,
                           S_noise: float = 1.0,
-                          round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None
-                          ) -> torch.Tensor:
+                          round_sigma: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                          callback: StepCallback | None = None) -> torch.Tensor:
     """Stochastic sampling with churn and Heun steps (Karras et al. 2022, Algorithm 2).
 
     ``round_sigma`` maps a raised level t_hat to one the network supports (iDDPM's grid), as
@@ -58,5 +56,7 @@ def sample_edm_stochastic(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Ten
                 t_hat = round_sigma(torch.as_tensor(t_hat, dtype=torch.float64))
             x_hat = x_cur + (t_hat**2 - t_cur**2).sqrt() * S_noise * eps
         # Euler step from t_hat, then the 2nd order correction unless t_next = 0.
-        x_next = heun_step(denoise, x_hat, t_hat, t_next)
+        x_next, denoised = heun_step(denoise, x_hat, t_hat, t_next)
+        if callback is not None:
+            callback(Step(i, t_cur, t_next, x_cur, x_next, denoised))
     return x_next

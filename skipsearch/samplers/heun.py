@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from .base import Denoise, Noise, reject_options
+from .base import Denoise, Noise, Step, StepCallback, reject_options
 
 
 def heun_nfe(steps: int) -> int:
@@ -15,24 +15,32 @@ def heun_nfe(steps: int) -> int:
 
 
 def heun_step(denoise: Denoise, x_cur: torch.Tensor, t_cur: torch.Tensor,
-              t_next: torch.Tensor) -> torch.Tensor:
-    """One step of Algorithm 1 from t_cur to t_next (Euler only when t_next = 0)."""
+              t_next: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of Algorithm 1 from t_cur to t_next (Euler only when t_next = 0).
+
+    Returns x_next and the step's first network output D(x_cur; t_cur).
+    """
     # Euler step.
-    d_cur = (x_cur - denoise(x_cur, t_cur)) / t_cur
+    denoised = denoise(x_cur, t_cur)
+    d_cur = (x_cur - denoised) / t_cur
     x_next = x_cur + (t_next - t_cur) * d_cur
     # Apply 2nd order correction.
     if t_next > 0:
         d_prime = (x_next - denoise(x_next, t_next)) / t_next
         x_next = x_cur + (t_next - t_cur) * (0.5 * d_cur + 0.5 * d_prime)
-    return x_next
+    return x_next, denoised
 
 
 @torch.no_grad()
 def sample_heun(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
-                noise: Noise | None = None, **options: float) -> torch.Tensor:
+                noise: Noise | None = None, *, callback: StepCallback | None = None,
+                **options: float) -> torch.Tensor:
     """Heun's method on dx/dsigma = (x - D(x; sigma)) / sigma (Karras et al. 2022, Alg. 1)."""
     reject_options("heun", options)
     x_next = x_T  # the caller picks the dtype (float64 or float32)
-    for t_cur, t_next in itertools.pairwise(sigmas):
-        x_next = heun_step(denoise, x_next, t_cur, t_next)
+    for i, (t_cur, t_next) in enumerate(itertools.pairwise(sigmas)):
+        x_cur = x_next
+        x_next, denoised = heun_step(denoise, x_cur, t_cur, t_next)
+        if callback is not None:
+            callback(Step(i, t_cur, t_next, x_cur, x_next, denoised))
     return x_next

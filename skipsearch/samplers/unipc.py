@@ -22,10 +22,8 @@ import math
 
 import torch
 
-from .base import Denoise, Noise
-
-UNIPC_OPTIONS = ("order",)
-UNIPC_ORDERS = (2, 3)
+from .base import Denoise, Noise, Step, StepCallback
+from .names import UNIPC_ORDERS
 
 
 def unipc_nfe(steps: int) -> int:
@@ -84,8 +82,8 @@ def uni_update(x_s: torch.Tensor, sigma_s: float, sigma_t: float,
 
 @torch.no_grad()
 def sample_unipc(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
-                 noise: Noise | None = None, order: float = 2, **options: float
-                 ) -> torch.Tensor:
+                 noise: Noise | None = None, order: float = 2, *,
+                 callback: StepCallback | None = None, **options: float) -> torch.Tensor:
     """UniPC-bh2 of ``order`` 2 or 3 with the UniC corrector (Zhao et al. 2023, Alg. 1)."""
     if options:
         raise TypeError(f"unipc takes only order, got {', '.join(sorted(options))}")
@@ -102,6 +100,8 @@ def sample_unipc(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
         if t_next == 0:
             # Final step to sigma = 0 (h = inf): first order, x = D(x; sigma), which the
             # corrected x would not change.
+            if callback is not None:
+                callback(Step(i, sigmas[i], sigmas[i + 1], x_cur, m_cur, m_cur))
             return m_cur
         if x_prev is not None:
             # UniC: correct x_cur with the output at it; the output itself is kept.
@@ -111,4 +111,6 @@ def sample_unipc(denoise: Denoise, x_T: torch.Tensor, sigmas: torch.Tensor,
         # UniP: predict x at t_next from the p newest outputs.
         x_prev, p_prev = x_cur, p
         x_cur = uni_update(x_cur, t_cur, t_next, outputs, p)
+        if callback is not None:
+            callback(Step(i, sigmas[i], sigmas[i + 1], x_prev, x_cur, m_cur))
     return x_cur

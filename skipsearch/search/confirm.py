@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.blocks import paired_delta
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .group import trial_steps
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..evaluate import SamplerSpec
+from ..samplers.spec import SamplerSpec
 
 GROUP_ATTR = "sweep"
 CONFIRM_PREFIX = "confirm/"

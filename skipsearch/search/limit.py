@@ -15,10 +15,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.blocks import paired_delta
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .confirm import Protocol, trial_sampler, trial_schedule
 from .group import Sweep, cell_key

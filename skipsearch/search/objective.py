@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..evaluate import SamplerSpec, evaluate
+from ..evaluate import evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec
 from ..tracking import Tracker
 from .allocate import check_unique, claim
 from .space import SearchSpace

@@ -13,19 +13,9 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 
 from ..errors import ConfigError
+from .names import PRUNERS, stage_counts
 
-PRUNERS = ("none", "median", "successive_halving")
-
-
-def stage_counts(fractions: Sequence[float], n_samples: int) -> list[int]:
-    """Sample counts at which a trial reports FID before the last one (``n_samples``)."""
-    counts = sorted({round(f * n_samples) for f in fractions})
-    bad = [c for c in counts if not 2 <= c < n_samples]
-    if bad:
-        raise ConfigError("pruner.stages", list(fractions),
-                          f"every stage must be a fraction of metric.n_samples={n_samples} "
-                          "giving 2 .. n_samples - 1 images, e.g. [0.25, 0.5]")
-    return counts
+__all__ = ["PRUNERS", "PerNFEPruner", "make_pruner", "stage_counts"]
 
 
 class _SameNFE:

@@ -9,7 +9,7 @@ import numpy as np
 import optuna
 
 from ..errors import ConfigError
-from ..evaluate import SamplerSpec
+from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule, param_names
 
 

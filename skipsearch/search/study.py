@@ -15,11 +15,11 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import ConfigError
-from ..evaluate import SamplerSpec
+from ..samplers.spec import SamplerSpec
 from .group import GROUP_ATTR, cell_key, cell_study_name, group_studies, legacy_study
+from .names import OPTUNA_SAMPLERS
 from .space import SearchSpace
 
-OPTUNA_SAMPLERS = ("tpe", "random", "cmaes", "gp", "grid", "nsga2")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..evaluate import SamplerSpec
+from ..samplers.spec import SamplerSpec
 from .group import cell_label
 from .space import SearchSpace
 

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import torch
 
+from ..generation import generate
 from ..images import save_grid
 from ..metrics.features import config_dict
-from ..samplers import edm_sigmas, generate, heun_nfe
+from ..samplers import edm_sigmas, heun_nfe
 from ..weights import save_weights
 from .classifier import train_classifier
 from .diffusion import train_diffusion

@@ -1,0 +1,9 @@
+"""The model kinds the ``model`` config group may name; torch-free, for the config check."""
+
+from __future__ import annotations
+
+# One per loader of models.loading.LOADERS, in its order.
+MODEL_KINDS = ("digits", "edm", "edm2", "diffusers_unet2d", "stable_diffusion", "adm", "ldm",
+               "uvit")
+# Kinds that make RGB images from prompts: no FID feature network for them yet.
+TEXT_TO_IMAGE_KINDS = ("stable_diffusion",)
