@@ -234,3 +234,25 @@ def test_bad_cell_settings_are_one_line(overrides, key, tiny_overrides, tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"skipsearch: error: {key}=")
     assert not (tmp_path / "out").exists()
+
+
+def test_two_running_copies_of_a_baseline_leave_exactly_one_to_run():
+    """Workers that both queued a cell's baseline and both started it: the earlier copy runs."""
+    from skipsearch.search.allocate import SkippedTrialError, check_unique
+
+    study = optuna.create_study()
+    attrs = {"baseline": True, "baseline_key": "heun-steps2"}
+    for _ in range(2):
+        study.enqueue_trial({"rho_top": 1.0, "rho_bottom": 1.0}, user_attrs=attrs)
+    first, second = study.ask(), study.ask()  # both RUNNING at once
+    for trial in (first, second):
+        trial.suggest_float("rho_top", 0.5, 1.2)
+        trial.suggest_float("rho_bottom", 0.5, 1.2)
+    outcomes = []
+    for trial in (first, second):
+        try:
+            check_unique(trial)
+            outcomes.append("runs")
+        except SkippedTrialError:
+            outcomes.append("skipped")
+    assert outcomes == ["runs", "skipped"]

@@ -10,16 +10,15 @@ import importlib.util
 import shutil
 import subprocess
 import uuid
-from collections import Counter
 
-import optuna
 import pytest
 from omegaconf import OmegaConf
-from optuna.trial import TrialState
 
-from skipsearch.search.study import FINISHED, make_storage
+from skipsearch.search.group import load_sweep
+from skipsearch.search.study import make_storage
 
 from .conftest import run_cli
+from .test_workers import check_no_trial_lost_or_repeated
 
 
 def slurm_missing() -> str | None:
@@ -40,7 +39,7 @@ pytestmark = pytest.mark.skipif(slurm_missing() is not None, reason=str(slurm_mi
 
 @pytest.fixture(scope="module")
 def slurm_sweep(tiny_weights, tmp_path_factory):
-    """Two workers submitted as one SLURM array; (the CLI's result, log folder, trials, name)."""
+    """Two workers submitted as one SLURM array; (the CLI's result, log folder, sweep, name)."""
     tmp_path = tmp_path_factory.mktemp("slurm")
     name = f"skipsearch-test-{uuid.uuid4().hex[:8]}"  # this test's jobs, apart from others
     url = f"journal:///{tmp_path / 'study.log'}"
@@ -54,31 +53,27 @@ def slurm_sweep(tiny_weights, tmp_path_factory):
         "hydra.launcher.gpus_per_node=null", "hydra.launcher.cpus_per_task=1",
         "hydra.launcher.mem_gb=null", "hydra.launcher.timeout_min=10",
         f"hydra.launcher.name={name}")
-    trials = []
+    sweep = None
     if result.returncode == 0:
         storage = make_storage(OmegaConf.create({"url": url, "heartbeat_interval": 60,
                                                  "grace_period": 180, "max_retry": 2}))
-        trials = optuna.load_study(study_name="digits-heun-linear", storage=storage).trials
-    return result, tmp_path / "out" / "logs" / "sweep-multirun", trials, name
+        sweep = load_sweep(storage, "digits-heun-linear")
+    return result, tmp_path / "out" / "logs" / "sweep-multirun", sweep, name
 
 
 def test_two_slurm_jobs_run_workers_on_one_study(slurm_sweep):
-    result, logs, trials, name = slurm_sweep
+    result, logs, _, name = slurm_sweep
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in logs.glob("*/[0-9]*") if p.is_dir()) == ["0", "1"]
     job_logs = list(logs.glob("*/.submitit/*/*_log.out"))
     assert len(job_logs) == 2  # two SLURM jobs (one array, two tasks) ran
-    assert all(t.state in FINISHED for t in trials), [t.state for t in trials]
-    assert len(trials) >= N_TRIALS
     queue = subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True,
                            timeout=30)
     assert queue.returncode == 0 and queue.stdout.strip() == ""  # nothing left queued
 
 
 def test_slurm_workers_draw_each_trial_once_and_stop_at_the_count(slurm_sweep):
-    result, _, trials, _ = slurm_sweep
+    result, _, sweep, _ = slurm_sweep
     assert result.returncode == 0, result.stderr[-3000:]
-    assert len(trials) == N_TRIALS  # exactly the count asked for, even with two workers
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    drawn = Counter(tuple(sorted(t.params.items())) for t in complete)
-    assert max(drawn.values()) == 1  # no two trials ran the same parameters
+    # Each of the two cells holds exactly N_TRIALS finished trials, none drawn twice.
+    check_no_trial_lost_or_repeated(sweep, per_cell=N_TRIALS)

@@ -75,7 +75,8 @@ def test_two_workers_share_one_postgresql_study(tiny_overrides):
     try:
         check_no_trial_lost_or_repeated(study)
     finally:
-        optuna.delete_study(study_name=name, storage=POSTGRES)
+        for cell in study.cells:  # a sweep is one study per cell
+            optuna.delete_study(study_name=cell.study_name, storage=POSTGRES)
 
 
 def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides, tmp_path):

@@ -41,17 +41,22 @@ def claim(trial: optuna.Trial, target: int) -> None:
 
 
 def check_unique(trial: optuna.Trial) -> None:
-    """Raise SkippedTrialError when a finished, running or queued trial holds the same parameters.
+    """Raise SkippedTrialError when another trial holds the same parameters.
 
-    A queued baseline that two workers both queued runs once: the later copy is skipped.
+    A queued baseline that two workers both queued runs once: a copy yields to an earlier
+    copy that is queued, running or finished, and to any finished copy, so exactly one runs.
+    Any other trial yields to a running or finished trial with its parameters (two that draw
+    the same values at the same moment may both yield; neither runs an image).
     """
     key = trial.user_attrs.get("baseline_key")
     for other in trial.study.get_trials(deepcopy=False, states=TAKEN):
         if other.number == trial.number:
             continue
-        same = (key is not None and other.user_attrs.get("baseline_key") == key
-                and other.number < trial.number) or (other.params == trial.params
-                                                     and other.state != TrialState.WAITING)
+        if key is not None:
+            same = other.user_attrs.get("baseline_key") == key and (
+                other.number < trial.number or other.state in FINISHED)
+        else:
+            same = other.params == trial.params and other.state != TrialState.WAITING
         if same:
             reason = f"duplicate of trial {other.number}"
             trial.set_user_attr("skipped", reason)
