@@ -30,6 +30,7 @@ from ..models import LoadedModel
 from ..samplers import PerImageNoise
 from ..schedule import SkipSchedule
 from ..skips import skip_tuning
+from .table import write_csv
 
 CSV_COLUMNS = ("sigma", "weight", "pixel_untuned", "pixel_tuned", "pixel_ratio",
                "feature_untuned", "feature_tuned", "feature_ratio", "n_images")
@@ -115,15 +116,9 @@ def denoising_losses(model: LoadedModel, schedule: SkipSchedule, images: torch.T
 
 def write_loss_csv(rows: Sequence[LossRow], path: Path) -> Path:
     """One line per noise level with the columns of ``CSV_COLUMNS``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
-        for r in rows:
-            out.writerow([repr(float(getattr(r, c))) for c in CSV_COLUMNS[:-1]] + [r.n_images])
-    tmp.replace(path)
-    return path
+    return write_csv(path, CSV_COLUMNS,
+                     ([repr(float(getattr(r, c))) for c in CSV_COLUMNS[:-1]] + [r.n_images]
+                      for r in rows))
 
 
 def read_loss_csv(path: Path) -> list[LossRow]:

@@ -24,6 +24,7 @@ from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
+from .table import write_csv
 
 CSV_COLUMNS = ("kind", "window", "first_step", "last_step", "sigma_hi", "sigma_lo",
                "fid", "fid_baseline", "change", "relative_change", "change_low", "change_high",
@@ -136,22 +137,18 @@ def _number(value: float | None) -> str:
 
 def write_window_csv(rows: Sequence[WindowRow], path: Path) -> Path:
     """One line per run with the columns of ``CSV_COLUMNS``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(CSV_COLUMNS)
-        for r in rows:
-            w = r.window
-            low, high = r.change_interval or (None, None)
-            out.writerow([r.kind, "" if w is None else w.index,
-                          "" if w is None else w.first_step, "" if w is None else w.last_step,
-                          _number(w and w.sigma_hi), _number(w and w.sigma_lo),
-                          _number(r.fid), _number(r.fid_baseline), _number(r.change),
-                          _number(r.relative_change), _number(low), _number(high),
-                          r.n_samples])
-    tmp.replace(path)
-    return path
+    return write_csv(path, CSV_COLUMNS, (window_cells(r) for r in rows))
+
+
+def window_cells(r: WindowRow) -> list[object]:
+    """The CSV cells of one run, empty where a value is missing."""
+    w = r.window
+    low, high = r.change_interval or (None, None)
+    return [r.kind, "" if w is None else w.index,
+            "" if w is None else w.first_step, "" if w is None else w.last_step,
+            _number(w and w.sigma_hi), _number(w and w.sigma_lo), _number(r.fid),
+            _number(r.fid_baseline), _number(r.change), _number(r.relative_change),
+            _number(low), _number(high), r.n_samples]
 
 
 def read_window_csv(path: Path) -> list[WindowRow]:

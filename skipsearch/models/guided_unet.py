@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..skips import SkipPoint
+from .embedding import timestep_embedding
 
 
 @dataclass(frozen=True)
@@ -47,16 +48,6 @@ class GuidedUNetConfig:
     def attention_ds(self) -> set[int]:
         """Downsampling rates with attention (guided-diffusion's ``image_size // res``)."""
         return {self.image_size // int(r) for r in self.attention_resolutions}
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """[cos(t f_k), sin(t f_k)] with f_k = max_period^(-k / half), as ADM and LDM embed t."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32,
-                                                           device=t.device) / half)
-    args = t[:, None].float() * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 class GroupNorm32(nn.GroupNorm):

@@ -27,6 +27,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..skips import SkipPoint
 from .autoencoder import load_latent_decoder
+from .embedding import timestep_embedding
 from .eps_denoiser import EpsDenoiser
 from .state_dicts import load_strict, read_state_dict, require
 from .vp_schedules import ContinuousVP, DiscreteVP, sqrt_linear_betas
@@ -49,16 +50,6 @@ class UViTConfig:
     mlp_time_embed: bool = False
     num_classes: int = 0        # 0: unconditional (the official -1)
     conv: bool = True
-
-
-def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
-    """[cos(t f_k), sin(t f_k)], f_k = max_period^(-k / half)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32,
-                                                           device=t.device) / half)
-    args = t[:, None].float() * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    return F.pad(emb, (0, 1)) if dim % 2 else emb
 
 
 class Attention(nn.Module):
