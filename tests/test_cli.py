@@ -16,7 +16,7 @@ import yaml
 from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
 from skipsearch.export import FORMAT
 from skipsearch.schedule import SkipSchedule
-from skipsearch.search.group import load_sweep
+from skipsearch.search.group import GROUP_ATTR, load_sweep
 
 from .conftest import run_cli
 
@@ -423,3 +423,20 @@ def test_every_optuna_sampler_is_seeded(sampler, tiny_overrides, tmp_path):
     if sampler == "grid":  # 2 points per coefficient: the ends of its bounds
         assert {p["rho_top"] for p in params[0][1:]} <= {0.6, 1.0}
         assert {p["rho_bottom"] for p in params[0][1:]} <= {0.4, 0.9}
+
+
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_no_such_study_names_the_sweeps_there(command, tiny_overrides, tmp_path, capsys):
+    """A mistyped study name: one line listing the sweeps the storage holds."""
+    folder = tmp_path / "store"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'studies.db'}"
+    for sweep in ("alpha", "beta"):
+        cell = optuna.create_study(study_name=f"{sweep}/heun-steps2", storage=url)
+        cell.set_user_attr(GROUP_ATTR, sweep)
+    code = run_in_process([command, *tiny_overrides, f"storage.url={url}",
+                           "search.study_name=alpah"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "search.study_name='alpah': no such study" in err[0]
+    assert "its sweeps: alpha, beta" in err[0]

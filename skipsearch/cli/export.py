@@ -7,11 +7,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..config import final_protocol, study_name, validate
-from ..errors import ConfigError
-from ..export import export_best, safe_url
+from ..export import export_best
 from ..search.confirm import confirmed
-from ..search.group import load_sweep
-from ..search.study import make_storage
+from ..search.study import open_sweep
 
 
 def run_export(cfg: DictConfig) -> list[Path]:
@@ -22,13 +20,7 @@ def run_export(cfg: DictConfig) -> list[Path]:
     validate(cfg, "export")
     name = study_name(cfg)
     url = str(cfg.storage.url)
-    storage = make_storage(cfg.storage)
-    try:
-        study = load_sweep(storage, name)
-    except KeyError:
-        raise ConfigError("search.study_name", name,
-                          f"no such study in {safe_url(url)}; run "
-                          "`skipsearch sweep` with the same overrides first") from None
+    study = open_sweep(cfg.storage, name)
     scores = confirmed(study, final_protocol(cfg))
     paths = export_best(study, Path(cfg.export_dir), url, scores)
     for path in paths:

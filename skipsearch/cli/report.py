@@ -8,16 +8,15 @@ from omegaconf import DictConfig
 from optuna.trial import TrialState
 
 from ..config import final_protocol, get, study_name, validate
-from ..errors import ConfigError, check
-from ..export import safe_url
+from ..errors import check
 from ..models import LoadedModel
 from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
 from ..runtime import build_model, setup_device
 from ..schedule import coefficient_problem
 from ..search.confirm import confirmed
-from ..search.group import Sweep, load_sweep
-from ..search.study import make_storage
+from ..search.group import Sweep
+from ..search.study import open_sweep
 
 
 def check_model(study: Sweep, model: LoadedModel) -> None:
@@ -47,12 +46,7 @@ def run_report(cfg: DictConfig) -> Path:
           "is a file; give a folder")
     name = study_name(cfg)
     url = str(cfg.storage.url)
-    try:
-        study = load_sweep(make_storage(cfg.storage), name)
-    except KeyError:
-        raise ConfigError("search.study_name", name,
-                          f"no such study in {safe_url(url)}; run "
-                          "`skipsearch sweep` with the same overrides first") from None
+    study = open_sweep(cfg.storage, name)
     protocol = final_protocol(cfg)
     scores = confirmed(study, protocol)
     folder = folder / study.study_name

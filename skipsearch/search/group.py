@@ -137,6 +137,12 @@ def group_studies(storage: optuna.storages.BaseStorage, name: str) -> list[str]:
                   if s.user_attrs.get(GROUP_ATTR) == name)
 
 
+def sweep_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The names of the sweeps in ``storage``, sorted."""
+    return sorted({str(s.user_attrs[GROUP_ATTR]) for s in storage.get_all_studies()
+                   if GROUP_ATTR in s.user_attrs})
+
+
 def legacy_study(storage: optuna.storages.BaseStorage, name: str) -> bool:
     """True when ``name`` is one study searching the step count as a parameter (older sweeps)."""
     return any(s.study_name == name and GROUP_ATTR not in s.user_attrs

@@ -16,7 +16,17 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..errors import ConfigError
 from ..samplers.spec import SamplerSpec
-from .group import GROUP_ATTR, cell_key, cell_study_name, group_studies, legacy_study
+from ..urls import safe_url
+from .group import (
+    GROUP_ATTR,
+    Sweep,
+    cell_key,
+    cell_study_name,
+    group_studies,
+    legacy_study,
+    load_sweep,
+    sweep_names,
+)
 from .names import OPTUNA_SAMPLERS
 from .space import SearchSpace
 
@@ -54,6 +64,20 @@ def make_storage(cfg) -> optuna.storages.BaseStorage:
                     raise
                 time.sleep(0.5 * (attempt + 1))
         return RDBStorage(url, **settings)
+
+
+def open_sweep(storage_cfg, name: str) -> Sweep:
+    """The sweep ``name`` in the configured storage; a ConfigError naming those there if none."""
+    storage = make_storage(storage_cfg)
+    try:
+        return load_sweep(storage, name)
+    except KeyError:
+        known = sweep_names(storage)
+        there = f"its sweeps: {', '.join(known)}" if known else "it holds no sweep"
+        raise ConfigError("search.study_name", name,
+                          f"no such study in {safe_url(str(storage_cfg.url))} ({there}); run "
+                          "`skipsearch sweep` with the same overrides first, or name one "
+                          "with search.study_name=NAME") from None
 
 
 def creating_at_once(err: Exception) -> bool:
