@@ -9,22 +9,30 @@ embedded in every pickle it produces, as EDM's own module text is.
 
 import numpy as np
 import torch
-from torch.nn.functional import silu
+from torch.nn import functional
 from torch_utils import persistence
+
+silu = functional.silu
 
 
 def weight_init(shape, mode, fan_in, fan_out):
     """Random initial weights by one of EDM's four named schemes."""
-    uniform = torch.rand(*shape) * 2 - 1
-    if mode == "xavier_uniform":
-        return uniform * np.sqrt(6 / (fan_in + fan_out))
-    if mode == "xavier_normal":
-        return torch.randn(*shape) * np.sqrt(2 / (fan_in + fan_out))
-    if mode == "kaiming_uniform":
-        return uniform * np.sqrt(3 / fan_in)
-    if mode == "kaiming_normal":
-        return torch.randn(*shape) * np.sqrt(1 / fan_in)
-    raise ValueError(f"unknown init mode {mode!r}")
+    centred = 2 * torch.rand(*shape) - 1
+    bounds = {
+        "xavier_uniform": (False, 6 / (fan_in + fan_out)),
+        "xavier_normal": (True, 2 / (fan_in + fan_out)),
+        "kaiming_uniform": (False, 3 / fan_in),
+        "kaiming_normal": (True, 1 / fan_in),
+    }
+    if mode not in bounds:
+        raise ValueError(f"unknown init mode {mode!r}")
+    gaussian, variance = bounds[mode]
+    draw = torch.randn(*shape) if gaussian else centred
+    return draw * np.sqrt(variance)
+
+
+def _param(values):
+    return torch.nn.Parameter(values)
 
 
 @persistence.persistent_class
@@ -34,15 +42,19 @@ class Linear(torch.nn.Module):
         super().__init__()
         self.in_features = in_features
         self.out_features = out_features
-        fans = {"mode": init_mode, "fan_in": in_features, "fan_out": out_features}
-        self.weight = torch.nn.Parameter(
-            weight_init([out_features, in_features], **fans) * init_weight)
-        self.bias = (torch.nn.Parameter(weight_init([out_features], **fans) * init_bias)
-                     if bias else None)
+        spec = dict(mode=init_mode, fan_in=in_features, fan_out=out_features)
+        self.weight = _param(init_weight * weight_init([out_features, in_features], **spec))
+        self.bias = _param(init_bias * weight_init([out_features], **spec)) if bias else None
 
     def forward(self, x):
-        y = x @ self.weight.to(x.dtype).t()
-        return y if self.bias is None else y.add_(self.bias.to(x.dtype))
+        out = torch.matmul(x, self.weight.to(x.dtype).t())
+        if self.bias is not None:
+            out.add_(self.bias.to(x.dtype))
+        return out
+
+
+def _as(tensor, dtype):
+    return tensor if tensor is None else tensor.to(dtype)
 
 
 @persistence.persistent_class
@@ -57,68 +69,72 @@ class Conv2d(torch.nn.Module):
         self.up = up
         self.down = down
         self.fused_resample = fused_resample
-        k2 = kernel * kernel
-        fans = {"mode": init_mode, "fan_in": in_channels * k2, "fan_out": out_channels * k2}
-        self.weight = (torch.nn.Parameter(weight_init([out_channels, in_channels, kernel, kernel],
-                                                      **fans) * init_weight)
-                       if kernel else None)
-        self.bias = (torch.nn.Parameter(weight_init([out_channels], **fans) * init_bias)
-                     if kernel and bias else None)
-        taps = torch.as_tensor(resample_filter, dtype=torch.float32)
-        taps = torch.outer(taps, taps)[None, None] / taps.sum().square()
-        self.register_buffer("resample_filter", taps if up or down else None)
+        area = kernel * kernel
+        spec = dict(mode=init_mode, fan_in=area * in_channels, fan_out=area * out_channels)
+        self.weight = None
+        self.bias = None
+        if kernel:
+            shape = [out_channels, in_channels, kernel, kernel]
+            self.weight = _param(init_weight * weight_init(shape, **spec))
+            if bias:
+                self.bias = _param(init_bias * weight_init([out_channels], **spec))
+        row = torch.as_tensor(resample_filter, dtype=torch.float32)
+        taps2d = row.ger(row).unsqueeze(0).unsqueeze(0) / row.sum().square()
+        self.register_buffer("resample_filter", taps2d if (up or down) else None)
 
     def _up(self, x, f, pad):
         kernel = (f * 4).tile([self.in_channels, 1, 1, 1])
-        return torch.nn.functional.conv_transpose2d(x, kernel, groups=self.in_channels,
-                                                    stride=2, padding=pad)
+        return functional.conv_transpose2d(x, kernel, groups=self.in_channels, stride=2,
+                                           padding=pad)
 
     def _down(self, x, f, pad, channels):
         kernel = f.tile([channels, 1, 1, 1])
-        return torch.nn.functional.conv2d(x, kernel, groups=channels, stride=2, padding=pad)
+        return functional.conv2d(x, kernel, groups=channels, stride=2, padding=pad)
 
     def forward(self, x):
-        w = None if self.weight is None else self.weight.to(x.dtype)
-        b = None if self.bias is None else self.bias.to(x.dtype)
-        f = None if self.resample_filter is None else self.resample_filter.to(x.dtype)
-        w_pad = 0 if w is None else w.shape[-1] // 2
-        f_pad = 0 if f is None else (f.shape[-1] - 1) // 2
-        if self.fused_resample and self.up and w is not None:
-            x = self._up(x, f, max(f_pad - w_pad, 0))
-            x = torch.nn.functional.conv2d(x, w, padding=max(w_pad - f_pad, 0))
-        elif self.fused_resample and self.down and w is not None:
-            x = torch.nn.functional.conv2d(x, w, padding=w_pad + f_pad)
-            x = self._down(x, f, 0, self.out_channels)
+        kern = _as(self.weight, x.dtype)
+        offset = _as(self.bias, x.dtype)
+        filt = _as(self.resample_filter, x.dtype)
+        half_k = 0 if kern is None else kern.shape[-1] // 2
+        half_f = 0 if filt is None else (filt.shape[-1] - 1) // 2
+        fused = kern is not None and self.fused_resample
+        if fused and self.up:
+            x = functional.conv2d(self._up(x, filt, max(half_f - half_k, 0)), kern,
+                                  padding=max(half_k - half_f, 0))
+        elif fused and self.down:
+            widened = functional.conv2d(x, kern, padding=half_k + half_f)
+            x = self._down(widened, filt, 0, self.out_channels)
         else:
             if self.up:
-                x = self._up(x, f, f_pad)
-            if self.down:
-                x = self._down(x, f, f_pad, self.in_channels)
-            if w is not None:
-                x = torch.nn.functional.conv2d(x, w, padding=w_pad)
-        return x if b is None else x.add_(b.reshape(1, -1, 1, 1))
+                x = self._up(x, filt, half_f)
+            elif self.down:
+                x = self._down(x, filt, half_f, self.in_channels)
+            if kern is not None:
+                x = functional.conv2d(x, kern, padding=half_k)
+        if offset is not None:
+            x = x.add_(offset.reshape(1, -1, 1, 1))
+        return x
 
 
 @persistence.persistent_class
 class GroupNorm(torch.nn.Module):
     def __init__(self, num_channels, num_groups=32, min_channels_per_group=4, eps=1e-5):
         super().__init__()
-        self.num_groups = min(num_groups, num_channels // min_channels_per_group)
+        self.num_groups = min(num_channels // min_channels_per_group, num_groups)
         self.eps = eps
-        self.weight = torch.nn.Parameter(torch.ones(num_channels))
-        self.bias = torch.nn.Parameter(torch.zeros(num_channels))
+        self.weight = _param(torch.ones(num_channels))
+        self.bias = _param(torch.zeros(num_channels))
 
     def forward(self, x):
-        return torch.nn.functional.group_norm(x, num_groups=self.num_groups,
-                                              weight=self.weight.to(x.dtype),
-                                              bias=self.bias.to(x.dtype), eps=self.eps)
+        gamma, beta = self.weight.to(x.dtype), self.bias.to(x.dtype)
+        return functional.group_norm(x, self.num_groups, gamma, beta, self.eps)
 
 
 def attention_weights(q, k):
     """softmax over k of q^T k / sqrt(channels), computed in float32."""
-    scaled = (k / np.sqrt(k.shape[1])).to(torch.float32)
-    logits = torch.einsum("ncq,nck->nqk", q.to(torch.float32), scaled)
-    return logits.softmax(dim=2).to(q.dtype)
+    keys = (k / np.sqrt(k.shape[1])).to(torch.float32)
+    logits = torch.einsum("ncq,nck->nqk", q.to(torch.float32), keys)
+    return torch.softmax(logits, dim=2).to(q.dtype)
 
 
 @persistence.persistent_class
@@ -128,62 +144,64 @@ class UNetBlock(torch.nn.Module):
                  skip_scale=1, eps=1e-5, resample_filter=[1, 1], resample_proj=False,
                  adaptive_scale=True, init=None, init_zero=None, init_attn=None):
         super().__init__()
-        init = init or {}
-        init_zero = init_zero if init_zero is not None else {"init_weight": 0}
+        init = {} if init is None else init
+        if init_zero is None:
+            init_zero = {"init_weight": 0}
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.emb_channels = emb_channels
-        if not attention:
-            self.num_heads = 0
-        else:
-            self.num_heads = num_heads if num_heads is not None else (
-                out_channels // channels_per_head)
+        heads = 0
+        if attention:
+            heads = out_channels // channels_per_head if num_heads is None else num_heads
+        self.num_heads = heads
         self.dropout = dropout
         self.skip_scale = skip_scale
         self.adaptive_scale = adaptive_scale
+        resampling = dict(up=up, down=down, resample_filter=resample_filter)
         self.norm0 = GroupNorm(num_channels=in_channels, eps=eps)
         self.conv0 = Conv2d(in_channels=in_channels, out_channels=out_channels, kernel=3,
-                            up=up, down=down, resample_filter=resample_filter, **init)
-        self.affine = Linear(in_features=emb_channels,
-                             out_features=out_channels * (2 if adaptive_scale else 1), **init)
+                            **resampling, **init)
+        emb_out = 2 * out_channels if adaptive_scale else out_channels
+        self.affine = Linear(in_features=emb_channels, out_features=emb_out, **init)
         self.norm1 = GroupNorm(num_channels=out_channels, eps=eps)
         self.conv1 = Conv2d(in_channels=out_channels, out_channels=out_channels, kernel=3,
                             **init_zero)
         self.skip = None
-        if out_channels != in_channels or up or down:
-            kernel = 1 if resample_proj or out_channels != in_channels else 0
+        reshaped = in_channels != out_channels
+        if reshaped or up or down:
+            skip_kernel = 1 if (reshaped or resample_proj) else 0
             self.skip = Conv2d(in_channels=in_channels, out_channels=out_channels,
-                               kernel=kernel, up=up, down=down,
-                               resample_filter=resample_filter, **init)
-        if self.num_heads:
+                               kernel=skip_kernel, **resampling, **init)
+        if heads:
             self.norm2 = GroupNorm(num_channels=out_channels, eps=eps)
-            self.qkv = Conv2d(in_channels=out_channels, out_channels=out_channels * 3,
-                              kernel=1, **(init if init_attn is None else init_attn))
+            attn_init = init_attn if init_attn is not None else init
+            self.qkv = Conv2d(in_channels=out_channels, out_channels=3 * out_channels, kernel=1,
+                              **attn_init)
             self.proj = Conv2d(in_channels=out_channels, out_channels=out_channels, kernel=1,
                                **init_zero)
 
+    def _attend(self, x):
+        n, c = x.shape[0], x.shape[1]
+        heads = self.qkv(self.norm2(x)).reshape(n * self.num_heads, c // self.num_heads, 3, -1)
+        q, k, v = heads.unbind(2)
+        mixed = torch.einsum("nqk,nck->ncq", attention_weights(q, k), v)
+        return x + self.proj(mixed.reshape(x.shape))
+
     def forward(self, x, emb):
-        residual = x
-        x = self.conv0(silu(self.norm0(x)))
-        params = self.affine(emb)[:, :, None, None].to(x.dtype)
-        if self.adaptive_scale:
-            scale, shift = params.chunk(chunks=2, dim=1)
-            x = silu(torch.addcmul(shift, self.norm1(x), scale + 1))
+        shortcut = x if self.skip is None else self.skip(x)
+        h = self.conv0(silu(self.norm0(x)))
+        cond = self.affine(emb).unsqueeze(-1).unsqueeze(-1).to(h.dtype)
+        if not self.adaptive_scale:
+            h = silu(self.norm1(h.add_(cond)))
         else:
-            x = silu(self.norm1(x.add_(params)))
-        x = torch.nn.functional.dropout(x, p=self.dropout, training=self.training)
-        x = self.conv1(x)
-        x = x.add_(residual if self.skip is None else self.skip(residual))
-        x = x * self.skip_scale
+            gain, offset = cond.chunk(chunks=2, dim=1)
+            normed = self.norm1(h)
+            h = silu(torch.addcmul(offset, normed, gain + 1))
+        h = self.conv1(functional.dropout(h, p=self.dropout, training=self.training))
+        out = h.add_(shortcut) * self.skip_scale
         if self.num_heads:
-            heads = self.qkv(self.norm2(x))
-            heads = heads.reshape(x.shape[0] * self.num_heads, x.shape[1] // self.num_heads, 3,
-                                  -1)
-            q, k, v = heads.unbind(2)
-            a = torch.einsum("nqk,nck->ncq", attention_weights(q, k), v)
-            x = self.proj(a.reshape(*x.shape)).add_(x)
-            x = x * self.skip_scale
-        return x
+            out = self._attend(out) * self.skip_scale
+        return out
 
 
 @persistence.persistent_class
@@ -195,22 +213,24 @@ class PositionalEmbedding(torch.nn.Module):
         self.endpoint = endpoint
 
     def forward(self, x):
-        half = self.num_channels // 2
-        freqs = torch.arange(start=0, end=half, dtype=torch.float32, device=x.device)
-        freqs = (1 / self.max_positions) ** (freqs / (half - (1 if self.endpoint else 0)))
-        x = x.ger(freqs.to(x.dtype))
-        return torch.cat([x.cos(), x.sin()], dim=1)
+        count = self.num_channels // 2
+        steps = torch.arange(0, count, dtype=torch.float32, device=x.device)
+        span = count - 1 if self.endpoint else count
+        rates = (1 / self.max_positions) ** (steps / span)
+        angles = torch.outer(x, rates.to(x.dtype))
+        return torch.cat((angles.cos(), angles.sin()), dim=1)
 
 
 @persistence.persistent_class
 class FourierEmbedding(torch.nn.Module):
     def __init__(self, num_channels, scale=16):
         super().__init__()
-        self.register_buffer("freqs", torch.randn(num_channels // 2) * scale)
+        self.register_buffer("freqs", scale * torch.randn(num_channels // 2))
 
     def forward(self, x):
-        x = x.ger((2 * np.pi * self.freqs).to(x.dtype))
-        return torch.cat([x.cos(), x.sin()], dim=1)
+        rates = (self.freqs * (2 * np.pi)).to(x.dtype)
+        angles = torch.outer(x, rates)
+        return torch.cat((angles.cos(), angles.sin()), dim=1)
 
 
 def drop_labels(module, labels, batch, device):
@@ -219,6 +239,16 @@ def drop_labels(module, labels, batch, device):
         return labels
     keep = torch.rand([batch, 1], device=device) >= module.label_dropout
     return labels * keep.to(labels.dtype)
+
+
+def _kind(key):
+    """The part of an ``enc``/``dec`` key after the resolution, e.g. 'aux_skip' or 'block0'."""
+    return key.partition("_")[2]
+
+
+def _levels(img_resolution, channel_mult):
+    """(level, resolution, multiplier) per level, coarsest last."""
+    return [(i, img_resolution >> i, m) for i, m in enumerate(channel_mult)]
 
 
 @persistence.persistent_class
@@ -233,118 +263,134 @@ class SongUNet(torch.nn.Module):
         assert decoder_type in ("standard", "skip")
         super().__init__()
         self.label_dropout = label_dropout
-        emb_channels = model_channels * channel_mult_emb
-        noise_channels = model_channels * channel_mult_noise
-        init = {"init_mode": "xavier_uniform"}
-        init_zero = {"init_mode": "xavier_uniform", "init_weight": 1e-5}
-        init_attn = {"init_mode": "xavier_uniform", "init_weight": np.sqrt(0.2)}
-        blocks = {"emb_channels": emb_channels, "num_heads": 1, "dropout": dropout,
-                  "skip_scale": np.sqrt(0.5), "eps": 1e-6, "resample_filter": resample_filter,
-                  "resample_proj": True, "adaptive_scale": False, "init": init,
-                  "init_zero": init_zero, "init_attn": init_attn}
-        if embedding_type == "positional":
-            self.map_noise = PositionalEmbedding(num_channels=noise_channels, endpoint=True)
-        else:
-            self.map_noise = FourierEmbedding(num_channels=noise_channels)
-        self.map_label = (Linear(in_features=label_dim, out_features=noise_channels, **init)
+        cemb = channel_mult_emb * model_channels
+        cnoise = channel_mult_noise * model_channels
+        init = dict(init_mode="xavier_uniform")
+        init_zero = dict(init, init_weight=1e-5)
+        init_attn = dict(init, init_weight=np.sqrt(0.2))
+        common = dict(emb_channels=cemb, num_heads=1, dropout=dropout,
+                      skip_scale=np.sqrt(0.5), eps=1e-6, resample_filter=resample_filter,
+                      resample_proj=True, adaptive_scale=False, init=init,
+                      init_zero=init_zero, init_attn=init_attn)
+        fourier = embedding_type == "fourier"
+        self.map_noise = (FourierEmbedding(num_channels=cnoise) if fourier
+                          else PositionalEmbedding(num_channels=cnoise, endpoint=True))
+        self.map_label = (Linear(in_features=label_dim, out_features=cnoise, **init)
                           if label_dim else None)
-        self.map_augment = (Linear(in_features=augment_dim, out_features=noise_channels,
-                                   bias=False, **init) if augment_dim else None)
-        self.map_layer0 = Linear(in_features=noise_channels, out_features=emb_channels, **init)
-        self.map_layer1 = Linear(in_features=emb_channels, out_features=emb_channels, **init)
+        self.map_augment = (Linear(in_features=augment_dim, out_features=cnoise, bias=False,
+                                   **init) if augment_dim else None)
+        self.map_layer0 = Linear(in_features=cnoise, out_features=cemb, **init)
+        self.map_layer1 = Linear(in_features=cemb, out_features=cemb, **init)
 
+        levels = _levels(img_resolution, channel_mult)
         self.enc = torch.nn.ModuleDict()
-        cout = caux = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cout, cin = model_channels, cout
-                self.enc[f"{res}x{res}_conv"] = Conv2d(in_channels=cin, out_channels=cout,
-                                                       kernel=3, **init)
-            else:
-                self.enc[f"{res}x{res}_down"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                          down=True, **blocks)
+        width = aux_width = in_channels
+        for level, res, mult in levels:
+            tag = f"{res}x{res}"
+            if level > 0:
+                self.enc[tag + "_down"] = UNetBlock(in_channels=width, out_channels=width,
+                                                    down=True, **common)
                 if encoder_type == "skip":
-                    self.enc[f"{res}x{res}_aux_down"] = Conv2d(
-                        in_channels=caux, out_channels=caux, kernel=0, down=True,
+                    self.enc[tag + "_aux_down"] = Conv2d(
+                        in_channels=aux_width, out_channels=aux_width, kernel=0, down=True,
                         resample_filter=resample_filter)
-                    self.enc[f"{res}x{res}_aux_skip"] = Conv2d(
-                        in_channels=caux, out_channels=cout, kernel=1, **init)
-                if encoder_type == "residual":
-                    self.enc[f"{res}x{res}_aux_residual"] = Conv2d(
-                        in_channels=caux, out_channels=cout, kernel=3, down=True,
+                    self.enc[tag + "_aux_skip"] = Conv2d(
+                        in_channels=aux_width, out_channels=width, kernel=1, **init)
+                elif encoder_type == "residual":
+                    self.enc[tag + "_aux_residual"] = Conv2d(
+                        in_channels=aux_width, out_channels=width, kernel=3, down=True,
                         resample_filter=resample_filter, fused_resample=True, **init)
-                    caux = cout
-            for idx in range(num_blocks):
-                cout, cin = model_channels * mult, cout
-                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    in_channels=cin, out_channels=cout, attention=res in attn_resolutions,
-                    **blocks)
-        skips = [b.out_channels for name, b in self.enc.items() if "aux" not in name]
+                    aux_width = width
+            else:
+                self.enc[tag + "_conv"] = Conv2d(in_channels=width, out_channels=model_channels,
+                                                 kernel=3, **init)
+                width = model_channels
+            with_attn = res in attn_resolutions
+            for i in range(num_blocks):
+                self.enc[f"{tag}_block{i}"] = UNetBlock(
+                    in_channels=width, out_channels=mult * model_channels,
+                    attention=with_attn, **common)
+                width = mult * model_channels
+        pending = [m.out_channels for k, m in self.enc.items() if not _kind(k).startswith("aux")]
 
         self.dec = torch.nn.ModuleDict()
-        top = len(channel_mult) - 1
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == top:
-                self.dec[f"{res}x{res}_in0"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                         attention=True, **blocks)
-                self.dec[f"{res}x{res}_in1"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                         **blocks)
+        coarsest = levels[-1][0]
+        for level, res, mult in levels[::-1]:
+            tag = f"{res}x{res}"
+            if level != coarsest:
+                self.dec[tag + "_up"] = UNetBlock(in_channels=width, out_channels=width,
+                                                  up=True, **common)
             else:
-                self.dec[f"{res}x{res}_up"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                        up=True, **blocks)
-            for idx in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    in_channels=cin, out_channels=cout,
-                    attention=idx == num_blocks and res in attn_resolutions, **blocks)
-            if decoder_type == "skip" or level == 0:
-                if decoder_type == "skip" and level < top:
-                    self.dec[f"{res}x{res}_aux_up"] = Conv2d(
-                        in_channels=out_channels, out_channels=out_channels, kernel=0, up=True,
-                        resample_filter=resample_filter)
-                self.dec[f"{res}x{res}_aux_norm"] = GroupNorm(num_channels=cout, eps=1e-6)
-                self.dec[f"{res}x{res}_aux_conv"] = Conv2d(in_channels=cout,
-                                                           out_channels=out_channels,
-                                                           kernel=3, **init_zero)
+                self.dec[tag + "_in0"] = UNetBlock(in_channels=width, out_channels=width,
+                                                   attention=True, **common)
+                self.dec[tag + "_in1"] = UNetBlock(in_channels=width, out_channels=width,
+                                                   **common)
+            for i in range(num_blocks + 1):
+                last = i == num_blocks
+                self.dec[f"{tag}_block{i}"] = UNetBlock(
+                    in_channels=width + pending.pop(), out_channels=mult * model_channels,
+                    attention=last and res in attn_resolutions, **common)
+                width = mult * model_channels
+            skip_decoder = decoder_type == "skip"
+            if not (skip_decoder or level == 0):
+                continue
+            if skip_decoder and level != coarsest:
+                self.dec[tag + "_aux_up"] = Conv2d(
+                    in_channels=out_channels, out_channels=out_channels, kernel=0, up=True,
+                    resample_filter=resample_filter)
+            self.dec[tag + "_aux_norm"] = GroupNorm(num_channels=width, eps=1e-6)
+            self.dec[tag + "_aux_conv"] = Conv2d(in_channels=width, out_channels=out_channels,
+                                                 kernel=3, **init_zero)
 
-    def forward(self, x, noise_labels, class_labels, augment_labels=None):
-        emb = self.map_noise(noise_labels)
-        emb = emb.reshape(emb.shape[0], 2, -1).flip(1).reshape(*emb.shape)  # sin first
+    def _embed(self, x, noise_labels, class_labels, augment_labels):
+        waves = self.map_noise(noise_labels)
+        emb = waves.reshape(waves.shape[0], 2, -1).flip(1).reshape(*waves.shape)  # sin first
         if self.map_label is not None:
             labels = drop_labels(self, class_labels, x.shape[0], x.device)
             emb = emb + self.map_label(labels * np.sqrt(self.map_label.in_features))
-        if self.map_augment is not None and augment_labels is not None:
-            emb = emb + self.map_augment(augment_labels)
-        emb = silu(self.map_layer1(silu(self.map_layer0(emb))))
+        if augment_labels is not None and self.map_augment is not None:
+            emb = self.map_augment(augment_labels) + emb
+        hidden = silu(self.map_layer0(emb))
+        return silu(self.map_layer1(hidden))
 
-        skips, aux = [], x
-        for name, block in self.enc.items():
-            if "aux_down" in name:
-                aux = block(aux)
-            elif "aux_skip" in name:
-                x = skips[-1] = x + block(aux)
-            elif "aux_residual" in name:
-                x = skips[-1] = aux = (x + block(aux)) / np.sqrt(2)
-            else:
-                x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
-                skips.append(x)
+    def forward(self, x, noise_labels, class_labels, augment_labels=None):
+        emb = self._embed(x, noise_labels, class_labels, augment_labels)
 
-        aux = tmp = None
-        for name, block in self.dec.items():
-            if "aux_up" in name:
-                aux = block(aux)
-            elif "aux_norm" in name:
-                tmp = block(x)
-            elif "aux_conv" in name:
-                tmp = block(silu(tmp))
-                aux = tmp if aux is None else tmp + aux
+        saved = []
+        aux = x
+        for key, module in self.enc.items():
+            kind = _kind(key)
+            if kind == "aux_down":
+                aux = module(aux)
+                continue
+            if kind == "aux_skip":
+                x = x + module(aux)
+                saved[-1] = x
+            elif kind == "aux_residual":
+                x = (x + module(aux)) / np.sqrt(2)
+                saved[-1] = aux = x
             else:
-                if x.shape[1] != block.in_channels:
-                    x = torch.cat([x, skips.pop()], dim=1)
-                x = block(x, emb)
-        return aux
+                x = module(x) if kind == "conv" else module(x, emb)
+                saved.append(x)
+
+        image = None
+        branch = None
+        for key, module in self.dec.items():
+            kind = _kind(key)
+            if kind == "aux_up":
+                image = module(image)
+            elif kind == "aux_norm":
+                branch = module(x)
+            elif kind == "aux_conv":
+                branch = module(silu(branch))
+                if image is not None:
+                    branch = branch + image
+                image = branch
+            else:
+                if module.in_channels != x.shape[1]:
+                    x = torch.cat((x, saved.pop()), dim=1)
+                x = module(x, emb)
+        return image
 
 
 @persistence.persistent_class
@@ -354,83 +400,89 @@ class DhariwalUNet(torch.nn.Module):
                  num_blocks=3, attn_resolutions=[32, 16, 8], dropout=0.10, label_dropout=0):
         super().__init__()
         self.label_dropout = label_dropout
-        emb_channels = model_channels * channel_mult_emb
-        init = {"init_mode": "kaiming_uniform", "init_weight": np.sqrt(1 / 3),
-                "init_bias": np.sqrt(1 / 3)}
-        init_zero = {"init_mode": "kaiming_uniform", "init_weight": 0, "init_bias": 0}
-        blocks = {"emb_channels": emb_channels, "channels_per_head": 64, "dropout": dropout,
-                  "init": init, "init_zero": init_zero}
+        cemb = channel_mult_emb * model_channels
+        third = np.sqrt(1 / 3)
+        init = dict(init_mode="kaiming_uniform", init_weight=third, init_bias=third)
+        init_zero = dict(init_mode="kaiming_uniform", init_weight=0, init_bias=0)
+        common = dict(emb_channels=cemb, channels_per_head=64, dropout=dropout, init=init,
+                      init_zero=init_zero)
         self.map_noise = PositionalEmbedding(num_channels=model_channels)
         self.map_augment = (Linear(in_features=augment_dim, out_features=model_channels,
                                    bias=False, **init_zero) if augment_dim else None)
-        self.map_layer0 = Linear(in_features=model_channels, out_features=emb_channels, **init)
-        self.map_layer1 = Linear(in_features=emb_channels, out_features=emb_channels, **init)
-        self.map_label = (Linear(in_features=label_dim, out_features=emb_channels, bias=False,
-                                 init_mode="kaiming_normal", init_weight=np.sqrt(label_dim))
-                          if label_dim else None)
+        self.map_layer0 = Linear(in_features=model_channels, out_features=cemb, **init)
+        self.map_layer1 = Linear(in_features=cemb, out_features=cemb, **init)
+        self.map_label = None
+        if label_dim:
+            self.map_label = Linear(in_features=label_dim, out_features=cemb, bias=False,
+                                    init_mode="kaiming_normal",
+                                    init_weight=np.sqrt(label_dim))
 
+        levels = _levels(img_resolution, channel_mult)
         self.enc = torch.nn.ModuleDict()
-        cout = in_channels
-        for level, mult in enumerate(channel_mult):
-            res = img_resolution >> level
-            if level == 0:
-                cout, cin = model_channels * mult, cout
-                self.enc[f"{res}x{res}_conv"] = Conv2d(in_channels=cin, out_channels=cout,
-                                                       kernel=3, **init)
+        width = in_channels
+        for level, res, mult in levels:
+            tag = f"{res}x{res}"
+            target = mult * model_channels
+            if level > 0:
+                self.enc[tag + "_down"] = UNetBlock(in_channels=width, out_channels=width,
+                                                    down=True, **common)
             else:
-                self.enc[f"{res}x{res}_down"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                          down=True, **blocks)
-            for idx in range(num_blocks):
-                cout, cin = model_channels * mult, cout
-                self.enc[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    in_channels=cin, out_channels=cout, attention=res in attn_resolutions,
-                    **blocks)
-        skips = [block.out_channels for block in self.enc.values()]
+                self.enc[tag + "_conv"] = Conv2d(in_channels=width, out_channels=target,
+                                                 kernel=3, **init)
+                width = target
+            for i in range(num_blocks):
+                self.enc[f"{tag}_block{i}"] = UNetBlock(
+                    in_channels=width, out_channels=target,
+                    attention=res in attn_resolutions, **common)
+                width = target
+        pending = [m.out_channels for m in self.enc.values()]
 
         self.dec = torch.nn.ModuleDict()
-        for level, mult in reversed(list(enumerate(channel_mult))):
-            res = img_resolution >> level
-            if level == len(channel_mult) - 1:
-                self.dec[f"{res}x{res}_in0"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                         attention=True, **blocks)
-                self.dec[f"{res}x{res}_in1"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                         **blocks)
+        coarsest = levels[-1][0]
+        for level, res, mult in levels[::-1]:
+            tag = f"{res}x{res}"
+            target = mult * model_channels
+            if level != coarsest:
+                self.dec[tag + "_up"] = UNetBlock(in_channels=width, out_channels=width,
+                                                  up=True, **common)
             else:
-                self.dec[f"{res}x{res}_up"] = UNetBlock(in_channels=cout, out_channels=cout,
-                                                        up=True, **blocks)
-            for idx in range(num_blocks + 1):
-                cin, cout = cout + skips.pop(), model_channels * mult
-                self.dec[f"{res}x{res}_block{idx}"] = UNetBlock(
-                    in_channels=cin, out_channels=cout, attention=res in attn_resolutions,
-                    **blocks)
-        self.out_norm = GroupNorm(num_channels=cout)
-        self.out_conv = Conv2d(in_channels=cout, out_channels=out_channels, kernel=3,
+                self.dec[tag + "_in0"] = UNetBlock(in_channels=width, out_channels=width,
+                                                   attention=True, **common)
+                self.dec[tag + "_in1"] = UNetBlock(in_channels=width, out_channels=width,
+                                                   **common)
+            for i in range(num_blocks + 1):
+                self.dec[f"{tag}_block{i}"] = UNetBlock(
+                    in_channels=width + pending.pop(), out_channels=target,
+                    attention=res in attn_resolutions, **common)
+                width = target
+        self.out_norm = GroupNorm(num_channels=width)
+        self.out_conv = Conv2d(in_channels=width, out_channels=out_channels, kernel=3,
                                **init_zero)
 
     def forward(self, x, noise_labels, class_labels, augment_labels=None):
-        emb = self.map_noise(noise_labels)
-        if self.map_augment is not None and augment_labels is not None:
-            emb = emb + self.map_augment(augment_labels)
-        emb = self.map_layer1(silu(self.map_layer0(emb)))
+        waves = self.map_noise(noise_labels)
+        if augment_labels is not None and self.map_augment is not None:
+            waves = self.map_augment(augment_labels) + waves
+        emb = self.map_layer1(silu(self.map_layer0(waves)))
         if self.map_label is not None:
             emb = emb + self.map_label(drop_labels(self, class_labels, x.shape[0], x.device))
         emb = silu(emb)
 
-        skips = []
-        for block in self.enc.values():
-            x = block(x, emb) if isinstance(block, UNetBlock) else block(x)
-            skips.append(x)
-        for block in self.dec.values():
-            if x.shape[1] != block.in_channels:
-                x = torch.cat([x, skips.pop()], dim=1)
-            x = block(x, emb)
+        saved = []
+        for key, module in self.enc.items():
+            x = module(x) if _kind(key) == "conv" else module(x, emb)
+            saved.append(x)
+        for module in self.dec.values():
+            if module.in_channels != x.shape[1]:
+                x = torch.cat((x, saved.pop()), dim=1)
+            x = module(x, emb)
         return self.out_conv(silu(self.out_norm(x)))
 
 
 def _precond_inputs(net, x, sigma, class_labels, force_fp32):
     """x and sigma in float32, the labels (zeros when missing) and the model's dtype."""
     x = x.to(torch.float32)
-    sigma = sigma.to(torch.float32).reshape(-1, 1, 1, 1)
+    sigma = sigma.reshape(-1, 1, 1, 1).to(torch.float32)
     if net.label_dim == 0:
         class_labels = None
     elif class_labels is None:
@@ -449,6 +501,17 @@ def _run_model(net, x, c_in, c_noise, class_labels, dtype, model_kwargs):
     return F_x
 
 
+def _unit_input_scale(sigma):
+    """1 / sqrt(sigma^2 + 1), the VP and iDDPM c_in."""
+    return 1 / (1 + sigma ** 2).sqrt()
+
+
+def _build(model_type, img_resolution, img_channels, out_channels, label_dim, model_kwargs):
+    cls = globals()[model_type]
+    return cls(img_resolution=img_resolution, in_channels=img_channels,
+               out_channels=out_channels, label_dim=label_dim, **model_kwargs)
+
+
 @persistence.persistent_class
 class VPPrecond(torch.nn.Module):
     def __init__(self, img_resolution, img_channels, label_dim=0, use_fp16=False, beta_d=19.9,
@@ -462,29 +525,27 @@ class VPPrecond(torch.nn.Module):
         self.beta_min = beta_min
         self.M = M
         self.epsilon_t = epsilon_t
-        self.sigma_min = float(self.sigma(epsilon_t))
-        self.sigma_max = float(self.sigma(1))
-        self.model = globals()[model_type](img_resolution=img_resolution,
-                                           in_channels=img_channels, out_channels=img_channels,
-                                           label_dim=label_dim, **model_kwargs)
+        self.sigma_min, self.sigma_max = (float(self.sigma(t)) for t in (epsilon_t, 1))
+        self.model = _build(model_type, img_resolution, img_channels, img_channels, label_dim,
+                            model_kwargs)
 
     def forward(self, x, sigma, class_labels=None, force_fp32=False, **model_kwargs):
         x, sigma, class_labels, dtype = _precond_inputs(self, x, sigma, class_labels,
                                                         force_fp32)
-        c_skip, c_out = 1, -sigma
-        c_in = 1 / (sigma ** 2 + 1).sqrt()
-        c_noise = (self.M - 1) * self.sigma_inv(sigma)
-        F_x = _run_model(self, x, c_in, c_noise, class_labels, dtype, model_kwargs)
-        return c_skip * x + c_out * F_x.to(torch.float32)
+        t = self.sigma_inv(sigma)
+        F_x = _run_model(self, x, _unit_input_scale(sigma), (self.M - 1) * t, class_labels,
+                         dtype, model_kwargs)
+        return x - sigma * F_x.to(torch.float32)
 
     def sigma(self, t):
         t = torch.as_tensor(t)
-        return ((0.5 * self.beta_d * (t ** 2) + self.beta_min * t).exp() - 1).sqrt()
+        exponent = 0.5 * self.beta_d * (t ** 2) + self.beta_min * t
+        return (exponent.exp() - 1).sqrt()
 
     def sigma_inv(self, sigma):
         sigma = torch.as_tensor(sigma)
-        root = (self.beta_min ** 2 + 2 * self.beta_d * (1 + sigma ** 2).log()).sqrt()
-        return (root - self.beta_min) / self.beta_d
+        disc = self.beta_min ** 2 + 2 * self.beta_d * (1 + sigma ** 2).log()
+        return (disc.sqrt() - self.beta_min) / self.beta_d
 
     def round_sigma(self, sigma):
         return torch.as_tensor(sigma)
@@ -501,17 +562,15 @@ class VEPrecond(torch.nn.Module):
         self.use_fp16 = use_fp16
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
-        self.model = globals()[model_type](img_resolution=img_resolution,
-                                           in_channels=img_channels, out_channels=img_channels,
-                                           label_dim=label_dim, **model_kwargs)
+        self.model = _build(model_type, img_resolution, img_channels, img_channels, label_dim,
+                            model_kwargs)
 
     def forward(self, x, sigma, class_labels=None, force_fp32=False, **model_kwargs):
         x, sigma, class_labels, dtype = _precond_inputs(self, x, sigma, class_labels,
                                                         force_fp32)
-        c_skip, c_out, c_in = 1, sigma, 1
-        c_noise = (0.5 * sigma).log()
-        F_x = _run_model(self, x, c_in, c_noise, class_labels, dtype, model_kwargs)
-        return c_skip * x + c_out * F_x.to(torch.float32)
+        F_x = _run_model(self, x, 1, torch.log(sigma * 0.5), class_labels, dtype,
+                         model_kwargs)
+        return x + sigma * F_x.to(torch.float32)
 
     def round_sigma(self, sigma):
         return torch.as_tensor(sigma)
@@ -529,37 +588,35 @@ class iDDPMPrecond(torch.nn.Module):
         self.C_1 = C_1
         self.C_2 = C_2
         self.M = M
-        self.model = globals()[model_type](img_resolution=img_resolution,
-                                           in_channels=img_channels,
-                                           out_channels=img_channels * 2, label_dim=label_dim,
-                                           **model_kwargs)
-        u = torch.zeros(M + 1)
-        for j in range(M, 0, -1):
-            ratio = (self.alpha_bar(j - 1) / self.alpha_bar(j)).clip(min=C_1)
-            u[j - 1] = ((u[j] ** 2 + 1) / ratio - 1).sqrt()
-        self.register_buffer("u", u)
-        self.sigma_min = float(u[M - 1])
-        self.sigma_max = float(u[0])
+        self.model = _build(model_type, img_resolution, img_channels, 2 * img_channels,
+                            label_dim, model_kwargs)
+        levels = torch.zeros(M + 1)
+        for j in reversed(range(1, M + 1)):
+            step = self.alpha_bar(j - 1) / self.alpha_bar(j)
+            levels[j - 1] = ((levels[j] ** 2 + 1) / step.clip(min=C_1) - 1).sqrt()
+        self.register_buffer("u", levels)
+        self.sigma_min = float(levels[-2])
+        self.sigma_max = float(levels[0])
 
     def forward(self, x, sigma, class_labels=None, force_fp32=False, **model_kwargs):
         x, sigma, class_labels, dtype = _precond_inputs(self, x, sigma, class_labels,
                                                         force_fp32)
-        c_skip, c_out = 1, -sigma
-        c_in = 1 / (sigma ** 2 + 1).sqrt()
-        c_noise = self.M - 1 - self.round_sigma(sigma, return_index=True).to(torch.float32)
-        F_x = _run_model(self, x, c_in, c_noise, class_labels, dtype, model_kwargs)
-        return c_skip * x + c_out * F_x[:, :self.img_channels].to(torch.float32)
+        index = self.round_sigma(sigma, return_index=True).to(torch.float32)
+        F_x = _run_model(self, x, _unit_input_scale(sigma), (self.M - 1) - index,
+                         class_labels, dtype, model_kwargs)
+        return x - sigma * F_x[:, :self.img_channels].to(torch.float32)
 
     def alpha_bar(self, j):
-        j = torch.as_tensor(j)
-        return (0.5 * np.pi * j / self.M / (self.C_2 + 1)).sin() ** 2
+        angle = 0.5 * np.pi * torch.as_tensor(j) / self.M / (self.C_2 + 1)
+        return angle.sin() ** 2
 
     def round_sigma(self, sigma, return_index=False):
         sigma = torch.as_tensor(sigma)
-        levels = sigma.to(self.u.device).to(torch.float32).reshape(1, -1, 1)
-        index = torch.cdist(levels, self.u.reshape(1, -1, 1)).argmin(2)
-        result = index if return_index else self.u[index.flatten()].to(sigma.dtype)
-        return result.reshape(sigma.shape).to(sigma.device)
+        query = sigma.to(self.u.device).to(torch.float32).reshape(1, -1, 1)
+        nearest = torch.cdist(query, self.u.reshape(1, -1, 1)).argmin(2)
+        if not return_index:
+            nearest = self.u[nearest.flatten()].to(sigma.dtype)
+        return nearest.reshape(sigma.shape).to(sigma.device)
 
 
 @persistence.persistent_class
@@ -575,9 +632,8 @@ class EDMPrecond(torch.nn.Module):
         self.sigma_min = sigma_min
         self.sigma_max = sigma_max
         self.sigma_data = sigma_data
-        self.model = globals()[model_type](img_resolution=img_resolution,
-                                           in_channels=img_channels, out_channels=img_channels,
-                                           label_dim=label_dim, **model_kwargs)
+        self.model = _build(model_type, img_resolution, img_channels, img_channels, label_dim,
+                            model_kwargs)
 
     def forward(self, x, sigma, class_labels=None, force_fp32=False, **model_kwargs):
         x, sigma, class_labels, dtype = _precond_inputs(self, x, sigma, class_labels,
