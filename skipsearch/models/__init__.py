@@ -6,8 +6,7 @@ check reads) comes without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "MODEL_KINDS": "skipsearch.models.kinds",
@@ -23,15 +22,4 @@ __all__ = ["MODEL_KINDS", "TEXT_TO_IMAGE_KINDS", "Denoiser", "EDMPrecond", "Load
            "load_model"]
 
 
-def __getattr__(name: str) -> Any:
-    """Import a public name from its module the first time it is asked for."""
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'skipsearch.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    """The module's names, the lazily imported ones included."""
-    return sorted({*globals(), *_EXPORTS})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
