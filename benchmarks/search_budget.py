@@ -34,13 +34,14 @@ from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, TrialState
 
 from skipsearch.cli import compose_config
-from skipsearch.config import sampler_choices, sampler_spec
+from skipsearch.config import build
 from skipsearch.evaluate import evaluate
 from skipsearch.runtime import build_model, build_scorer, setup_device
+from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule, param_names
 from skipsearch.search.allocate import SkippedTrialError
 from skipsearch.search.objective import TrialContext, make_objective
-from skipsearch.search.pruning import make_pruner, stage_counts
+from skipsearch.search.pruning import make_pruner
 from skipsearch.search.space import build_space
 from skipsearch.search.study import make_sampler
 from skipsearch.tracking import NoTracker
@@ -64,18 +65,19 @@ def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
                folder: Path) -> list[dict]:
     """Trials of one search until ``budget`` images: images so far, FID, complete or not."""
     levels = [p.level for p in model.denoiser.skips]
-    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, cfg.search.steps, levels,
-                        samplers=sampler_choices(cfg))
-    n = int(cfg.metric.n_samples)
-    stages = stage_counts(list(cfg.pruner.stages), n)
-    sampler = make_sampler(cfg.search, space, "benchmark")
+    settings = build(cfg, "sweep")
+    space = build_space(settings.skip.parameterization, settings.skip.space_bounds(),
+                        settings.search.steps, levels, samplers=settings.samplers)
+    n = settings.metric.search.count
+    stages = list(settings.pruner.stages)
+    sampler = make_sampler(settings.search, space, "benchmark")
     if cfg.search.get("qmc"):
         sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True,
                                              seed=int(cfg.search.seed),
                                              warn_independent_sampling=False)
     study = optuna.create_study(storage=f"sqlite:///{folder}/study.db", sampler=sampler,
-                                pruner=make_pruner(cfg.pruner, stages))
-    ctx = TrialContext(model, space, range(n), int(cfg.batch_size), device, scorer,
+                                pruner=make_pruner(settings.pruner))
+    ctx = TrialContext(model, space, range(n), settings.execution.batch_size, device, scorer,
                        NoTracker(), stages)
     log: list[dict] = []
 
@@ -120,12 +122,13 @@ def main() -> None:
             f"device={args.device}", "search.n_startup_trials=8", f"skip={args.skip}",
             "skip.space.default={low:0.5,high:1.2}"]
     cfg = compose_config(base)
-    device = setup_device(cfg)
-    model = build_model(cfg, device)
-    scorer = build_scorer(cfg, device, model)
+    settings = build(cfg, "sample")
+    device = setup_device(settings)
+    model = build_model(settings, device)
+    scorer = build_scorer(settings, device, model)
     baseline = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
-                        sampler_spec(cfg, args.steps), range(args.n), int(cfg.batch_size),
-                        device, scorer).fid
+                        SamplerSpec.from_config(cfg, args.steps), range(args.n),
+                        settings.execution.batch_size, device, scorer).fid
     dim = len(param_names(args.skip, [p.level for p in model.denoiser.skips]))
     points = args.grid_points or grid_points(dim, args.budget // args.n)
     methods = {**METHODS, f"grid {points}^{dim}": ["search=grid",

@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from omegaconf import DictConfig
+
+from .keys import get_choice, get_float
+
 if TYPE_CHECKING:  # the config check reads LOGGER_KINDS and WANDB_MODES without torch
     import torch
 
@@ -156,10 +160,36 @@ class WandbTracker:
         self._run("the study", fill, "study", f"{self.group}-study", self.run_config)
 
 
-def make_tracker(cfg, study_name: str, out_dir: Path, run_config: Mapping) -> Tracker:
-    """The tracker named by ``logger.kind``."""
-    if cfg.kind == "none":
+@dataclass(frozen=True)
+class TrackerSettings:
+    """The ``logger`` group: no tracking, or W&B (project, entity, mode, folder)."""
+
+    kind: str
+    project: str = "skipsearch"
+    entity: str | None = None
+    mode: str = "auto"
+    dir: Path | None = None
+    init_timeout: float = 60.0
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> TrackerSettings:
+        """The checked ``logger`` group."""
+        kind = get_choice(cfg, "logger.kind", LOGGER_KINDS)
+        if kind == "none":
+            return cls(kind)
+        logger = cfg.logger
+        timeout = 60.0
+        if logger.get("init_timeout") is not None:
+            timeout = get_float(cfg, "logger.init_timeout", 0.0)
+        return cls(kind, str(logger.get("project") or "skipsearch"), logger.get("entity"),
+                   get_choice(cfg, "logger.mode", WANDB_MODES),
+                   Path(str(logger.dir)) if logger.get("dir") else None, timeout)
+
+
+def make_tracker(settings: TrackerSettings, study_name: str, out_dir: Path,
+                 run_config: Mapping) -> Tracker:
+    """The tracker named by ``logger.kind``; W&B writes under ``settings.dir`` or ``out_dir``."""
+    if settings.kind == "none":
         return NoTracker()
-    return WandbTracker(cfg.project, cfg.get("entity"), study_name, cfg.mode,
-                        Path(cfg.dir) if cfg.get("dir") else out_dir, run_config,
-                        float(cfg.get("init_timeout", 60)))
+    return WandbTracker(settings.project, settings.entity, study_name, settings.mode,
+                        settings.dir or out_dir, run_config, settings.init_timeout)

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from skipsearch.cli import compose_config
-from skipsearch.config import sampler_choices
 from skipsearch.samplers import nfe_of
+from skipsearch.samplers.spec import sampler_choices
 
 from .conftest import run_cli
 from .guided_format import (

@@ -11,9 +11,10 @@ from optuna.trial import TrialState
 
 from skipsearch import evaluate as evaluate_module
 from skipsearch.cli import compose_config
-from skipsearch.config import sampler_choices, sampler_spec
+from skipsearch.config import build
 from skipsearch.evaluate import evaluate
 from skipsearch.runtime import build_model, build_scorer
+from skipsearch.samplers.spec import SamplerSpec, sampler_choices
 from skipsearch.schedule import SkipSchedule
 from skipsearch.search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from skipsearch.search.space import SearchSpace, build_space
@@ -33,8 +34,9 @@ class PoisonedSpace(SearchSpace):
 def test_nan_images_fail_the_trial_with_its_reason_and_the_study_goes_on(tiny_overrides,
                                                                          tmp_path):
     cfg = compose_config([*tiny_overrides, "search.steps=[2]"])
-    model = build_model(cfg, "cpu")
-    scorer = build_scorer(cfg, "cpu", model)
+    settings = build(cfg, "sample")
+    model = build_model(settings, "cpu")
+    scorer = build_scorer(settings, "cpu", model)
     levels = [p.level for p in model.denoiser.skips]
     space = build_space("linear", cfg.skip.space, [2], levels, samplers=sampler_choices(cfg))
     poisoned = PoisonedSpace(**{f: getattr(space, f) for f in space.__dataclass_fields__})
@@ -57,9 +59,9 @@ def test_nan_images_fail_the_trial_with_its_reason_and_the_study_goes_on(tiny_ov
 def test_out_of_memory_halves_the_batch_and_gives_the_same_images(tiny_overrides, caplog,
                                                                    monkeypatch):
     cfg = compose_config(tiny_overrides)
-    model = build_model(cfg, "cpu")
+    model = build_model(build(cfg, "sample"), "cpu")
     schedule = SkipSchedule.identity(len(model.denoiser.skips))
-    sampler = sampler_spec(cfg, 2)
+    sampler = SamplerSpec.from_config(cfg, 2)
     reference = evaluate(model, schedule, sampler, range(12), 12, "cpu", keep_images=True)
 
     real_forward, seen = model.denoiser.forward, []

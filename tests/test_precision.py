@@ -19,6 +19,7 @@ import skipsearch.evaluate as evaluate_module
 import skipsearch.samplers as samplers_module
 from skipsearch.acceleration import accelerate
 from skipsearch.cli import compose_config
+from skipsearch.config import build
 from skipsearch.evaluate import evaluate
 from skipsearch.generation import generate
 from skipsearch.models import load_model
@@ -104,11 +105,11 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
     overrides = [o for o in tiny_overrides if not o.startswith(("model.", "metric.weights"))]
     fids = {}
     for name in ("fp32", "bf16"):
-        cfg = compose_config([*overrides, f"precision.network={name}",
-                              f"precision.features={name}"])
-        model = build_model(cfg, "cpu")
+        settings = build(compose_config([*overrides, f"precision.network={name}",
+                                         f"precision.features={name}"]), "sample")
+        model = build_model(settings, "cpu")
         assert model.precision == Precision(name, "float64", False)
-        scorer = build_scorer(cfg, "cpu", model)
+        scorer = build_scorer(settings, "cpu", model)
         assert scorer.extractor.name == ("digits-classifier" if name == "fp32"
                                          else "digits-classifier-bf16")
         result = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
@@ -123,7 +124,7 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
 
 def test_feature_precision_runs_the_extractor_under_autocast(tiny_overrides):
     cfg = compose_config([*tiny_overrides, "precision.features=bf16"])
-    extractor = build_extractor(cfg, "cpu")
+    extractor = build_extractor(build(cfg, "sample").metric, "cpu")
     images = torch.rand(8, 1, 16, 16) * 2 - 1
     low = extractor(images)
     extractor.precision = "fp32"
@@ -137,7 +138,8 @@ def test_the_remembered_batch_is_per_precision(tiny_overrides, monkeypatch):
     sampler = SamplerSpec("euler", 2)
     sizes, hashes = {}, set()
     for name in ("fp32", "bf16"):
-        model = build_model(compose_config([*tiny_overrides, f"precision.network={name}"]),
+        model = build_model(build(compose_config([*tiny_overrides,
+                                                  f"precision.network={name}"]), "sample"),
                             "cpu")
         hashes.add(model.sha256)
         schedule = SkipSchedule.identity(len(model.denoiser.skips))

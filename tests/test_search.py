@@ -16,7 +16,8 @@ from skipsearch.evaluate import batch_ranges
 from skipsearch.export import load_schedule
 from skipsearch.samplers import nfe_of
 from skipsearch.search.group import load_sweep
-from skipsearch.search.pruning import PerNFEPruner, stage_counts
+from skipsearch.search.names import stage_counts
+from skipsearch.search.pruning import PerNFEPruner
 
 from .conftest import run_cli
 

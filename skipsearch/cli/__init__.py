@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -137,21 +137,30 @@ def multirun_jobs(overrides: list[str]) -> list[list[str]]:
     return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
 
 
-def precheck(command: str, overrides: list[str], values: bool = True) -> int:
-    """Compose and validate before Hydra writes anything; 0 if fine, 2 after printing why.
+def job_key(overrides: Sequence[str]) -> tuple[str, ...]:
+    """A job's own overrides (Hydra's are left out), as Hydra hands them to the job."""
+    return tuple(o for o in overrides if not o.lstrip("+~").startswith("hydra."))
 
-    With ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
+
+def precheck(command: str, overrides: list[str], values: bool = True,
+             built: dict | None = None) -> int:
+    """Compose and check before Hydra writes anything; 0 if fine, 2 after printing why.
+
+    The checked settings go into ``built`` under the job's overrides, for its runner. With
+    ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
     """
-    from ..config import validate, validate_train_toy
+    from ..config import build, check_train_toy
 
     try:
         cfg = compose_config(overrides, COMMANDS[command][0])
         if not values:
             return 0
         if command == "train-toy":
-            validate_train_toy(cfg)
+            check_train_toy(cfg)
         else:
-            validate(cfg, command)
+            settings = build(cfg, command)
+            if built is not None:
+                built[job_key(overrides)] = settings
     except ConfigError as err:
         return fail(str(err))
     except (HydraException, OmegaConfBaseException) as err:
@@ -159,8 +168,11 @@ def precheck(command: str, overrides: list[str], values: bool = True) -> int:
     return 0
 
 
-def precheck_args(command: str, args: list[str]) -> int:
-    """``precheck`` for the command line as given: plain, ``--multirun`` (each job), ``--cfg``."""
+def precheck_args(command: str, args: list[str], built: dict | None = None) -> int:
+    """``precheck`` for the command line as given: plain, ``--multirun`` (each job), ``--cfg``.
+
+    The settings of each checked job go into ``built`` (see ``precheck``).
+    """
     flags, overrides = split_args(args)
     if any(f in PASS_FLAGS for f in flags):
         return 0
@@ -176,7 +188,7 @@ def precheck_args(command: str, args: list[str]) -> int:
             return fail(describe(err))
     values = not any(f in PRINT_FLAGS for f in flags)
     for job in jobs[:MAX_CHECKED_JOBS]:
-        code = precheck(command, [*job, *ours], values)
+        code = precheck(command, [*job, *ours], values, built)
         if code:
             return code
     return 0
@@ -209,15 +221,23 @@ def guarded(call: Callable[[], object]) -> int:
     return 0
 
 
-def run_app(command: str, overrides: list[str]) -> None:
-    """Run ``command`` as a Hydra app; failures become one line and an exit code (``guarded``)."""
+def run_app(command: str, overrides: list[str], built: dict | None = None) -> None:
+    """Run ``command`` as a Hydra app; failures become one line and an exit code (``guarded``).
+
+    ``built``: settings checked up front, by job overrides; a job not there is checked by its
+    runner (a multirun's later jobs, or a job in another process).
+    """
     runner = runner_of(command)
 
     def task(cfg: DictConfig) -> None:
+        hydra_cfg = HydraConfig.get()
+        settings = (built or {}).get(job_key(hydra_cfg.overrides.task))
         if command == "sweep":
-            code = guarded(lambda: runner(cfg, HydraConfig.get().runtime.output_dir))
-        else:
+            code = guarded(lambda: runner(cfg, hydra_cfg.runtime.output_dir, settings))
+        elif command == "train-toy":
             code = guarded(lambda: runner(cfg))
+        else:
+            code = guarded(lambda: runner(cfg, settings))
         if code:
             raise SystemExit(code)
 
@@ -249,10 +269,11 @@ def run_main(argv: list[str]) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         return fail(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
-    code = precheck_args(command, rest)
+    built: dict = {}
+    code = precheck_args(command, rest, built)
     if code:
         return code
     # Ours go last: Hydra's parser takes flags first (--multirun, --cfg job), then overrides.
     run_app(command, [*rest, f"hydra.searchpath=[file://{REPO_DIR}]",
-                      f"hydra.job.name={command}"])
+                      f"hydra.job.name={command}"], built)
     return 0

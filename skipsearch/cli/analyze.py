@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..analysis.loss import denoising_losses, sigma_grid, write_loss_csv
-from ..config import validate
+from ..config import Settings, build
 from ..data.digits import digits_tensors
 from ..errors import ConfigError
 from ..metrics.reference import reference_images
@@ -17,10 +17,9 @@ from ..runtime import build_extractor, build_model, check_metric_fits, setup_dev
 from .instruments import report_folder, studied_schedule
 
 
-def reference_set(cfg: DictConfig, model: LoadedModel, n: int
+def reference_set(name: str, model: LoadedModel, n: int
                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The first ``n`` images of ``metric.reference`` and their one-hot labels if needed."""
-    name = str(cfg.metric.reference)
+    """The first ``n`` images of reference set ``name`` and their one-hot labels if needed."""
     label_dim = int(model.denoiser.label_dim)
     if name == "digits":
         images, labels = digits_tensors(model.denoiser.img_resolution)
@@ -42,24 +41,24 @@ def reference_set(cfg: DictConfig, model: LoadedModel, n: int
     return images, onehot
 
 
-def run_analyze(cfg: DictConfig) -> dict:
+def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     """Write loss.csv and loss.png (tuned / untuned loss against sigma) to the study's folder."""
-    validate(cfg, "analyze")
-    device = setup_device(cfg)
-    model = build_model(cfg, device)
-    schedule, _, study = studied_schedule(cfg, model)
-    extractor = build_extractor(cfg, device)
+    settings = settings or build(cfg, "analyze")
+    device = setup_device(settings)
+    model = build_model(settings, device)
+    schedule, _, study = studied_schedule(settings, model)
+    extractor = build_extractor(settings.metric, device)
     check_metric_fits(model, extractor)
-    images, labels = reference_set(cfg, model, int(cfg.analyze.n_images))
-    a = cfg.analyze
-    sigmas = sigma_grid(float(a.sigma_min), float(a.sigma_max), int(a.n_sigmas))
+    a = settings.options
+    images, labels = reference_set(settings.metric.reference, model, a["n_images"])
+    sigmas = sigma_grid(a["sigma_min"], a["sigma_max"], a["n_sigmas"])
     print(f"{len(images)} reference images x {len(sigmas)} noise levels, untuned and tuned")
     rows = denoising_losses(model, schedule, images, labels, sigmas, extractor,
-                            int(cfg.batch_size), device, int(a.seed_start))
+                            settings.execution.batch_size, device, a["seed_start"])
     for r in rows:
         print(f"sigma {r.sigma:9.4g}  pixel ratio {r.pixel_ratio:7.4f}  "
               f"feature ratio {r.feature_ratio:7.4f}")
-    folder = report_folder(cfg, study)
+    folder = report_folder(settings, study)
     csv_path = write_loss_csv(rows, folder / LOSS_CSV)
     png = save_loss(rows, folder)
     print(f"{csv_path}\n{png}")

@@ -6,23 +6,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import final_protocol, study_name, validate
+from ..config import Settings, build
 from ..export import export_best
 from ..search.confirm import confirmed
 from ..search.study import open_sweep
 
 
-def run_export(cfg: DictConfig) -> list[Path]:
+def run_export(cfg: DictConfig, settings: Settings | None = None) -> list[Path]:
     """Export from the study named by the config (the same overrides as the sweep).
 
     Trials confirmed under the config's final-score protocol are ranked by that score.
     """
-    validate(cfg, "export")
-    name = study_name(cfg)
-    url = str(cfg.storage.url)
-    study = open_sweep(cfg.storage, name)
-    scores = confirmed(study, final_protocol(cfg))
-    paths = export_best(study, Path(cfg.export_dir), url, scores)
+    settings = settings or build(cfg, "export")
+    study = open_sweep(settings.storage, settings.study_name)
+    scores = confirmed(study, settings.final_protocol)
+    paths = export_best(study, settings.options["export_dir"], settings.storage.url, scores)
     for path in paths:
         print(path)
     return paths

@@ -6,22 +6,22 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from ..config import SCHEDULE_SECTIONS, schedule_from_config, validate
-from ..export import check_fits, load_schedule
+from ..config import Settings, build
+from ..export import check_fits
 from ..models import load_model
 
 
-def run_inspect(cfg: DictConfig) -> None:
+def run_inspect(cfg: DictConfig, settings: Settings | None = None) -> None:
     """Print level, resolution, channels, hooked module and rho for every skip."""
-    validate(cfg, "inspect")
-    model = load_model(cfg.model, "cpu")
+    settings = settings or build(cfg, "inspect")
+    model = load_model(settings.model.section, "cpu")
     skips = model.denoiser.skips
-    if cfg.get("schedule") is not None:
-        exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["inspect"])
+    exported = settings.schedule_file
+    if exported is not None:
         check_fits(exported, model)
         coefficients = exported.schedule.coefficients
     else:
-        coefficients = schedule_from_config(cfg, [p.level for p in skips]).coefficients
+        coefficients = settings.fixed_schedule([p.level for p in skips]).coefficients
     title = f"{model.name}: {len(skips)} skips, bottom (next to the bottleneck) to top"
     table = Table(title=title)
     for col in ("i", "level", "resolution", "skip ch", "block in ch", "module", "rho"):

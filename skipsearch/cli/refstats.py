@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from omegaconf import DictConfig
 
-from ..config import validate
+from ..config import Settings, build
 from ..metrics.reference import cached_reference
 from ..runtime import build_extractor, setup_device
 
 
-def run_refstats(cfg: DictConfig) -> None:
+def run_refstats(cfg: DictConfig, settings: Settings | None = None) -> None:
     """Fill the cache for (metric.reference, feature network) and print what it holds."""
-    validate(cfg, "refstats")
-    extractor = build_extractor(cfg, setup_device(cfg))
-    cache = Path(cfg.out_dir) / "cache" / "reference"
-    sums = cached_reference(str(cfg.metric.reference), extractor, cache)
-    print(f"{cfg.metric.reference}: {sums.count} images, {sums.total.numel()}-d features of "
+    settings = settings or build(cfg, "refstats")
+    extractor = build_extractor(settings.metric, setup_device(settings))
+    cache = settings.out_dir / "cache" / "reference"
+    sums = cached_reference(settings.metric.reference, extractor, cache)
+    print(f"{settings.metric.reference}: {sums.count} images, {sums.total.numel()}-d features of "
           f"{extractor.name} (sha256 {extractor.sha256[:12]}), cached in {cache}")

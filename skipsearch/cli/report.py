@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from ..config import final_protocol, get, study_name, validate
+from ..config import Settings, build
 from ..errors import check
 from ..models import LoadedModel
 from ..report.build import clear_folder, write_report
@@ -37,31 +37,26 @@ def check_model(study: Sweep, model: LoadedModel) -> None:
               "skips the sample grids")
 
 
-def run_report(cfg: DictConfig) -> Path:
+def run_report(cfg: DictConfig, settings: Settings | None = None) -> Path:
     """Write ``<report.dir>/<study>/index.html`` and its PNGs; returns the page's path."""
-    validate(cfg, "report")
-    grid = int(cfg.report.grid)
-    folder = Path(str(get(cfg, "report.dir")))
-    check(not folder.exists() or folder.is_dir(), "report.dir", str(folder),
-          "is a file; give a folder")
-    name = study_name(cfg)
-    url = str(cfg.storage.url)
-    study = open_sweep(cfg.storage, name)
-    protocol = final_protocol(cfg)
+    settings = settings or build(cfg, "report")
+    grid = settings.options["grid"]
+    study = open_sweep(settings.storage, settings.study_name)
+    protocol = settings.final_protocol
     scores = confirmed(study, protocol)
-    folder = folder / study.study_name
+    folder = settings.options["dir"] / study.study_name
     model = device = None
     if grid > 0:
-        device = setup_device(cfg)
-        model = build_model(cfg, device)
+        device = setup_device(settings)
+        model = build_model(settings, device)
         check_model(study, model)
     clear_folder(folder)  # only after every check: a failed run leaves the last report intact
     grids, grids_note = None, "report.grid=0: no sample grids were drawn"
     if model is not None:
-        start = int(cfg.metric.seed_start)
-        grids = draw_grids(model, study, scores, range(start, start + grid),
-                           int(cfg.batch_size), device, folder)
+        seeds = settings.metric.search.with_count(grid).seeds
+        grids = draw_grids(model, study, scores, seeds, settings.execution.batch_size,
+                           device, folder)
         grids_note = None
-    index = write_report(study, folder, url, scores, protocol, grids, grids_note)
+    index = write_report(study, folder, settings.storage.url, scores, protocol, grids, grids_note)
     print(index)
     return index

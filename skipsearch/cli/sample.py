@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 from omegaconf import DictConfig
 
-from ..config import SCHEDULE_SECTIONS, sampler_spec, schedule_from_config, validate
+from ..config import Settings, build
 from ..evaluate import evaluate
-from ..export import check_fits, load_schedule
+from ..export import check_fits
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, setup_device
@@ -18,34 +16,35 @@ from ..samplers.spec import SamplerSpec
 from ..seed_range import SeedRange
 
 
-def plan(cfg: DictConfig, model: LoadedModel):
+def plan(settings: Settings, model: LoadedModel):
     """Schedule, sampler and seeds: from the schedule file if given, else from the config."""
-    n = cfg.sample.get("n")
-    if cfg.get("schedule") is not None:
-        exported = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS["sample"])
+    n = settings.options["n"]
+    exported = settings.schedule_file
+    if exported is not None:
         check_fits(exported, model)
         sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
         scored = SeedRange.from_dict(exported.score["seeds"])
-        seeds = scored.with_count(int(n)) if n else scored
-        name = Path(cfg.schedule).stem
-        return exported.schedule, sampler, seeds.seeds, name, exported
+        seeds = scored.with_count(n) if n else scored
+        return exported.schedule, sampler, seeds.seeds, exported.path.stem, exported
     levels = [p.level for p in model.denoiser.skips]
-    seeds = SeedRange(int(cfg.metric.seed_start), int(n or cfg.metric.n_samples))
-    return schedule_from_config(cfg, levels), sampler_spec(cfg), seeds.seeds, "config", None
+    search = settings.metric.search
+    seeds = search.with_count(n) if n else search
+    return settings.fixed_schedule(levels), settings.sampler, seeds.seeds, "config", None
 
 
-def run_sample(cfg: DictConfig) -> dict:
+def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
     """Write grid.png and samples.npz; print FID next to the exported FID, if any."""
-    validate(cfg, "sample")
-    device = setup_device(cfg)
-    model = build_model(cfg, device)
-    schedule, sampler, seeds, name, exported = plan(cfg, model)
-    scorer = build_scorer(cfg, device, model) if cfg.sample.score else None
-    infinity = bool(cfg.metric.get("fid_infinity")) and scorer is not None
-    result = evaluate(model, schedule, sampler, seeds, int(cfg.batch_size), device, scorer,
-                      keep_images=True, fid_infinity=infinity)
-    out = Path(cfg.sample.dir) / name
-    save_grid(result.images[: int(cfg.sample.grid)], out / "grid.png")
+    settings = settings or build(cfg, "sample")
+    options = settings.options
+    device = setup_device(settings)
+    model = build_model(settings, device)
+    schedule, sampler, seeds, name, exported = plan(settings, model)
+    scorer = build_scorer(settings, device, model) if options["score"] else None
+    infinity = settings.metric.fid_infinity and scorer is not None
+    result = evaluate(model, schedule, sampler, seeds, settings.execution.batch_size, device,
+                      scorer, keep_images=True, fid_infinity=infinity)
+    out = options["dir"] / name
+    save_grid(result.images[: options["grid"]], out / "grid.png")
     labels = labels_from_seeds(seeds, model.denoiser.label_dim)
     np.savez_compressed(out / "samples.npz", images=to_uint8(result.images),
                         seeds=np.asarray(seeds),

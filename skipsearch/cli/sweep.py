@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
+from ..config import Settings, build
 from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
 from ..export import export_best, safe_url
 from ..runtime import (
@@ -30,7 +30,7 @@ from ..search.confirm import confirm_top
 from ..search.group import Sweep, load_sweep
 from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
-from ..search.pruning import make_pruner, stage_counts
+from ..search.pruning import make_pruner
 from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
 from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
@@ -38,29 +38,30 @@ from ..search.warm import warm_start
 from ..tracking import make_tracker
 
 
-def study_provenance(cfg: DictConfig, model, scorer) -> dict:
+def study_provenance(settings: Settings, model, scorer) -> dict:
     """What a study's FIDs depend on; a resumed study must match it."""
+    seeds = settings.metric.search
     return {
         "skipsearch_version": __version__,
         "model_name": model.name, "model_sha256": model.sha256,
-        "sampler": sampler_spec(cfg).to_dict(),
-        "parameterization": str(cfg.skip.parameterization),
+        "sampler": settings.sampler.to_dict(),
+        "parameterization": settings.skip.parameterization,
         "skips": [asdict(p) for p in model.denoiser.skips],
-        "metric": metric_provenance(scorer, cfg),
-        "precision": precision_provenance(cfg),
-        "n_samples": int(cfg.metric.n_samples), "seed_start": int(cfg.metric.seed_start),
+        "metric": metric_provenance(scorer, settings.metric),
+        "precision": precision_provenance(settings.execution),
+        "n_samples": seeds.count, "seed_start": seeds.start,
     }
 
 
 def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
-                  cfg: DictConfig, log_dir: str | None, limit: str | None = None) -> None:
+                  settings: Settings, log_dir: str | None, limit: str | None = None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 160))
     confirmed = any(r.confirmed for r in rows)
-    how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
+    how = (f"confirmed on {settings.metric.final.count} fresh images, searched on "
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials in "
+                        f"{settings.metric.search.count} images, {len(study.trials)} trials in "
                         f"{len(study.cells)} cells)")
     for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
                 "search FID", "front", "trial", "best parameters"):
@@ -93,24 +94,26 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if pruned:
         console.print(f"pruned:  {pruned} trials stopped early")
-    console.print(f"study:   {study.study_name} in {safe_url(str(cfg.storage.url))}")
+    console.print(f"study:   {study.study_name} in {safe_url(settings.storage.url)}")
     console.print(f"exports: {exports[0].parent if exports else '-'}")
     if log_dir:
         console.print(f"logs:    {log_dir}")
-    if cfg.logger.kind == "wandb":
-        console.print(f"W&B:     {Path(cfg.logger.get('dir') or cfg.out_dir) / 'wandb'}")
+    if settings.tracker.kind == "wandb":
+        console.print(f"W&B:     {(settings.tracker.dir or settings.out_dir) / 'wandb'}")
 
 
-def run_sweep(cfg: DictConfig, log_dir: str | None = None) -> Sweep:
+def run_sweep(cfg: DictConfig, log_dir: str | None = None,
+              settings: Settings | None = None) -> Sweep:
     """Create or resume the sweep's cells, run each to ``search.n_trials``, confirm, export.
 
-    Ctrl-C, a full disk or a lost database end it with one line saying how many trials are
-    finished (they stay in the study) and how to resume.
+    ``settings``: the checked settings of ``cfg`` (built here if not given). Ctrl-C, a full
+    disk or a lost database end it with one line saying how many trials are finished (they
+    stay in the study) and how to resume.
     """
-    validate(cfg, "sweep")
+    settings = settings or build(cfg, "sweep")
     opened: list[optuna.Study] = []
     try:
-        return sweep(cfg, log_dir, opened.extend)
+        return sweep(cfg, settings, log_dir, opened.extend)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; {finished_text(opened)}, resume with the same "
                           "command") from None
@@ -151,48 +154,47 @@ class QuietInterrupt(logging.Filter):
         return True
 
 
-def sweep(cfg: DictConfig, log_dir: str | None,
+def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
           on_open: Callable[[Sequence[optuna.Study]], object]) -> Sweep:
     """``run_sweep``'s work; ``on_open`` receives the cells' studies once they are open."""
-    device = setup_device(cfg)
-    model = build_model(cfg, device)
-    scorer = build_scorer(cfg, device, model)
+    search, sampler = settings.search, settings.sampler
+    device = setup_device(settings)
+    model = build_model(settings, device)
+    scorer = build_scorer(settings, device, model)
     levels = [p.level for p in model.denoiser.skips]
-    sampler = sampler_spec(cfg)
-    steps = [sampler.steps] if sampler.sigma_list is not None else cfg.search.steps
-    space = build_space(str(cfg.skip.parameterization), cfg.skip.space, steps, levels,
-                        cfg.skip.get("window_space"), cfg.skip.get("profiles") or (),
-                        (sampler.sigma_min, sampler.sigma_max), sampler_choices(cfg),
-                        cfg.search.get("disc_rho"))
-    name = study_name(cfg)
-    objectives = list(cfg.search.objectives)
-    stages = stage_counts(list(cfg.pruner.stages), int(cfg.metric.n_samples))
-    storage = make_storage(cfg.storage)
+    steps = [sampler.steps] if sampler.sigma_list is not None else list(search.steps)
+    skip = settings.skip
+    space = build_space(skip.parameterization, skip.space_bounds(), steps, levels,
+                        skip.window_bounds(), skip.profiles,
+                        (sampler.sigma_min, sampler.sigma_max), settings.samplers,
+                        search.disc_rho)
+    name = search.study_name
+    objectives = list(search.objectives)
+    storage = make_storage(settings.storage)
     cells = space.cells()
-    studies, spaces = open_cells(name, cells, storage, space, cfg.search,
-                                 study_provenance(cfg, model, scorer), objectives,
-                                 make_pruner(cfg.pruner, stages))
+    studies, spaces = open_cells(name, cells, storage, space, search,
+                                 study_provenance(settings, model, scorer), objectives,
+                                 make_pruner(settings.pruner))
     on_open(studies)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
-    tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
-    start = int(cfg.metric.seed_start)
-    seeds = range(start, start + int(cfg.metric.n_samples))
-    ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
-                       stages, objectives)
-    target = int(cfg.search.n_trials)
+    tracker = make_tracker(settings.tracker, name, settings.out_dir, run_config)
+    batch_size = settings.execution.batch_size
+    ctx = TrialContext(model, space, settings.metric.search.seeds, batch_size, device, scorer,
+                       tracker, list(settings.pruner.stages), objectives)
+    target = search.n_trials
     optuna_log = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, QuietInterrupt) for f in optuna_log.filters):
         optuna_log.addFilter(QuietInterrupt())
-    warm = bool(cfg.search.get("warm_start")) and cfg.search.sampler != "grid"
-    startup = int(cfg.search.get("n_startup_trials", 0)) if warm else 0
-    expand = bool(cfg.search.get("expand_bounds")) and cfg.search.sampler != "grid"
+    searchable = search.sampler != "grid"
+    startup = search.n_startup_trials if search.warm_start and searchable else 0
+    expand = search.expand_bounds and searchable
 
     def before(i: int) -> None:
         """Widen a bound the cell's best sits on; queue the neighbours' best in its start-up."""
         if expand:
-            ranges = expand_cell(studies[i], spaces[i].distributions(),
-                                 float(cfg.search.expand_step), cfg.search.bound_limit)
+            ranges = expand_cell(studies[i], spaces[i].distributions(), search.expand_step,
+                                 search.bound_limit)
             if ranges is not None:
                 spaces[i] = spaces[i].with_ranges(ranges)
         warm_start(studies, cells, i, spaces[i], startup, target)
@@ -202,19 +204,18 @@ def sweep(cfg: DictConfig, log_dir: str | None,
     run_cells(studies, objectives_, target, TRIAL_ERRORS, before)
     study = load_sweep(storage, name)
     scores = {}
-    if int(cfg.search.confirm_top_k) > 0:
-        scores = confirm_top(study, model, final_protocol(cfg), int(cfg.search.confirm_top_k),
-                             int(cfg.batch_size), device, scorer,
-                             int(cfg.search.get("confirm_blocks", 10)))
-    exports = export_best(study, Path(cfg.export_dir), str(cfg.storage.url), scores)
+    protocol = settings.final_protocol
+    if search.confirm_top_k > 0:
+        scores = confirm_top(study, model, protocol, search.confirm_top_k, batch_size, device,
+                             scorer, search.confirm_blocks)
+    exports = export_best(study, Path(cfg.export_dir), settings.storage.url, scores)
     rows = summarize(study, scores)
     limit = None
-    if scores and cfg.search.get("limit_steps"):
-        protocol = final_protocol(cfg)
-        score_limit_baselines(study, model, protocol, list(sampler_choices(cfg).values()),
-                              list(cfg.search.limit_steps), int(cfg.batch_size), device, scorer)
-        limit = answer(study, model, protocol, scores, rows, int(cfg.batch_size), device,
-                       scorer, int(cfg.search.get("confirm_blocks", 10)))
+    if scores and search.limit_steps:
+        score_limit_baselines(study, model, protocol, list(settings.samplers.values()),
+                              list(search.limit_steps), batch_size, device, scorer)
+        limit = answer(study, model, protocol, scores, rows, batch_size, device, scorer,
+                       search.confirm_blocks)
     tracker.log_study(study_tables(study, rows, exports[0].parent))
-    print_summary(study, rows, exports, cfg, log_dir, limit_line(limit))
+    print_summary(study, rows, exports, settings, log_dir, limit_line(limit))
     return study

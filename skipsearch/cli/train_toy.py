@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import validate_train_toy
+from ..config import check_train_toy
 from ..paths import ASSETS_DIR
 from ..train.toy import train_toy
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def run_train_toy(cfg: DictConfig) -> dict[str, Path]:
     """Train with ``cfg.seed`` and report where the weights, log and grid were written."""
-    validate_train_toy(cfg)
+    check_train_toy(cfg)
     assets = Path(cfg.assets_dir) if cfg.get("assets_dir") else ASSETS_DIR
     written = train_toy(cfg, assets, Path(cfg.docs_dir))
     for what, path in written.items():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from ..analysis.windows import (
     WindowRow,
@@ -11,7 +11,7 @@ from ..analysis.windows import (
     run_window_study,
     write_window_csv,
 )
-from ..config import validate
+from ..config import Settings, build
 from ..errors import ConfigError
 from ..report.instruments import WINDOWS_CSV, save_windows
 from ..runtime import build_model, build_scorer, setup_device
@@ -26,28 +26,28 @@ def describe(row: WindowRow) -> str:
     return f"{row.kind:8s} {where:40s} FID {row.fid:10.4f}  change {row.change:+.4f}"
 
 
-def run_windows(cfg: DictConfig) -> dict:
+def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
     """Score the baseline, the full schedule and each window; write windows.csv and .png."""
-    validate(cfg, "windows")
-    device = setup_device(cfg)
-    model = build_model(cfg, device)
-    schedule, sampler, study = studied_schedule(cfg, model)
+    settings = settings or build(cfg, "windows")
+    device = setup_device(settings)
+    model = build_model(settings, device)
+    schedule, sampler, study = studied_schedule(settings, model)
     levels = evaluated_levels(sampler.sigmas())
-    count = OmegaConf.select(cfg, "windows.count")
+    width, count = settings.options["width"], settings.options["count"]
     try:
-        windows = noise_windows(levels, int(cfg.windows.width), count)
+        windows = noise_windows(levels, width, count)
     except ValueError as err:
         raise ConfigError("windows.count", count, f"{err}; lower windows.count or "
                           "windows.width, or take more sampler steps") from None
-    scorer = build_scorer(cfg, device, model)
-    start = int(cfg.metric.seed_start)
-    seeds = range(start, start + int(cfg.metric.n_samples))
-    print(f"{len(windows)} windows of {cfg.windows.width} of the {len(levels)} levels of "
+    scorer = build_scorer(settings, device, model)
+    seeds = settings.metric.search.seeds
+    print(f"{len(windows)} windows of {width} of the {len(levels)} levels of "
           f"{sampler.name} with {sampler.steps} steps ({sampler.nfe} NFE), "
           f"{len(seeds)} images each")
-    rows = run_window_study(model, schedule, sampler, windows, seeds, int(cfg.batch_size),
-                            device, scorer, on_row=lambda r: print(describe(r), flush=True))
-    folder = report_folder(cfg, study)
+    rows = run_window_study(model, schedule, sampler, windows, seeds,
+                            settings.execution.batch_size, device, scorer,
+                            on_row=lambda r: print(describe(r), flush=True))
+    folder = report_folder(settings, study)
     csv_path = write_window_csv(rows, folder / WINDOWS_CSV)
     png = save_windows(rows, folder)
     print(f"{csv_path}\n{png}")

@@ -6,8 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from omegaconf import DictConfig, OmegaConf
+
+from ..errors import ConfigError, check
+from ..keys import get, get_choice, get_float, get_int
+from ..paths import REPO_DIR
+from .discretization import positive_levels
+from .names import SAMPLER_NAMES, SAMPLER_OPTIONS
+
 if TYPE_CHECKING:  # torch loads when the levels are asked for, not when a spec is built
     import torch
+
+DISCRETIZATIONS = ("edm", "list")
+# Keys another sampler of a sweep shares with the selected ``sampler`` group.
+SHARED_KEYS = ("steps", "sigma_min", "sigma_max", "rho", "discretization", "sigmas")
 
 
 @dataclass(frozen=True)
@@ -51,3 +63,65 @@ class SamplerSpec:
                    float(data["sigma_max"]), float(data["rho"]),
                    {k: float(v) for k, v in dict(data.get("options") or {}).items()},
                    tuple(float(v) for v in sigmas) if sigmas is not None else None)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, steps: int | None = None) -> SamplerSpec:
+        """The checked ``sampler`` group, with ``steps`` if given.
+
+        With ``discretization: list`` the step count is the number of listed sigmas.
+        """
+        check_sampler_section(cfg)
+        s = cfg.sampler
+        options = {k: float(s[k]) for k in SAMPLER_OPTIONS[str(s.name)]}
+        sigma_list = None
+        if s.get("discretization", "edm") == "list":
+            sigma_list = tuple(float(v) for v in s.sigmas if float(v) > 0)
+            steps = len(sigma_list)
+        return cls(str(s.name), int(steps if steps is not None else s.steps),
+                   float(s.sigma_min), float(s.sigma_max), float(s.rho), options, sigma_list)
+
+
+def check_sampler_section(cfg: DictConfig) -> None:
+    """Sampler name, steps, discretization and the sampler's own options."""
+    name = get_choice(cfg, "sampler.name", SAMPLER_NAMES)
+    get_int(cfg, "sampler.steps", 1)
+    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
+    get_float(cfg, "sampler.sigma_max", sigma_min)
+    get_float(cfg, "sampler.rho", 0.0)
+    for option in SAMPLER_OPTIONS[name]:
+        value = get(cfg, f"sampler.{option}")
+        check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
+              f"sampler.{option}", value, "must be a number >= 0")
+    if name == "unipc":
+        check(cfg.sampler.order in (2, 3), "sampler.order", cfg.sampler.order,
+              "UniPC is implemented for order 2 or 3: sampler.order=2")
+    if name == "edm_stochastic":
+        check(cfg.sampler.S_min <= cfg.sampler.S_max, "sampler.S_min", cfg.sampler.S_min,
+              f"must not exceed sampler.S_max={cfg.sampler.S_max}")
+    if get_choice(cfg, "sampler.discretization", DISCRETIZATIONS) == "list":
+        sigmas = OmegaConf.select(cfg, "sampler.sigmas")
+        try:
+            positive_levels(list(sigmas or []))
+        except (ValueError, TypeError) as err:
+            raise ConfigError("sampler.sigmas", sigmas and list(sigmas),
+                              f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
+
+
+def sampler_choices(cfg: DictConfig, base: SamplerSpec | None = None) -> dict[str, SamplerSpec]:
+    """The samplers a sweep may pick (``search.samplers``, else the ``sampler`` group's).
+
+    Another sampler takes its options from ``conf/sampler/<name>.yaml`` and the
+    discretization of the selected ``sampler`` group, so the choice is only the solver.
+    """
+    base = base or SamplerSpec.from_config(cfg)
+    names = OmegaConf.select(cfg, "search.samplers") or [base.name]
+    choices = {}
+    for name in names:
+        if name == base.name:
+            choices[name] = base
+            continue
+        group = OmegaConf.load(REPO_DIR / "conf" / "sampler" / f"{name}.yaml")
+        shared = {k: cfg.sampler[k] for k in SHARED_KEYS if k in cfg.sampler}
+        choices[name] = SamplerSpec.from_config(
+            OmegaConf.create({"sampler": {**group, **shared}}))
+    return choices

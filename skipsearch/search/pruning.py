@@ -6,16 +6,13 @@ pruner here judges a trial only against trials at the same NFE (``PerNFEPruner``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 
 from ..errors import ConfigError
-from .names import PRUNERS, stage_counts
-
-__all__ = ["PRUNERS", "PerNFEPruner", "make_pruner", "stage_counts"]
+from .names import PRUNERS
+from .settings import PrunerSettings
 
 
 class _SameNFE:
@@ -45,18 +42,18 @@ class PerNFEPruner(BasePruner):
         return self.base.prune(_SameNFE(study, nfe), trial)  # type: ignore[arg-type]
 
 
-def make_pruner(cfg, stages: Sequence[int]) -> BasePruner:
+def make_pruner(settings: PrunerSettings) -> BasePruner:
     """The pruner named by ``pruner.kind``, per NFE; no pruning without stages."""
-    kind = str(cfg.kind)
+    kind, stages = settings.kind, settings.stages
     if kind == "none" or not stages:
         return optuna.pruners.NopPruner()
     if kind == "median":
         base: BasePruner = optuna.pruners.MedianPruner(
-            n_startup_trials=int(cfg.n_startup_trials), n_warmup_steps=0)
+            n_startup_trials=settings.n_startup_trials, n_warmup_steps=0)
     elif kind == "successive_halving":
         base = optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=stages[0], reduction_factor=int(cfg.reduction_factor),
-            min_early_stopping_rate=int(cfg.min_early_stopping_rate))
+            min_resource=stages[0], reduction_factor=settings.reduction_factor,
+            min_early_stopping_rate=settings.min_early_stopping_rate)
     else:
         raise ConfigError("pruner.kind", kind, f"choose one of: {', '.join(PRUNERS)}")
     return PerNFEPruner(base)

@@ -28,7 +28,9 @@ from .group import (
     sweep_names,
 )
 from .names import OPTUNA_SAMPLERS
+from .settings import SearchSettings
 from .space import SearchSpace
+from .storage import StorageSettings
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -36,7 +38,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 JOURNAL = "journal:///"
 
 
-def make_storage(cfg) -> optuna.storages.BaseStorage:
+def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
     """The study storage at ``storage.url``.
 
     An SQLAlchemy URL (SQLite by default, PostgreSQL for many machines) gives an RDB storage
@@ -66,7 +68,7 @@ def make_storage(cfg) -> optuna.storages.BaseStorage:
         return RDBStorage(url, **settings)
 
 
-def open_sweep(storage_cfg, name: str) -> Sweep:
+def open_sweep(storage_cfg: StorageSettings, name: str) -> Sweep:
     """The sweep ``name`` in the configured storage; a ConfigError naming those there if none."""
     storage = make_storage(storage_cfg)
     try:
@@ -137,39 +139,45 @@ class TrialSeededSampler(optuna.samplers.BaseSampler):
         """Nothing: every trial's seed is fixed by its number."""
 
 
-def make_sampler(cfg, space: SearchSpace, cell: str) -> optuna.samplers.BaseSampler:
+def make_sampler(search: SearchSettings, space: SearchSpace,
+                 cell: str) -> optuna.samplers.BaseSampler:
     """The Optuna sampler named by ``search.sampler`` for one cell, seeded per trial.
 
     The grid sampler is the exception: one seed per cell fixes its visiting order, and it
     hands out grid points by trial number, so workers and resumes never repeat one either.
     """
-    name = str(cfg.sampler)
+    name = str(search.sampler)
     if name not in OPTUNA_SAMPLERS:
         raise ConfigError("search.sampler", name,
                           f"choose one of {', '.join(OPTUNA_SAMPLERS)}")
     if name == "grid":  # its seed orders the grid, which must stay one order for the study
-        return build_sampler(cfg, space, sampler_seed(int(cfg.seed), cell, 0))
-    return TrialSeededSampler(lambda seed: build_sampler(cfg, space, seed), int(cfg.seed), cell)
+        return build_sampler(search, space, sampler_seed(int(search.seed), cell, 0))
+    return TrialSeededSampler(lambda seed: build_sampler(search, space, seed), int(search.seed),
+                              cell)
 
 
-def build_sampler(cfg, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+def build_sampler(search: SearchSettings, space: SearchSpace,
+                  seed: int) -> optuna.samplers.BaseSampler:
     """The Optuna sampler named by ``search.sampler`` with ``seed``."""
-    if cfg.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials))
-    if cfg.sampler == "random":
+    if search.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed,
+                                          n_startup_trials=int(search.n_startup_trials))
+    if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if cfg.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(int(cfg.grid_points)), seed=seed)
+    if search.sampler == "grid":
+        return optuna.samplers.GridSampler(space.grid(int(search.grid_points)), seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        if cfg.sampler == "cmaes":
+        if search.sampler == "cmaes":
             return optuna.samplers.CmaEsSampler(seed=seed,
-                                                n_startup_trials=int(cfg.n_startup_trials),
+                                                n_startup_trials=int(search.n_startup_trials),
                                                 warn_independent_sampling=False)
-        if cfg.sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=int(cfg.n_startup_trials),
+        if search.sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed,
+                                             n_startup_trials=int(search.n_startup_trials),
                                              warn_independent_sampling=False)
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=int(cfg.population_size))
+        return optuna.samplers.NSGAIISampler(seed=seed,
+                                             population_size=int(search.population_size))
 
 
 # The config key a user changes to change each parameter's range or choices.
@@ -230,7 +238,7 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
 
 
 def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storages.BaseStorage,
-               space: SearchSpace, search_cfg, provenance: Mapping[str, object],
+               space: SearchSpace, search: SearchSettings, provenance: Mapping[str, object],
                objectives: Sequence[str] = ("fid",),
                pruner: optuna.pruners.BasePruner | None = None
                ) -> tuple[list[optuna.Study], list[SearchSpace]]:
@@ -251,7 +259,7 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
     for name, cell in zip(names, cells, strict=True):
         if name in existing:
             study = optuna.load_study(study_name=name, storage=storage,
-                                      sampler=make_sampler(search_cfg, space, cell_key(cell)),
+                                      sampler=make_sampler(search, space, cell_key(cell)),
                                       pruner=pruner)
             check_cell(study, provenance, objectives, distributions)
             loaded[name] = study
@@ -260,7 +268,7 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
         study, created = loaded.get(name), False
         if study is None:
             study, created = create_cell(name, storage, objectives, pruner,
-                                         make_sampler(search_cfg, space, cell_key(cell)))
+                                         make_sampler(search, space, cell_key(cell)))
             check_cell(study, provenance, objectives, distributions)
         attrs = study.user_attrs
         for key, value in {**provenance, GROUP_ATTR: group, "cell": cell.to_dict(),

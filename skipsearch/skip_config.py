@@ -1,0 +1,110 @@
+"""The ``skip`` group: the schedule it fixes and the ranges a sweep searches (torch-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from omegaconf import DictConfig, OmegaConf
+
+from .errors import check
+from .keys import get, get_choice, get_float, get_list
+from .schedule import (
+    PARAMETERIZATIONS,
+    PROFILES,
+    RHO_RANGE,
+    SkipSchedule,
+    coefficient_problem,
+    param_names,
+)
+
+Range = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class SkipConfig:
+    """Parameterization, fixed coefficients, noise window and profile, and searched ranges."""
+
+    parameterization: str
+    params: Mapping[str, float] = field(default_factory=dict)
+    window: Range | None = None
+    profile: str = "constant"
+    profiles: tuple[str, ...] = ()
+    space: Mapping[str, Range] = field(default_factory=dict)
+    window_space: Range | None = None
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, searched: bool = False) -> SkipConfig:
+        """The checked ``skip`` group; its search ranges too when ``searched``."""
+        parameterization = get_choice(cfg, "skip.parameterization", PARAMETERIZATIONS)
+        window = get_list(cfg, "skip.window")
+        if window is not None:
+            ok = (isinstance(window, list) and len(window) == 2
+                  and all(isinstance(v, (int, float)) for v in window)
+                  and 0 <= window[0] <= window[1])
+            check(ok, "skip.window", window,
+                  "give [sigma_lo, sigma_hi] with 0 <= lo <= hi, or null")
+        profile = get_choice(cfg, "skip.profile", PROFILES)
+        profiles = get_list(cfg, "skip.profiles") or []
+        for p in profiles:
+            check(p in PROFILES, "skip.profiles", list(profiles),
+                  f"every profile must be one of: {', '.join(PROFILES)}")
+        window_space = None
+        if OmegaConf.select(cfg, "skip.window_space") is not None:
+            low = get_float(cfg, "skip.window_space.low", 0.0)
+            high = get_float(cfg, "skip.window_space.high", 0.0)
+            check(low <= high, "skip.window_space", {"low": low, "high": high},
+                  "low must not exceed high")
+            window_space = (low, high)
+        return cls(parameterization, {} if searched else fixed_params(cfg),
+                   (float(window[0]), float(window[1])) if window is not None else None,
+                   profile, tuple(profiles), space_ranges(cfg) if searched else {},
+                   window_space)
+
+    def schedule(self, levels: Sequence[int], profile_range: Range) -> SkipSchedule:
+        """The fixed schedule (``default`` fills unnamed parameters, else 1) on ``levels``."""
+        given = self.params
+        params = {name: float(given.get(name, given.get("default", 1.0)))
+                  for name in param_names(self.parameterization, levels)}
+        return SkipSchedule.from_params(self.parameterization, params, levels,
+                                        window=self.window, profile=self.profile,
+                                        profile_range=profile_range)
+
+    def space_bounds(self) -> dict[str, dict[str, float]]:
+        """The searched ranges as ``{name: {low, high}}``."""
+        return {name: {"low": low, "high": high} for name, (low, high) in self.space.items()}
+
+    def window_bounds(self) -> dict[str, float] | None:
+        """The searched noise window as ``{low, high}``, or None."""
+        if self.window_space is None:
+            return None
+        return {"low": self.window_space[0], "high": self.window_space[1]}
+
+
+def fixed_params(cfg: DictConfig) -> dict[str, float]:
+    """``skip.params``: usable coefficients by parameter name."""
+    params = OmegaConf.select(cfg, "skip.params") or {}
+    low, high = RHO_RANGE
+    for name in params:
+        check(coefficient_problem([params[name]]) is None, f"skip.params.{name}", params[name],
+              f"every coefficient must be a finite number in ({low:g}, {high:g}] "
+              "(1: the skip unchanged)")
+    return {str(name): float(params[name]) for name in params}
+
+
+def space_ranges(cfg: DictConfig) -> dict[str, Range]:
+    """``skip.space``: a range in RHO_RANGE, low <= high, per searched parameter."""
+    space = get(cfg, "skip.space")
+    if cfg.skip.parameterization == "linear" and "default" not in space:
+        for name in ("rho_top", "rho_bottom"):
+            check(name in space, f"skip.space.{name}", None,
+                  f"missing; give +skip.space.{name}={{low:0.5,high:1.0}}")
+    ranges = {}
+    for name in space:
+        key = f"skip.space.{name}"
+        low = get_float(cfg, f"{key}.low", *RHO_RANGE)
+        high = get_float(cfg, f"{key}.high", *RHO_RANGE)
+        check(low <= high, key, {"low": low, "high": high},
+              f"low must not exceed high; swap them ({key}.low={high} {key}.high={low})")
+        ranges[str(name)] = (low, high)
+    return ranges
