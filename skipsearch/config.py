@@ -28,7 +28,7 @@ from .search.names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 from .tracking import LOGGER_KINDS, WANDB_MODES
 
 if TYPE_CHECKING:  # torch-heavy: imported where a builder needs it
-    from .search.confirm import Protocol
+    from .search.results import Protocol
 
 FEATURES = ("digits", "inception")
 DISCRETIZATIONS = ("edm", "list")
@@ -590,9 +590,13 @@ def sampler_choices(cfg: DictConfig) -> dict[str, SamplerSpec]:
 
 def final_protocol(cfg: DictConfig) -> Protocol:
     """The final score: ``metric.final_samples`` images from ``metric.final_seed_start``."""
-    from .search.confirm import Protocol
+    from .search.results import Protocol
+    from .seed_range import SeedRange
 
-    start = OmegaConf.select(cfg, "metric.final_seed_start")
-    if start is None:
-        start = int(cfg.metric.seed_start) + int(cfg.metric.n_samples)
-    return Protocol(int(cfg.metric.final_samples), int(start), bool(cfg.metric.fid_infinity))
+    n = get_int(cfg, "metric.final_samples", 1)
+    if OmegaConf.select(cfg, "metric.final_seed_start") is None:  # right after the search's
+        start = SeedRange(get_int(cfg, "metric.seed_start", 0),
+                          get_int(cfg, "metric.n_samples", 1)).stop
+    else:
+        start = get_int(cfg, "metric.final_seed_start", 0)
+    return Protocol(SeedRange(start, n), bool(cfg.metric.fid_infinity))

@@ -16,7 +16,7 @@ from rich.table import Table
 from .. import __version__
 from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
 from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
-from ..export import export_best, safe_url
+from ..export import export_best
 from ..runtime import (
     build_model,
     build_scorer,
@@ -35,7 +35,9 @@ from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
 from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
 from ..search.warm import warm_start
+from ..seed_range import SeedRange
 from ..tracking import make_tracker
+from ..urls import safe_url
 
 
 def study_provenance(cfg: DictConfig, model, scorer) -> dict:
@@ -176,9 +178,8 @@ def sweep(cfg: DictConfig, log_dir: str | None,
     run_config = OmegaConf.to_container(cfg, resolve=True)
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(cfg.logger, name, Path(cfg.out_dir), run_config)
-    start = int(cfg.metric.seed_start)
-    seeds = range(start, start + int(cfg.metric.n_samples))
-    ctx = TrialContext(model, space, seeds, int(cfg.batch_size), device, scorer, tracker,
+    seeds = SeedRange(int(cfg.metric.seed_start), int(cfg.metric.n_samples))
+    ctx = TrialContext(model, space, seeds.seeds, int(cfg.batch_size), device, scorer, tracker,
                        stages, objectives)
     target = int(cfg.search.n_trials)
     optuna_log = logging.getLogger("optuna.study._optimize")
