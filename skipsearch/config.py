@@ -31,7 +31,7 @@ from .tracking import TrackerSettings
 
 if TYPE_CHECKING:  # torch-heavy: imported where a builder needs it
     from .export import ExportedSchedule
-    from .search.confirm import Protocol
+    from .search.results import Protocol
 
 # What of a schedule file each command reads (export.REQUIRED_KEYS).
 SCHEDULE_SECTIONS = {"sample": ("model", "sampler", "score"), "inspect": ("model",),
@@ -77,10 +77,9 @@ class Settings:
     @property
     def final_protocol(self) -> Protocol:
         """The confirmation's protocol: ``metric.final_samples`` images on their own seeds."""
-        from .search.confirm import Protocol
+        from .search.results import Protocol
 
-        final = self.metric.final
-        return Protocol(final.count, final.start, self.metric.fid_infinity)
+        return Protocol(self.metric.final, self.metric.fid_infinity)
 
 
 def build(cfg: DictConfig, command: str) -> Settings:

@@ -1,4 +1,7 @@
-"""Export the best schedule per NFE with provenance, and load it back (``load_schedule``)."""
+"""The schedule file: write the best schedule per NFE with provenance, read it back.
+
+Which trials are best is for ``search.results`` to say; this module owns the YAML format.
+"""
 
 from __future__ import annotations
 
@@ -10,64 +13,26 @@ from pathlib import Path
 
 import optuna
 import yaml
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from .errors import ConfigError
 from .samplers.spec import SamplerSpec
 from .schedule import SkipSchedule, coefficient_problem
-from .search.confirm import search_fid
-from .search.group import Sweep, trial_steps
+from .search import record as keys
+from .search.record import TrialRecord, search_seeds
+from .search.results import (
+    baseline_per_nfe,
+    best_per_nfe,
+    cell_of,
+    final_seeds,
+    pareto_front,
+    search_fid,
+    trial_steps,
+)
+from .seed_range import SeedRange
 from .urls import safe_url
 
 FORMAT = "skipsearch-schedule/1"
-
-
-def best_per_nfe(study: optuna.Study,
-                 scores: Mapping[int, Mapping] | None = None) -> dict[int, FrozenTrial]:
-    """The completed trial with the lowest FID at each NFE.
-
-    With ``scores`` (confirmed final scores by trial number) only those trials compete, ranked
-    by their final FID; an NFE without any falls back to the search FID.
-    """
-    by_search: dict[int, FrozenTrial] = {}
-    by_final: dict[int, FrozenTrial] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        nfe = t.user_attrs["nfe"]
-        if nfe not in by_search or search_fid(t) < search_fid(by_search[nfe]):
-            by_search[nfe] = t
-        if scores and t.number in scores and (
-                nfe not in by_final
-                or scores[t.number]["fid"] < scores[by_final[nfe].number]["fid"]):
-            by_final[nfe] = t
-    return dict(sorted({**by_search, **by_final}.items()))
-
-
-def baseline_per_nfe(study: optuna.Study,
-                     scores: Mapping[int, Mapping] | None = None) -> dict[int, FrozenTrial]:
-    """The completed baseline (all coefficients 1.0) trial at each NFE (the best, if several)."""
-    baselines = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                 if t.user_attrs.get("baseline")]
-    best: dict[int, FrozenTrial] = {}
-    for t in sorted(baselines, key=lambda t: final_or_search(t, scores), reverse=True):
-        best[t.user_attrs["nfe"]] = t
-    return best
-
-
-def final_or_search(trial: FrozenTrial, scores: Mapping[int, Mapping] | None) -> float:
-    """The trial's confirmed FID if it has one, else its search FID."""
-    if scores and trial.number in scores:
-        return scores[trial.number]["fid"]
-    return search_fid(trial)
-
-
-def pareto_front(fids: Mapping[int, float]) -> list[int]:
-    """The NFEs whose FID is lower than the FID at every smaller NFE (minimising both)."""
-    front, best = [], float("inf")
-    for nfe in sorted(fids):
-        if fids[nfe] < best:
-            front.append(nfe)
-            best = fids[nfe]
-    return front
 
 
 def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial | None,
@@ -78,51 +43,45 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
     search's score under ``score.search``; ``sample`` with the file reproduces ``score.fid``.
     """
     attrs = study.user_attrs
-    schedule = dict(trial.user_attrs["schedule"])
+    record = TrialRecord.of(trial)
+    schedule = dict(record.schedule)
     coefficients = schedule["coefficients"]
-    skips = [{**s, "rho": c} for s, c in zip(attrs["skips"], coefficients, strict=True)]
-    search_n = trial.user_attrs["n_samples"]
+    skips = [{**s, "rho": c} for s, c in zip(attrs[keys.SKIPS], coefficients, strict=True)]
     search = {"fid": search_fid(trial),
               "baseline_fid": search_fid(baseline) if baseline is not None else None,
-              "n_samples": search_n,
-              "seeds": {"start": attrs["seed_start"], "stop": attrs["seed_start"] + search_n,
-                        "class_label": "seed % label_dim"}}
+              "n_samples": record.n_samples,
+              "seeds": seeds_entry(search_seeds(attrs, record.n_samples))}
     final = (scores or {}).get(trial.number)
     score = dict(search)
     if final is not None:
         base = (scores or {}).get(baseline.number) if baseline is not None else None
-        start = final["seed_start"]
         score = {"fid": final["fid"], "baseline_fid": base["fid"] if base else None,
                  "fid_infinity": final.get("fid_infinity"), "n_samples": final["n_samples"],
-                 "seeds": {"start": start, "stop": start + final["n_samples"],
-                           "class_label": "seed % label_dim"},
+                 "seeds": seeds_entry(final_seeds(final)),
                  "confirmed": True, "search": search}
         if "delta" in final:
             low, high = final["delta_ci95"]
             score.update(delta=final["delta"], delta_ci95=[low, high], significant=high < 0,
                          delta_blocks=final.get("delta_blocks"))
-    sampler = trial.user_attrs.get("sampler") or attrs["sampler"]
+    sampler = record.sampler or attrs[keys.SAMPLER]
     return {
         "format": FORMAT,
-        "skipsearch_version": attrs["skipsearch_version"],
+        "skipsearch_version": attrs[keys.VERSION],
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": attrs["model_name"], "sha256": attrs["model_sha256"]},
-        "sampler": {**sampler, "steps": trial_steps(trial), "nfe": trial.user_attrs["nfe"]},
+        "model": {"name": attrs[keys.MODEL_NAME], "sha256": attrs[keys.MODEL_SHA256]},
+        "sampler": {**sampler, "steps": trial_steps(trial), "nfe": record.nfe},
         "schedule": {**schedule, "skips": skips},
-        "score": {**score, **attrs["metric"]},
-        **({"precision": attrs["precision"]} if "precision" in attrs else {}),
+        "score": {**score, **attrs[keys.METRIC]},
+        **({"precision": attrs[keys.PRECISION]} if keys.PRECISION in attrs else {}),
         "study": {"name": study.study_name, "storage": safe_url(storage_url),
                   "trial": trial.number, **cell_of(study, trial),
-                  "is_baseline": bool(trial.user_attrs.get("baseline"))},
+                  "is_baseline": bool(record.baseline)},
     }
 
 
-def cell_of(study, trial: FrozenTrial) -> dict:
-    """The cell study holding a sweep's trial and the trial's number there (none for a study)."""
-    if not isinstance(study, Sweep):
-        return {}
-    return {"cell": study.cell_of(trial.number).study_name,
-            "cell_trial": study.where(trial.number).number}
+def seeds_entry(seeds: SeedRange) -> dict:
+    """A score's seeds as the file records them, with how each image's class follows."""
+    return {**seeds.to_dict(), "class_label": "seed % label_dim"}
 
 
 def write_yaml(path: Path, data: Mapping) -> Path:

@@ -10,11 +10,12 @@ from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from skipsearch.search.confirm import Protocol, confirmed
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
+from skipsearch.search.results import Protocol, confirmed
 from skipsearch.search.space import build_space
 from skipsearch.search.study import TrialSeededSampler, build_sampler, make_sampler
+from skipsearch.seed_range import SeedRange
 
 from .conftest import run_cli
 from .test_workers import check_no_trial_lost_or_repeated, two_workers
@@ -191,7 +192,7 @@ def test_the_limit_line_compares_with_the_best_baseline_at_any_nfe(tiny_override
     assert result.returncode == 0, result.stderr
     assert "breaking the limit: " in result.stdout
     sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
-    protocol = Protocol(30, 24)
+    protocol = Protocol(SeedRange(24, 30))
     records = limit_records(sweep, protocol)
     assert records["heun-steps5"]["nfe"] == 9
     scores = confirmed(sweep, protocol)

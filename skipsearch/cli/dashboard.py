@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 from ..config import Settings, build
 from ..errors import ConfigError
-from ..search.group import GROUP_ATTR
+from ..search.record import GROUP_ATTR
 from ..search.study import make_storage
 from ..urls import safe_url
 

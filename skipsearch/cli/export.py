@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from ..config import Settings, build
 from ..export import export_best
-from ..search.confirm import confirmed
+from ..search.results import confirmed
 from ..search.study import open_sweep
 
 

@@ -14,24 +14,27 @@ from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
 from ..runtime import build_model, setup_device
 from ..schedule import coefficient_problem
-from ..search.confirm import confirmed
+from ..search import record as keys
 from ..search.group import Sweep
+from ..search.record import TrialRecord
+from ..search.results import confirmed
 from ..search.study import open_sweep
 
 
 def check_model(study: Sweep, model: LoadedModel) -> None:
     """The grids must come from the model the study searched, with usable schedules."""
-    want, name = str(study.user_attrs.get("model_sha256")), study.user_attrs.get("model_name")
+    attrs = study.user_attrs
+    want, name = str(attrs.get(keys.MODEL_SHA256)), attrs.get(keys.MODEL_NAME)
     n_skips = len(model.denoiser.skips)
     fix = "give the sweep's model overrides, or report.grid=0 to skip the sample grids"
-    check(n_skips == len(study.user_attrs.get("skips", ())), "model", model.name,
+    check(n_skips == len(attrs.get(keys.SKIPS, ())), "model", model.name,
           f"study {study.study_name} was run with model {name} with "
-          f"{len(study.user_attrs.get('skips', ()))} skips, and this one has {n_skips}; {fix}")
+          f"{len(attrs.get(keys.SKIPS, ()))} skips, and this one has {n_skips}; {fix}")
     check(model.sha256 == want, "model", model.name,
           f"study {study.study_name} was run with model {name} with weights sha256 {want[:12]},"
           f" and the weights given have sha256 {model.sha256[:12]}; {fix}")
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        problem = coefficient_problem(t.user_attrs["schedule"]["coefficients"], n_skips)
+        problem = coefficient_problem(TrialRecord.of(t).schedule["coefficients"], n_skips)
         check(problem is None, "search.study_name", study.study_name,
               f"trial {t.number} holds an unusable schedule ({problem}); report.grid=0 "
               "skips the sample grids")

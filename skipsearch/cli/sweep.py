@@ -16,7 +16,7 @@ from rich.table import Table
 from .. import __version__
 from ..config import Settings, build
 from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
-from ..export import export_best, safe_url
+from ..export import export_best
 from ..runtime import (
     build_model,
     build_scorer,
@@ -36,6 +36,7 @@ from ..search.study import FINISHED, make_storage, open_cells
 from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
 from ..search.warm import warm_start
 from ..tracking import make_tracker
+from ..urls import safe_url
 
 
 def study_provenance(settings: Settings, model, scorer) -> dict:

@@ -9,11 +9,13 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
-from ..export import safe_url
-from ..search.confirm import Protocol
+from ..search import record as keys
 from ..search.group import Sweep, cell_label
 from ..search.limit import limit_line, limit_records
+from ..search.record import search_seeds
+from ..search.results import Protocol
 from ..search.summary import SummaryRow, fmt_delta, summarize
+from ..urls import safe_url
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
 from .instruments import loss_section, windows_section
@@ -56,26 +58,28 @@ def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
     states: dict[str, int] = {}
     for r in rows:
         states[r.state.lower()] = states.get(r.state.lower(), 0) + 1
-    start, n = attrs.get("seed_start"), attrs.get("n_samples")
+    seeds = search_seeds(attrs)
+    model = f"{attrs.get(keys.MODEL_NAME, '?')} (sha256 {str(attrs.get(keys.MODEL_SHA256))[:12]})"
     items = {
         "study": study.study_name,
         "cells": ", ".join(cell_label(c) for c in study.cells),
         "storage": safe_url(storage_url),
-        "model": f"{attrs.get('model_name', '?')} (sha256 {str(attrs.get('model_sha256'))[:12]})",
-        "sampler": (attrs.get("sampler") or {}).get("name", "?"),
-        "parameterization": attrs.get("parameterization", "?"),
+        "model": model,
+        "sampler": (attrs.get(keys.SAMPLER) or {}).get("name", "?"),
+        "parameterization": attrs.get(keys.PARAMETERIZATION, "?"),
         "objectives": "FID" if len(study.directions) == 1 else "FID and NFE (a Pareto front)",
-        "feature network": (attrs.get("metric") or {}).get("feature_extractor", "?"),
-        "search FID": (f"{n} images, seeds {start}..{start + n - 1}"
-                       if isinstance(start, int) and isinstance(n, int) else "?"),
+        "feature network": (attrs.get(keys.METRIC) or {}).get("feature_extractor", "?"),
+        "search FID": (f"{seeds.count} images, seeds {seeds.start}..{seeds.stop - 1}"
+                       if seeds is not None else "?"),
         "trials": ", ".join(f"{v} {k}" for k, v in sorted(states.items())) or "none",
     }
     if protocol is not None:
-        items["confirmed FID"] = (f"{len(scores)} trials re-scored on {protocol.n_samples} "
-                                  f"fresh images, seeds {protocol.seed_start}.."
-                                  f"{protocol.seeds[-1]}" if scores else
-                                  f"no trial confirmed under {protocol.n_samples} images from "
-                                  f"seed {protocol.seed_start}; search FIDs are shown")
+        final = protocol.seed_range
+        items["confirmed FID"] = (f"{len(scores)} trials re-scored on {final.count} "
+                                  f"fresh images, seeds {final.start}..{final.stop - 1}"
+                                  if scores else
+                                  f"no trial confirmed under {final.count} images from "
+                                  f"seed {final.start}; search FIDs are shown")
     items["generated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return definitions(items)
 
@@ -207,7 +211,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
         ("contour.png", figures.contour_figure(rows, param_bounds(study))),
         ("history.png", figures.history_figure(rows)),
         ("importance.png", figures.importance_figure(importances)))}
-    parameterization = str(study.user_attrs.get("parameterization", "?"))
+    parameterization = str(study.user_attrs.get(keys.PARAMETERIZATION, "?"))
     page = document(
         f"skipsearch report: {study.study_name}",
         overview(study, rows, storage_url, protocol, scores),

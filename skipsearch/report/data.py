@@ -10,6 +10,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from ..search.group import Sweep, cell_label
+from ..search.record import TrialRecord
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,12 @@ def trial_rows(study: Sweep,
     """Every trial of the study in number order; ``final_fid`` where it was confirmed."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        nfe, n = t.user_attrs.get("nfe"), t.user_attrs.get("n_samples")
+        record = TrialRecord.of(t)
+        nfe, n = record.nfe, record.n_samples
         final = (scores or {}).get(t.number)
         rows.append(TrialRow(t.number, t.state.name, int(nfe) if nfe is not None else None,
                              dict(t.params), last_fid(t), int(n) if n is not None else None,
-                             bool(t.user_attrs.get("baseline")),
+                             bool(record.baseline),
                              float(final["fid"]) if final else None))
     return sorted(rows, key=lambda r: r.number)
 

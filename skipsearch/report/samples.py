@@ -9,11 +9,10 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from ..evaluate import evaluate
-from ..export import baseline_per_nfe, best_per_nfe
 from ..images import save_grid
 from ..models import LoadedModel
-from ..search.confirm import trial_sampler, trial_schedule
 from ..search.group import Sweep
+from ..search.results import baseline_per_nfe, best_per_nfe, trial_sampler, trial_schedule
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from .group import cell_label
+from .record import TrialRecord, write
 from .study import FINISHED
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def claim(trial: optuna.Trial, target: int) -> None:
              if t.number < trial.number]
     if len(ahead) >= target:
         reason = f"surplus: the cell already has {len(ahead)} of {target} trials"
-        trial.set_user_attr("skipped", reason)
+        write(trial, TrialRecord(skipped=reason))
         raise SkippedTrialError(reason)
 
 
@@ -48,19 +49,18 @@ def check_unique(trial: optuna.Trial) -> None:
     Any other trial yields to a running or finished trial with its parameters (two that draw
     the same values at the same moment may both yield; neither runs an image).
     """
-    key = trial.user_attrs.get("baseline_key")
+    key = TrialRecord.of(trial).baseline_key
     for other in trial.study.get_trials(deepcopy=False, states=TAKEN):
         if other.number == trial.number:
             continue
         if key is not None:
-            same = other.user_attrs.get("baseline_key") == key and (
+            same = TrialRecord.of(other).baseline_key == key and (
                 other.number < trial.number or other.state in FINISHED)
         else:
             same = other.params == trial.params and other.state != TrialState.WAITING
         if same:
             reason = f"duplicate of trial {other.number}"
-            trial.set_user_attr("skipped", reason)
-            trial.set_user_attr("duplicate_of", other.number)
+            write(trial, TrialRecord(skipped=reason, duplicate_of=other.number))
             raise SkippedTrialError(reason)
 
 
@@ -118,7 +118,7 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
             studies[i].optimize(objectives[i], n_trials=1, catch=(*catch, SkippedTrialError),
                                 callbacks=[remember])
             trial = last[-1] if last else None
-            if trial is not None and "duplicate_of" in trial.user_attrs:
+            if trial is not None and TrialRecord.of(trial).duplicate_of is not None:
                 skips[i] += 1
                 if skips[i] == MAX_SKIPS:
                     log.warning("%s: %d draws in a row repeated earlier trials; the space "

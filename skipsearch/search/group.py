@@ -16,9 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..samplers.spec import SamplerSpec
-
-GROUP_ATTR = "sweep"
-CONFIRM_PREFIX = "confirm/"
+from .record import CONFIRM_PREFIX, GROUP_ATTR, NFE
 
 
 def cell_key(cell: SamplerSpec) -> str:
@@ -31,15 +29,10 @@ def cell_study_name(group: str, cell: SamplerSpec) -> str:
     return f"{group}/{cell_key(cell)}"
 
 
-def trial_steps(trial: FrozenTrial) -> int:
-    """The sampler steps a trial ran (a user attribute; a parameter in studies before cells)."""
-    return int(trial.user_attrs.get("steps", trial.params.get("steps", 0)))
-
-
 def cell_label(study: optuna.Study) -> str:
     """A cell as people read it: ``heun-steps4 (NFE 7)``."""
     name = study.study_name.rsplit("/", 1)[-1]
-    nfe = study.user_attrs.get("nfe")
+    nfe = study.user_attrs.get(NFE)
     return f"{name} (NFE {nfe})" if nfe is not None else name
 
 
@@ -158,5 +151,5 @@ def load_sweep(storage: optuna.storages.BaseStorage | str, name: str) -> Sweep:
     if not names:
         raise KeyError(name)
     cells = [optuna.load_study(study_name=n, storage=storage) for n in names]
-    cells.sort(key=lambda c: (c.user_attrs.get("nfe", 0), c.study_name))
+    cells.sort(key=lambda c: (c.user_attrs.get(NFE, 0), c.study_name))
     return Sweep(name, cells)

@@ -21,15 +21,16 @@ from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
-from .confirm import Protocol, trial_sampler, trial_schedule
 from .group import Sweep, cell_key
+from .record import LIMIT_PREFIX, TrialRecord
+from .results import Protocol, trial_sampler, trial_schedule
 
 log = logging.getLogger(__name__)
 
 
 def prefix(protocol: Protocol) -> str:
     """Attribute prefix of the limit records made under ``protocol``."""
-    return f"limit/{protocol.n_samples}@{protocol.seed_start}/"
+    return f"{LIMIT_PREFIX}{protocol.seed_range.count}@{protocol.seed_range.start}/"
 
 
 def limit_records(sweep: Sweep, protocol: Protocol) -> dict[str, Mapping]:
@@ -56,7 +57,7 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                       "sampler": cell.to_dict()}
             sweep.cells[0].set_user_attr(prefix(protocol) + cell_key(cell), record)
             log.info("baseline %s (NFE %d): FID %.4f on %d images", cell_key(cell), cell.nfe,
-                     result.fid, protocol.n_samples)
+                     result.fid, protocol.seed_range.count)
     return limit_records(sweep, protocol)
 
 
@@ -65,8 +66,8 @@ def best_baseline(sweep: Sweep, scores: Mapping[int, Mapping],
     """The lowest confirmed baseline FID at any NFE: the cells' and the limit step counts'."""
     found = []
     for t in sweep.trials:
-        if t.user_attrs.get("baseline") and t.number in scores:
-            found.append({"fid": scores[t.number]["fid"], "nfe": t.user_attrs["nfe"],
+        if TrialRecord.of(t).baseline and t.number in scores:
+            found.append({"fid": scores[t.number]["fid"], "nfe": TrialRecord.of(t).nfe,
                           "trial": t.number})
     found += [{"fid": r["fid"], "nfe": r["nfe"], "key": k} for k, r in records.items()
               if k != "answer"]
@@ -85,7 +86,7 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
         return None
     winner = next((r for r in sorted(rows, key=lambda r: r.nfe)
                    if r.confirmed and r.best_fid < target["fid"]
-                   and not sweep.trials[r.best_trial].user_attrs.get("baseline")), None)
+                   and not TrialRecord.of(sweep.trials[r.best_trial]).baseline), None)
     key = (winner.best_trial if winner else None, target.get("trial", target.get("key")))
     old = records.get("answer")
     if old is not None and (old.get("trial"), old.get("baseline")) == key:

@@ -17,6 +17,7 @@ from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..tracking import Tracker
 from .allocate import check_unique, claim
+from .record import TrialRecord, write
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,9 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
         claim(trial, target)
         schedule, sampler = (space() if space else ctx.space).suggest(trial, cell)
         check_unique(trial)
-        trial.set_user_attr("nfe", sampler.nfe)
-        trial.set_user_attr("steps", sampler.steps)
-        trial.set_user_attr("sampler", sampler.to_dict())
-        trial.set_user_attr("coefficients", list(schedule.coefficients))
-        trial.set_user_attr("schedule", schedule.to_dict())
+        write(trial, TrialRecord(nfe=sampler.nfe, steps=sampler.steps, sampler=sampler.to_dict(),
+                                 coefficients=list(schedule.coefficients),
+                                 schedule=schedule.to_dict()))
         stage_fids: list[list[float]] = []
         start = time.perf_counter()
 
@@ -72,19 +71,18 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
             if not math.isfinite(fid):
                 reason = (f"the schedule made NaN or infinite images: FID {fid} after {count} "
                           "images")
-                trial.set_user_attr("fail_reason", reason)
+                write(trial, TrialRecord(fail_reason=reason))
                 raise NonFiniteImagesError(reason)
             if count < len(ctx.seeds) and not sys.stderr.isatty():  # lines instead of bars
                 log.info("trial %d: FID %.4f after %d of %d images (%d NFE)", trial.number,
                          fid, count, len(ctx.seeds), sampler.nfe)
             stage_fids.append([count, fid])
-            trial.set_user_attr("stage_fids", stage_fids)
-            trial.set_user_attr("n_samples", count)
-            trial.set_user_attr("seconds", round(time.perf_counter() - start, 3))
+            write(trial, TrialRecord(stage_fids=stage_fids, n_samples=count,
+                                     seconds=round(time.perf_counter() - start, 3)))
             if not single:
                 return
             trial.report(fid, count)
-            if count < len(ctx.seeds) and not trial.user_attrs.get("baseline") \
+            if count < len(ctx.seeds) and not TrialRecord.of(trial).baseline \
                     and trial.should_prune():
                 log_trial(ctx, trial, sampler.nfe, stage_fids, None)
                 raise optuna.TrialPruned(f"FID {fid:.4g} after {count} images")
@@ -98,7 +96,7 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
         try:
             return objective(trial)
         except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
-            trial.set_user_attr("fail_reason", "interrupted (Ctrl-C)")
+            write(trial, TrialRecord(fail_reason="interrupted (Ctrl-C)"))
             raise
 
     return interruptible

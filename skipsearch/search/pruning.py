@@ -12,6 +12,7 @@ from optuna.trial import FrozenTrial
 
 from ..errors import ConfigError
 from .names import PRUNERS
+from .record import TrialRecord
 from .settings import PrunerSettings
 
 
@@ -24,7 +25,7 @@ class _SameNFE:
     def get_trials(self, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
         """The study's trials at this NFE."""
         return [t for t in self._study.get_trials(deepcopy=deepcopy, states=states)
-                if t.user_attrs.get("nfe") == self._nfe]
+                if TrialRecord.of(t).nfe == self._nfe]
 
     def __getattr__(self, name: str):
         return getattr(self._study, name)
@@ -38,7 +39,7 @@ class PerNFEPruner(BasePruner):
 
     def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
         """Ask ``base``, showing it the trials at ``trial``'s NFE."""
-        nfe = trial.user_attrs.get("nfe")
+        nfe = TrialRecord.of(trial).nfe
         return self.base.prune(_SameNFE(study, nfe), trial)  # type: ignore[arg-type]
 
 

@@ -18,7 +18,6 @@ from ..errors import ConfigError
 from ..samplers.spec import SamplerSpec
 from ..urls import safe_url
 from .group import (
-    GROUP_ATTR,
     Sweep,
     cell_key,
     cell_study_name,
@@ -28,6 +27,7 @@ from .group import (
     sweep_names,
 )
 from .names import OPTUNA_SAMPLERS
+from .record import CELL, GROUP_ATTR, NFE, SPACE, STEPS, TrialRecord
 from .settings import SearchSettings
 from .space import SearchSpace
 from .storage import StorageSettings
@@ -233,8 +233,8 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
             raise ConfigError("search.study_name", name,
                               f"this study was run with {key}={recorded[key]!r}, not {value!r}; "
                               "pick a new search.study_name or restore the original setting")
-    if "space" in recorded:
-        check_space(name, recorded["space"], space)
+    if SPACE in recorded:
+        check_space(name, recorded[SPACE], space)
 
 
 def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storages.BaseStorage,
@@ -271,13 +271,13 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
                                          make_sampler(search, space, cell_key(cell)))
             check_cell(study, provenance, objectives, distributions)
         attrs = study.user_attrs
-        for key, value in {**provenance, GROUP_ATTR: group, "cell": cell.to_dict(),
-                           "steps": cell.steps, "nfe": cell.nfe}.items():
+        for key, value in {**provenance, GROUP_ATTR: group, CELL: cell.to_dict(),
+                           STEPS: cell.steps, NFE: cell.nfe}.items():
             if key not in attrs:
                 study.set_user_attr(key, value)
-        ranges = merged(attrs.get("space"), distributions)
-        if attrs.get("space") != ranges:  # new, or a range widened
-            study.set_user_attr("space", ranges)
+        ranges = merged(attrs.get(SPACE), distributions)
+        if attrs.get(SPACE) != ranges:  # new, or a range widened
+            study.set_user_attr(SPACE, ranges)
         enqueue_baseline(study, space.baseline(cell), cell_key(cell), created)
         studies.append(study)
         spaces.append(space.with_ranges(ranges))
@@ -302,7 +302,8 @@ def enqueue_baseline(study: optuna.Study, params: Mapping[str, object], key: str
 
     Two workers may both queue it after a crash; the second copy is skipped when it starts.
     """
-    if not created and any(t.user_attrs.get("baseline") and t.state != TrialState.FAIL
+    if not created and any(TrialRecord.of(t).baseline and t.state != TrialState.FAIL
                            for t in study.get_trials(deepcopy=False)):
         return
-    study.enqueue_trial(dict(params), user_attrs={"baseline": True, "baseline_key": key})
+    study.enqueue_trial(dict(params),
+                        user_attrs=TrialRecord(baseline=True, baseline_key=key).to_attrs())

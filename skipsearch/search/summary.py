@@ -8,11 +8,17 @@ from pathlib import Path
 
 import optuna
 
-from ..export import baseline_per_nfe, best_per_nfe, final_or_search, pareto_front
 from ..tracking import StudySummary
 from .bounds import bound_hits, describe
-from .confirm import search_fid
-from .group import trial_steps
+from .record import SPACE, TrialRecord
+from .results import (
+    baseline_per_nfe,
+    best_per_nfe,
+    final_or_search,
+    pareto_front,
+    search_fid,
+    trial_steps,
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ def summarize(study: optuna.Study,
         rows.append(SummaryRow(nfe, trial_steps(t),
                                final_or_search(base, scores) if base else None, fids[nfe],
                                search_fid(t), bool(scores) and t.number in scores,
-                               nfe in front, t.number, params, t.user_attrs["coefficients"],
+                               nfe in front, t.number, params, TrialRecord.of(t).coefficients,
                                record.get("delta"), tuple(ci) if ci else None,
                                cell_name(study, t), bound_note(study, t)))
     return rows
@@ -80,7 +86,7 @@ def bound_note(study, trial) -> str:
     """Which of the trial's coefficients lie on a bound of its cell's range (empty if none)."""
     if not hasattr(study, "cell_of"):
         return ""
-    ranges = study.cell_of(trial.number).user_attrs.get("space") or {}
+    ranges = study.cell_of(trial.number).user_attrs.get(SPACE) or {}
     hits = bound_hits(trial.params, ranges)
     return describe(hits, trial.params, ranges) if hits else ""
 
@@ -98,10 +104,9 @@ def study_tables(study: optuna.Study, rows: list[SummaryRow],
     """Every trial as a table row, and the front, for the study's tracking run."""
     names = sorted({k for t in study.trials for k in t.params})
     columns = ["trial", "state", "nfe", "fid", "n_samples", "baseline", *names]
-    trials = [[t.number, t.state.name, t.user_attrs.get("nfe"),
-               t.values[0] if t.values else None, t.user_attrs.get("n_samples"),
-               bool(t.user_attrs.get("baseline")), *(t.params.get(k) for k in names)]
-              for t in study.trials]
+    records = [(t, TrialRecord.of(t)) for t in study.trials]
+    trials = [[t.number, t.state.name, r.nfe, t.values[0] if t.values else None, r.n_samples,
+               r.baseline, *(t.params.get(k) for k in names)] for t, r in records]
     front = [[r.nfe, r.best_fid, r.baseline_fid, r.search_fid, r.best_trial, r.confirmed]
              for r in rows if r.on_front]
     per_nfe = [[r.nfe, r.cell or str(r.steps), r.baseline_fid, r.best_fid, r.change,

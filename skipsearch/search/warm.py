@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..samplers.spec import SamplerSpec
 from .group import cell_label
+from .record import TrialRecord
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 def best_tuned(study: optuna.Study) -> FrozenTrial | None:
     """The completed tuned trial of a cell with the lowest search FID."""
     tuned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-             if not t.user_attrs.get("baseline")]
+             if not TrialRecord.of(t).baseline]
     return min(tuned, key=lambda t: t.values[0]) if tuned else None
 
 
@@ -62,10 +63,10 @@ def warm_start(studies: Sequence[optuna.Study], cells: Sequence[SamplerSpec], i:
     study = studies[i]
     trials = study.get_trials(deepcopy=False)
     taken = [t for t in trials if t.state != TrialState.FAIL]
-    tuned = [t for t in taken if not t.user_attrs.get("baseline")]
+    tuned = [t for t in taken if not TrialRecord.of(t).baseline]
     if len(tuned) >= n_startup:
         return 0
-    sources = {t.user_attrs.get("warm_start_from") for t in trials}
+    sources = {TrialRecord.of(t).warm_start_from for t in trials}
     queued = 0
     for j in neighbours(cells, i):
         best = best_tuned(studies[j])
@@ -77,7 +78,7 @@ def warm_start(studies: Sequence[optuna.Study], cells: Sequence[SamplerSpec], i:
         params = fitted(best.params, space)
         if any(t.params == params for t in taken):
             continue  # the cell ran it already (it came from here)
-        study.enqueue_trial(params, user_attrs={"warm_start_from": source})
+        study.enqueue_trial(params, user_attrs=TrialRecord(warm_start_from=source).to_attrs())
         log.info("%s: queued the best schedule so far of %s (trial %d, FID %.4f)",
                  cell_label(study), cell_label(studies[j]), best.number, best.values[0])
         queued += 1

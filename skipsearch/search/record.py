@@ -1,0 +1,85 @@
+"""A trial's record and a study's attributes: the one place their keys are spelled (torch-free).
+
+Optuna keeps both as string-keyed user attributes. ``TrialRecord`` owns a trial's: its fields
+are the keys, ``write`` stores the fields that are set, ``TrialRecord.of`` reads them back.
+The study-level keys (a cell's provenance and bookkeeping, the prefixes of the confirmation
+and limit records) are the constants below. Studies written before this module load unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+from ..seed_range import SeedRange
+
+# A cell study's attributes: what its FIDs depend on (checked on resume) ...
+VERSION = "skipsearch_version"
+MODEL_NAME = "model_name"
+MODEL_SHA256 = "model_sha256"
+SAMPLER = "sampler"
+PARAMETERIZATION = "parameterization"
+SKIPS = "skips"
+METRIC = "metric"
+PRECISION = "precision"
+SEARCH_N = "n_samples"  # the search FID's image count ...
+SEARCH_START = "seed_start"  # ... and its first seed
+# ... and its place in the sweep
+GROUP_ATTR = "sweep"
+CELL = "cell"
+STEPS = "steps"
+NFE = "nfe"
+SPACE = "space"  # the ranges searched (they may widen)
+# Prefixes of the records kept as study attributes, one per trial or cell and protocol
+CONFIRM_PREFIX = "confirm/"
+LIMIT_PREFIX = "limit/"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What one trial ran and how it went; each field is the user attribute of its name.
+
+    ``None`` (``False`` for ``baseline``) means the attribute is not set.
+    """
+
+    nfe: int | None = None  # network evaluations of the trial's sampler
+    steps: int | None = None  # its step count
+    sampler: dict | None = None  # SamplerSpec.to_dict()
+    coefficients: list[float] | None = None  # one rho per skip
+    schedule: dict | None = None  # SkipSchedule.to_dict()
+    stage_fids: list[list[float]] | None = None  # [images, FID] at each stage reached
+    n_samples: int | None = None  # images the last FID was measured on
+    seconds: float | None = None  # wall time up to the last stage
+    baseline: bool = False  # the all-1.0 trial queued in each cell
+    baseline_key: str | None = None  # the cell of a queued baseline (one runs per cell)
+    warm_start_from: str | None = None  # "<cell study>#<trial>" a warm start copied
+    fail_reason: str | None = None  # why a trial failed (non-finite images, Ctrl-C)
+    skipped: str | None = None  # why a trial never ran (surplus, duplicate)
+    duplicate_of: int | None = None  # the trial holding the same parameters
+
+    @classmethod
+    def of(cls, trial) -> TrialRecord:
+        """The record of an Optuna trial (frozen or running); keys it lacks stay unset."""
+        attrs = trial.user_attrs
+        return cls(**{f.name: attrs[f.name] for f in fields(cls) if f.name in attrs})
+
+    def to_attrs(self) -> dict[str, object]:
+        """The user attributes this record sets, in field order."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
+def write(trial, record: TrialRecord) -> None:
+    """Store the fields ``record`` sets as user attributes of the running ``trial``."""
+    for key, value in record.to_attrs().items():
+        trial.set_user_attr(key, value)
+
+
+def search_seeds(attrs: Mapping, n_samples: object = None) -> SeedRange | None:
+    """The search's seeds in a study's attributes (``n_samples`` of them if given), or None."""
+    start = attrs.get(SEARCH_START)
+    count = attrs.get(SEARCH_N) if n_samples is None else n_samples
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, count)) \
+            or start < 0 or count < 1:
+        return None
+    return SeedRange(start, count)
