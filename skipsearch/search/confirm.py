@@ -13,17 +13,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from ..evaluate import evaluate
-from ..metrics.blocks import paired_delta
-from ..metrics.fid import FIDScorer
-from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .group import trial_steps
+
+if TYPE_CHECKING:  # the records and queries are read without torch (studies, show, export)
+    from ..metrics.fid import FIDScorer
+    from ..models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
     sums live in memory only, so a baseline confirmed by an earlier run is scored again when
     a new trial of its cell needs the pairing.
     """
+    from ..evaluate import evaluate
+    from ..metrics.blocks import paired_delta
+
     done = confirmed(study, protocol)
     plan = []
     for tuned, base in per_cell(study, top_k).values():
