@@ -11,7 +11,6 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from rich.console import Console
-from rich.table import Table
 
 from .. import __version__
 from ..config import final_protocol, sampler_choices, sampler_spec, study_name, validate
@@ -33,9 +32,10 @@ from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner, stage_counts
 from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
-from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
+from ..search.summary import SummaryRow, study_tables, summarize
 from ..search.warm import warm_start
 from ..tracking import make_tracker
+from .tables import summary_table
 
 
 def study_provenance(cfg: DictConfig, model, scorer) -> dict:
@@ -56,25 +56,7 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
                   cfg: DictConfig, log_dir: str | None, limit: str | None = None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 160))
-    confirmed = any(r.confirmed for r in rows)
-    how = (f"confirmed on {cfg.metric.final_samples} fresh images, searched on "
-           if confirmed else "")
-    table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{cfg.metric.n_samples} images, {len(study.trials)} trials in "
-                        f"{len(study.cells)} cells)")
-    for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
-                "search FID", "front", "trial", "best parameters"):
-        wide = col == "best parameters"
-        table.add_column(col, justify="left" if wide else "right", no_wrap=not wide,
-                         overflow="fold")
-    for row in rows:
-        base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
-        change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
-        params = " ".join(f"{k.removeprefix('rho_')}={v:.4f}" if isinstance(v, float)
-                          else f"{k}={v}" for k, v in row.params.items())
-        table.add_row(str(row.nfe), row.cell or str(row.steps), base, f"{row.best_fid:.3f}",
-                      change, fmt_delta(row), f"{row.search_fid:.3f}",
-                      "*" if row.on_front else "", str(row.best_trial), params)
+    table = summary_table(study, rows, cfg.metric.n_samples, cfg.metric.final_samples)
     console.print(table)
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])
