@@ -185,6 +185,8 @@ def test_delete_never_prints_a_password(tmp_path, capsys):
     (["compare", "alpha", "nope"], ["no such study", "alpha, beta"]),
     (["studies", "delete", "nope", "--yes"], ["no such study", "alpha, beta"]),
     (["export", "--study", "nope"], ["no such study", "alpha, beta"]),
+    (["dashboard", "--study", "nope"], ["no such study", "alpha, beta"]),
+    (["report", "--study", "nope"], ["no such study", "alpha, beta"]),
     (["show"], ["missing study"]),
     (["compare", "alpha"], ["missing b"]),
     (["show", "alpha", "beta"], ["unexpected argument 'beta'"]),
@@ -248,6 +250,8 @@ def test_report_with_study_fills_the_model_or_says_what_is_missing(store, capsys
     args = with_study("report", ["--study", "alpha", *store["over"]])
     assert "model=digits" in args and "search.study_name=alpha" in args
     assert "metric.n_samples=64" in args and "metric.final_samples=128" in args
+    assert with_study("dashboard", ["--study", "beta", *store["over"]]) == \
+        [*store["over"], "search.study_name=beta"]
     grid0 = with_study("report", ["--study=alpha", "report.grid=0", *store["over"]])
     assert not any(a.startswith("model=") for a in grid0)
     make_sweep(store["url"], "gamma", "edm", {2: [(9.0, 1.0, 1.0)]})

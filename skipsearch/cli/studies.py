@@ -221,6 +221,11 @@ TOOLS: dict[str, Callable[[list[str]], int]] = {
 
 def run_tool(command: str, args: list[str]) -> int:
     """Run ``studies``, ``show`` or ``compare``; bad input is one line and exit code 2."""
+    if any(a in ("-h", "--help") for a in args):
+        from . import USAGE
+
+        print(USAGE)
+        return 0
     code = 0
 
     def call() -> None:
