@@ -258,3 +258,20 @@ def test_report_with_study_fills_the_model_or_says_what_is_missing(store, capsys
     code, _, err = run(capsys, "report", "--study", "gamma", *store["over"])
     assert code == 2 and err.count("\n") == 1
     assert "model edm" in err and "model.path" in err and "report.grid=0" in err
+
+
+def test_an_older_single_study_is_listed_and_shown(store, capsys):
+    """A study of an older skipsearch (every step count in one study, no cells) still shows."""
+    study = optuna.create_study(study_name="old", storage=store["url"])
+    for key, value in provenance("digits").items():
+        study.set_user_attr(key, value)
+    add_trial(study, 2, 40.0, 1.0, 1.0, baseline=True)
+    add_trial(study, 2, 35.0, 0.9, 0.9)
+    code, out, err = run(capsys, "studies", *store["over"])
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "│ old" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]] == [
+        "old", "digits", "1 (one study)", "2/2", "3: 35.000"]
+    code, out, err = run(capsys, "show", "old", *store["over"])
+    assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cells)" \
+        in out, err
