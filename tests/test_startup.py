@@ -119,3 +119,22 @@ def test_export_of_a_finished_sweep_imports_no_torch(tiny_overrides, tmp_path):
 def drop_created(text: str) -> str:
     """An exported file without its ``created:`` time."""
     return "\n".join(line for line in text.splitlines() if not line.startswith("created: "))
+
+
+@pytest.mark.parametrize("argv", [["studies"], ["show", "alpha"], ["compare", "alpha", "beta"],
+                                  ["export", "--study", "alpha"], ["show", "nope"],
+                                  ["studies", "delete", "beta", "--yes"]])
+def test_study_commands_run_without_torch(argv, tmp_path):
+    """Listing, showing, comparing, deleting and exporting sweeps read the storage only."""
+    from .test_studies import make_sweep
+
+    url = f"sqlite:///{tmp_path}/studies.db"
+    make_sweep(url, "alpha", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8)]})
+    make_sweep(url, "beta", "digits", {2: [(29.0, 1.0, 1.0)]})
+    argv = [*argv, f"storage.url={url}", f"out_dir={tmp_path}/out"]
+    out = subprocess.run([sys.executable, "-c", ERROR_PROBE.format(argv=argv,
+                                                                   family=TORCH_FAMILY)],
+                         capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert out.returncode == 0, out.stderr
+    code = 2 if "nope" in argv else 0
+    assert out.stdout.strip().splitlines()[-1] == f"HEAVY= CODE={code}", out.stdout + out.stderr

@@ -39,7 +39,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("config", "skipsearch.cli.analyze:run_analyze"),
     "train-toy": ("train_toy", "skipsearch.cli.train_toy:run_train_toy"),
 }
+# commands that only read (or delete) sweeps of a storage: no Hydra run, no torch
+TOOLS = ("studies", "show", "compare")
+STUDY_COMMANDS = ("export", "report", "dashboard")  # they take --study NAME
 USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra flags]
+       skipsearch {{{','.join(TOOLS)}}} ... [key=value ...]
 
   sweep      run or resume the Optuna study, then export the best schedules
   export     write the best schedule per NFE of a study to YAML
@@ -51,6 +55,14 @@ USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra fl
   windows    FID of a schedule within each noise window of the sampler (window study)
   analyze    denoising loss with and without a schedule, pixel and feature space
   train-toy  train the bundled digits model and FID feature network
+
+  studies            the sweeps in storage.url: model, cells, trials, best FID per NFE
+  studies delete S   delete sweep S from the storage (asks first; --yes does not)
+  show S             sweep S's FID per NFE and where its exports are
+  compare A B        two sweeps' best FID per NFE side by side
+
+export, report and dashboard take --study NAME: the sweep's own record gives its model and
+metric settings, so the sweep's overrides need not be typed again.
 
 Overrides follow Hydra's grammar, e.g. `skipsearch sweep search.n_trials=30 logger=none`;
 `skipsearch COMMAND --cfg job` prints the composed config."""
@@ -267,8 +279,19 @@ def run_main(argv: list[str]) -> int:
         print(__version__)
         return 0
     command, rest = argv[0], argv[1:]
+    if command in TOOLS:
+        from .studies import run_tool
+
+        return run_tool(command, rest)
     if command not in COMMANDS:
-        return fail(f"unknown command {command!r}; choose one of: {', '.join(COMMANDS)}")
+        return fail(f"unknown command {command!r}; choose one of: "
+                    f"{', '.join([*COMMANDS, *TOOLS])}")
+    if command in STUDY_COMMANDS and any(a.split("=", 1)[0] == "--study" for a in rest):
+        from .studies import study_args
+
+        rest, code = study_args(command, rest)
+        if code:
+            return code
     built: dict = {}
     code = precheck_args(command, rest, built)
     if code:

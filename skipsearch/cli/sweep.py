@@ -11,7 +11,6 @@ import optuna
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 from rich.console import Console
-from rich.table import Table
 
 from .. import __version__
 from ..config import Settings, build
@@ -24,6 +23,7 @@ from ..runtime import (
     precision_provenance,
     setup_device,
 )
+from ..search import record as keys
 from ..search.allocate import run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
@@ -33,24 +33,25 @@ from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner
 from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
-from ..search.summary import SummaryRow, fmt_delta, study_tables, summarize
+from ..search.summary import SummaryRow, study_tables, summarize
 from ..search.warm import warm_start
 from ..tracking import make_tracker
 from ..urls import safe_url
+from .tables import summary_table
 
 
 def study_provenance(settings: Settings, model, scorer) -> dict:
     """What a study's FIDs depend on; a resumed study must match it."""
     seeds = settings.metric.search
     return {
-        "skipsearch_version": __version__,
-        "model_name": model.name, "model_sha256": model.sha256,
-        "sampler": settings.sampler.to_dict(),
-        "parameterization": settings.skip.parameterization,
-        "skips": [asdict(p) for p in model.denoiser.skips],
-        "metric": metric_provenance(scorer, settings.metric),
-        "precision": precision_provenance(settings.execution),
-        "n_samples": seeds.count, "seed_start": seeds.start,
+        keys.VERSION: __version__,
+        keys.MODEL_NAME: model.name, keys.MODEL_SHA256: model.sha256,
+        keys.SAMPLER: settings.sampler.to_dict(),
+        keys.PARAMETERIZATION: settings.skip.parameterization,
+        keys.SKIPS: [asdict(p) for p in model.denoiser.skips],
+        keys.METRIC: metric_provenance(scorer, settings.metric),
+        keys.PRECISION: precision_provenance(settings.execution),
+        keys.SEARCH_N: seeds.count, keys.SEARCH_START: seeds.start,
     }
 
 
@@ -58,25 +59,7 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
                   settings: Settings, log_dir: str | None, limit: str | None = None) -> None:
     """The closing table and where everything lives."""
     console = Console(width=max(Console().width, 160))
-    confirmed = any(r.confirmed for r in rows)
-    how = (f"confirmed on {settings.metric.final.count} fresh images, searched on "
-           if confirmed else "")
-    table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{settings.metric.search.count} images, {len(study.trials)} trials in "
-                        f"{len(study.cells)} cells)")
-    for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
-                "search FID", "front", "trial", "best parameters"):
-        wide = col == "best parameters"
-        table.add_column(col, justify="left" if wide else "right", no_wrap=not wide,
-                         overflow="fold")
-    for row in rows:
-        base = f"{row.baseline_fid:.3f}" if row.baseline_fid is not None else "-"
-        change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
-        params = " ".join(f"{k.removeprefix('rho_')}={v:.4f}" if isinstance(v, float)
-                          else f"{k}={v}" for k, v in row.params.items())
-        table.add_row(str(row.nfe), row.cell or str(row.steps), base, f"{row.best_fid:.3f}",
-                      change, fmt_delta(row), f"{row.search_fid:.3f}",
-                      "*" if row.on_front else "", str(row.best_trial), params)
+    table = summary_table(study, rows, settings.metric.search.count, settings.metric.final.count)
     console.print(table)
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])

@@ -1,0 +1,336 @@
+"""``skipsearch studies | show | compare`` and ``--study NAME``: sweeps found by their names.
+
+    skipsearch studies                      # every sweep in storage.url
+    skipsearch show digits-heun-linear      # its table and where its exports are
+    skipsearch studies delete NAME [--yes]
+    skipsearch compare A B
+    skipsearch export --study NAME          # the sweep's own record fills the keys it fixed
+
+Nothing here imports torch or creates a storage: a storage that does not exist is an error.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import ConfigError
+from ..paths import CONF_DIR
+from ..search import record as keys
+from ..search.catalog import (
+    CatalogEntry,
+    Sweep,
+    catalog,
+    delete_sweep,
+    final_scores,
+    open_storage,
+    open_sweep,
+    paired_rows,
+    summarize,
+)
+from ..search.storage import StorageSettings
+from ..search.summary import fmt_delta
+from ..urls import safe_url
+from . import compose_config, describe, fail, guarded
+from .tables import summary_table
+
+STUDY_FLAG = "--study"
+LIST_HINT = "`skipsearch studies` lists them"
+
+
+class UsageError(Exception):
+    """A command line these commands cannot read; printed as one line, exit code 2."""
+
+
+def console() -> Console:
+    """A console wide enough for the tables, on whatever stdout is now."""
+    return Console(width=max(Console().width, 160))
+
+
+def split(args: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Positional words, flags and key=value overrides, each in their order."""
+    words, flags, overrides = [], [], []
+    for arg in args:
+        if "=" in arg and not arg.startswith("-"):
+            overrides.append(arg)
+        elif arg.startswith("-"):
+            flags.append(arg)
+        else:
+            words.append(arg)
+    return words, flags, overrides
+
+
+def expect(command: str, words: list[str], names: list[str], flags: list[str],
+           allowed: tuple[str, ...] = ()) -> None:
+    """Exactly the positional ``names`` and no flag but ``allowed``; UsageError otherwise."""
+    form = f"skipsearch {command} {' '.join(n.upper() for n in names)} [key=value ...]".strip()
+    bad = [f for f in flags if f not in allowed]
+    if bad:
+        raise UsageError(f"{command}: unknown flag {bad[0]!r}; usage: {form}")
+    if len(words) < len(names):
+        raise UsageError(f"{command}: missing {names[len(words)]}; usage: {form} "
+                         f"({LIST_HINT})")
+    if len(words) > len(names):
+        extra = ", ".join(repr(w) for w in words[len(names):])
+        raise UsageError(f"{command}: unexpected argument {extra}; usage: {form} "
+                         "(overrides are key=value)")
+
+
+def composed(overrides: list[str]) -> DictConfig:
+    """The config with ``overrides``; its storage must answer (checked, never created)."""
+    cfg = compose_config(overrides)
+    StorageSettings.from_config(cfg, must_exist=True)
+    return cfg
+
+
+def run_studies(args: list[str]) -> int:
+    """``studies``: one row per sweep; ``studies delete NAME [--yes]``."""
+    words, flags, overrides = split(args)
+    if words and words[0] == "delete":
+        expect("studies delete", words[1:], ["study"], flags, ("--yes", "-y"))
+        return run_delete(words[1], overrides, bool(flags))
+    if words:
+        raise UsageError(f"studies: unknown subcommand {words[0]!r}; usage: skipsearch studies "
+                         "[key=value ...] or skipsearch studies delete STUDY [--yes]")
+    expect("studies", words, [], flags)
+    cfg = composed(overrides)
+    storage = open_storage(cfg.storage)
+    print_catalog(catalog(storage), safe_url(str(cfg.storage.url)))
+    return 0
+
+
+def compact(best: dict[int, float]) -> str:
+    """Best FID per NFE in one cell: ``5: 12.31  7: 8.02``."""
+    return "  ".join(f"{nfe}: {fid:.3f}" for nfe, fid in best.items()) or "-"
+
+
+def print_catalog(entries: list[CatalogEntry], url: str) -> None:
+    """The sweeps as a table, or one line saying there is none."""
+    if not entries:
+        print(f"no sweeps in {url}; `skipsearch sweep` runs one")
+        return
+    table = Table(title=f"sweeps in {url}")
+    for col in ("study", "model", "cells", "trials", "best FID per NFE"):
+        table.add_column(col, justify="left" if col in ("study", "model") else "right",
+                         no_wrap=col != "best FID per NFE", overflow="fold")
+    for e in entries:
+        cells = "1 (one study)" if e.legacy else str(e.cells)
+        table.add_row(e.name, e.model, cells, f"{e.finished}/{e.trials}", compact(e.best))
+    console().print(table)
+
+
+def confirm_delete(name: str, cells: int, trials: int, url: str) -> bool:
+    """Ask on the terminal; refuse (UsageError) when there is none to ask on."""
+    if not sys.stdin.isatty():
+        raise UsageError(f"studies delete: not deleting sweep {name} without a terminal to ask "
+                         "on; add --yes to delete it")
+    answer = input(f"delete sweep {name} ({cells} cells, {trials} trials) from {url}? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run_delete(name: str, overrides: list[str], yes: bool) -> int:
+    """Delete every cell study of sweep ``name`` after asking (or with ``--yes``)."""
+    cfg = composed(overrides)
+    open_storage(cfg.storage)
+    study = open_sweep(cfg.storage, name)
+    url = safe_url(str(cfg.storage.url))
+    if not yes and not confirm_delete(name, len(study.cells), len(study.trials), url):
+        print(f"kept sweep {name}")
+        return 1
+    deleted = delete_sweep(open_storage(cfg.storage), name)
+    print(f"deleted sweep {name}: {len(deleted)} cell studies, {len(study.trials)} trials "
+          f"from {url}")
+    return 0
+
+
+def load(name: str, cfg: DictConfig) -> Sweep:
+    """Sweep ``name`` from the configured storage, which must exist."""
+    open_storage(cfg.storage)
+    return open_sweep(cfg.storage, name)
+
+
+def exports_of(folder: Path) -> list[str]:
+    """The schedule files ``export`` wrote in ``folder``: best.yaml first, then per NFE."""
+    if not folder.is_dir():
+        return []
+    names = sorted(p.name for p in folder.glob("nfe*.yaml"))
+    return [n for n in ("best.yaml", "pareto.yaml") if (folder / n).is_file()] + names
+
+
+def run_show(args: list[str]) -> int:
+    """``show NAME``: the sweep's per-NFE table, its model and where its exports are."""
+    words, flags, overrides = split(args)
+    expect("show", words, ["study"], flags)
+    cfg = composed(overrides)
+    study = load(words[0], cfg)
+    protocol, scores = final_scores(study)
+    attrs = study.user_attrs
+    out = console()
+    out.print(summary_table(study, summarize(study, scores), attrs.get(keys.SEARCH_N, "?"),
+                            protocol.seed_range.count if protocol else None))
+    sha = str(attrs.get(keys.MODEL_SHA256, ""))[:12]
+    out.print(f"study:   {study.study_name} in {safe_url(str(cfg.storage.url))}")
+    out.print(f"model:   {attrs.get(keys.MODEL_NAME, '?')} (weights sha256 {sha or '?'})")
+    if protocol is not None:
+        out.print(f"final:   {len(scores)} trials confirmed on {protocol.seed_range.count} images "
+                  f"from seed {protocol.seed_range.start}")
+    folder = Path(str(cfg.export_dir)) / study.study_name
+    files = exports_of(folder)
+    where = (f"{folder}: {' '.join(files)}" if files else
+             f"none in {folder}; `skipsearch export --study {study.study_name}` writes them")
+    out.print(f"exports: {where}")
+    return 0
+
+
+def fid(value: float | None) -> str:
+    """A FID with three decimals, ``-`` when absent."""
+    return "-" if value is None else f"{value:.3f}"
+
+
+def run_compare(args: list[str]) -> int:
+    """``compare A B``: the two sweeps' baseline and best FID per NFE side by side."""
+    words, flags, overrides = split(args)
+    expect("compare", words, ["a", "b"], flags)
+    cfg = composed(overrides)
+    a, b = load(words[0], cfg), load(words[1], cfg)
+    rows_a, rows_b = (summarize(s, final_scores(s)[1]) for s in (a, b))
+    table = Table(title=f"{a.study_name} (A) vs {b.study_name} (B): FID per NFE "
+                        "(confirmed where recorded)")
+    for col in ("NFE", "best FID A", "best FID B", "B - A", "baseline A", "baseline B",
+                "change A [95% CI]", "change B [95% CI]"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for nfe, ra, rb in paired_rows(rows_a, rows_b):
+        diff = rb.best_fid - ra.best_fid if ra and rb else None
+        table.add_row(str(nfe), fid(ra and ra.best_fid), fid(rb and rb.best_fid),
+                      "-" if diff is None else f"{diff:+.3f}",
+                      fid(ra and ra.baseline_fid), fid(rb and rb.baseline_fid),
+                      fmt_delta(ra) if ra else "-", fmt_delta(rb) if rb else "-")
+    console().print(table)
+    return 0
+
+
+TOOLS: dict[str, Callable[[list[str]], int]] = {
+    "studies": run_studies, "show": run_show, "compare": run_compare}
+
+
+def run_tool(command: str, args: list[str]) -> int:
+    """Run ``studies``, ``show`` or ``compare``; bad input is one line and exit code 2."""
+    if any(a in ("-h", "--help") for a in args):
+        from . import USAGE
+
+        print(USAGE)
+        return 0
+    code = 0
+
+    def call() -> None:
+        nonlocal code
+        code = TOOLS[command](args)
+
+    try:
+        return guarded(call) or code
+    except UsageError as err:
+        return fail(str(err))
+    except (HydraException, OmegaConfBaseException) as err:
+        return fail(describe(err))
+
+
+# --- ``--study NAME`` for export, report and dashboard -------------------------------------
+
+def pop_study(args: list[str]) -> tuple[str | None, list[str]]:
+    """The value of ``--study NAME`` (or ``--study=NAME``) and the other arguments."""
+    name, rest = None, []
+    values = iter(args)
+    for arg in values:
+        if arg == STUDY_FLAG:
+            name = next(values, None)
+            if name is None or name.startswith("-") or "=" in name:
+                raise UsageError("--study needs a study name: --study NAME "
+                                 f"({LIST_HINT})")
+        elif arg.startswith(f"{STUDY_FLAG}="):
+            name = arg.removeprefix(f"{STUDY_FLAG}=")
+            if not name:
+                raise UsageError(f"--study needs a study name: --study NAME ({LIST_HINT})")
+        else:
+            rest.append(arg)
+    return name, rest
+
+
+def given_keys(overrides: list[str]) -> set[str]:
+    """The keys the command line sets itself (``+``/``++``/``~`` prefixes dropped)."""
+    return {arg.split("=", 1)[0].lstrip("+~") for arg in overrides if "=" in arg}
+
+
+def provenance_overrides(command: str, study: Sweep, cfg: DictConfig,
+                         given: set[str]) -> list[str]:
+    """The keys the sweep fixed, from its own record, for those the user did not give.
+
+    Export and report: the search's sample count and first seed, and the final-score
+    protocol the sweep confirmed under. Report with sample grids: the model's config group.
+    """
+    if command == "dashboard":
+        return []
+    attrs = study.user_attrs
+    fill: dict[str, object] = {}
+    for key in (keys.SEARCH_N, keys.SEARCH_START):  # the same names as metric's keys
+        if key in attrs:
+            fill[f"metric.{key}"] = attrs[key]
+    protocol, _ = final_scores(study)
+    final_keys = ("metric.final_samples", "metric.final_seed_start", "metric.fid_infinity")
+    if protocol is not None and not given & set(final_keys):
+        fill.update(zip(final_keys, (protocol.seed_range.count, protocol.seed_range.start,
+                                     str(protocol.fid_infinity).lower()), strict=True))
+    out = [f"{k}={v}" for k, v in fill.items() if k not in given]
+    if command == "report" and int(cfg.report.grid) > 0 and not given & {"model", "sweeps"}:
+        out += model_override(study, given)
+    return out
+
+
+def model_override(study: Sweep, given: set[str]) -> list[str]:
+    """``model=NAME`` when conf/model has the sweep's model and it needs no file; else why not."""
+    attrs = study.user_attrs
+    name, sha = attrs.get(keys.MODEL_NAME), str(attrs.get(keys.MODEL_SHA256, ""))[:12]
+    fix = "give the sweep's model overrides, or report.grid=0 to skip the sample grids"
+    if name is None or not (CONF_DIR / "model" / f"{name}.yaml").is_file():
+        raise ConfigError("--study", study.study_name,
+                          f"the sweep was run with model {name}, which has no config in "
+                          f"conf/model; {fix}")
+    group = OmegaConf.load(CONF_DIR / "model" / f"{name}.yaml")
+    missing = sorted(k for k in OmegaConf.missing_keys(group) if f"model.{k}" not in given)
+    if missing:
+        raise ConfigError("--study", study.study_name,
+                          f"the sweep's record names model {name} (weights sha256 {sha}) but "
+                          f"not its {', '.join(f'model.{k}' for k in missing)}; {fix}")
+    return [f"model={name}"]
+
+
+def with_study(command: str, args: list[str]) -> list[str]:
+    """``args`` with ``--study NAME`` replaced by ``search.study_name=NAME`` and the keys
+    the sweep's provenance fixes (``provenance_overrides``); the sweep must exist."""
+    name, rest = pop_study(args)
+    if name is None:
+        return args
+    overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+    given = given_keys(overrides)
+    if "search.study_name" in given:
+        raise UsageError("give the study once: --study NAME or search.study_name=NAME")
+    cfg = composed(overrides)
+    study = load(name, cfg)
+    return [*rest, f"search.study_name={name}",
+            *provenance_overrides(command, study, cfg, given)]
+
+
+def study_args(command: str, args: list[str]) -> tuple[list[str], int]:
+    """``with_study`` for the command line: the new arguments, or an error's exit code."""
+    try:
+        return with_study(command, args), 0
+    except (UsageError, ConfigError) as err:
+        return args, fail(str(err))
+    except (HydraException, OmegaConfBaseException) as err:
+        return args, fail(describe(err))

@@ -1,0 +1,278 @@
+"""``studies``, ``show``, ``compare``, ``studies delete`` and ``--study``: sweeps made by hand.
+
+The sweeps are real Optuna studies in a real SQLite file, written the way a sweep writes them
+(cell studies with the group's attributes, trials with the objective's records), without
+sampling a single image, so every number the commands print is known here.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.distributions import FloatDistribution
+
+from skipsearch.cli import main
+from skipsearch.schedule import SkipSchedule
+from skipsearch.search.catalog import catalog, recorded_protocols
+from skipsearch.search.group import load_sweep
+
+LEVELS = [0, 1, 2]  # three skips, bottom to top
+SKIPS = [{"index": i, "level": lv, "resolution": 4 << i, "skip_channels": 8,
+          "in_channels": 16, "module_name": f"dec.{i}"} for i, lv in enumerate(LEVELS)]
+SAMPLER = {"name": "heun", "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "options": {},
+           "sigmas": None}
+SPACE = {"rho_top": [0.5, 1.2], "rho_bottom": [0.5, 1.2]}
+DISTS = {k: FloatDistribution(*v) for k, v in SPACE.items()}
+
+
+def provenance(model: str, n_samples: int = 64) -> dict:
+    """The cell attributes a sweep records (``study_provenance``), with made-up hashes."""
+    return {"skipsearch_version": "0.1.0", "model_name": model, "model_sha256": "ab" * 32,
+            "sampler": SAMPLER, "parameterization": "linear", "skips": SKIPS,
+            "metric": {"metric": "fid", "feature_extractor": "digits-classifier",
+                       "feature_sha256": "cd" * 32, "reference": "digits"},
+            "precision": {"network": "fp32", "sampler": "float64", "noise_device": "cpu"},
+            "n_samples": n_samples, "seed_start": 0}
+
+
+def add_trial(study: optuna.Study, steps: int, fid: float, top: float, bottom: float,
+              baseline: bool = False) -> None:
+    """A completed trial with the records the objective writes."""
+    schedule = SkipSchedule.from_params("linear", {"rho_top": top, "rho_bottom": bottom},
+                                        LEVELS)
+    attrs = {"nfe": 2 * steps - 1, "steps": steps, "sampler": SAMPLER,
+             "coefficients": list(schedule.coefficients), "schedule": schedule.to_dict(),
+             "stage_fids": [[64, fid]], "n_samples": 64, "seconds": 1.0}
+    if baseline:
+        attrs.update(baseline=True, baseline_key=f"heun-steps{steps}")
+    study.add_trial(optuna.trial.create_trial(
+        params={"rho_top": top, "rho_bottom": bottom}, distributions=DISTS, value=fid,
+        user_attrs=attrs))
+
+
+def make_sweep(url: str, name: str, model: str, cells: dict[int, list[tuple]]) -> None:
+    """Sweep ``name``: per step count, trials (fid, rho_top, rho_bottom), the first a baseline."""
+    for steps, trials in cells.items():
+        study = optuna.create_study(study_name=f"{name}/heun-steps{steps}", storage=url)
+        for key, value in {**provenance(model), "sweep": name, "cell": {**SAMPLER,
+                           "steps": steps}, "steps": steps, "nfe": 2 * steps - 1,
+                           "space": SPACE}.items():
+            study.set_user_attr(key, value)
+        for i, (fid, top, bottom) in enumerate(trials):
+            add_trial(study, steps, fid, top, bottom, baseline=i == 0)
+
+
+def confirm(url: str, name: str, steps: int, records: dict[int, dict]) -> None:
+    """Final-score records ``confirm/128@64/<cell trial>`` as ``confirm_top`` stores them."""
+    study = optuna.load_study(study_name=f"{name}/heun-steps{steps}", storage=url)
+    for number, record in records.items():
+        study.set_user_attr(f"confirm/128@64/{number}",
+                            {"n_samples": 128, "seed_start": 64, "fid_infinity": None,
+                             **record})
+
+
+@pytest.fixture
+def store(tmp_path) -> dict:
+    """Two sweeps in one SQLite file: 'alpha' (digits, two cells, confirmed) and 'beta'."""
+    url = f"sqlite:///{tmp_path}/studies.db"
+    make_sweep(url, "alpha", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8),
+                                            (27.0, 0.8, 0.7)],
+                                        3: [(20.0, 1.0, 1.0), (18.5, 0.95, 0.9)]})
+    # trial 1 of steps2 confirmed better than its baseline (trial 0), with an interval
+    confirm(url, "alpha", 2, {0: {"fid": 31.0}, 1: {"fid": 26.0, "delta": -5.0,
+                                                     "delta_ci95": [-6.0, -4.0]}})
+    make_sweep(url, "beta", "digits", {2: [(29.0, 1.0, 1.0), (24.0, 0.7, 0.6)]})
+    return {"url": url, "tmp": tmp_path,
+            "over": [f"storage.url={url}", f"out_dir={tmp_path}/out"]}
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_studies_lists_each_sweep_with_its_counts_and_best_per_nfe(store, capsys):
+    code, out, err = run(capsys, "studies", *store["over"])
+    assert code == 0, err
+    rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[1:-1]]
+            for line in out.splitlines() if line.count("│") > 3 and "study" not in line}
+    # alpha: steps2 ranked by the confirmed 26.0 (trial 1), steps3 by search FID 18.5
+    assert rows["alpha"] == ["alpha", "digits", "2", "5/5", "3: 26.000  5: 18.500"]
+    assert rows["beta"] == ["beta", "digits", "1", "2/2", "3: 24.000"]
+
+
+def test_catalog_reads_the_recorded_protocol(store):
+    sweep = load_sweep(store["url"], "alpha")
+    protocols = recorded_protocols(sweep)
+    assert [(p.seed_range.count, p.seed_range.start) for p in protocols] == [(128, 64)]
+    names = [e.name for e in catalog(optuna.storages.get_storage(store["url"]))]
+    assert names == ["alpha", "beta"]
+
+
+def test_show_prints_the_table_and_the_exports(store, capsys):
+    code, out, err = run(capsys, "show", "alpha", *store["over"])
+    assert code == 0, err
+    assert "study alpha: FID per NFE (confirmed on 128 fresh images, searched on 64" in out
+    lines = [line for line in out.splitlines() if line.count("│") > 5]
+    three = next(c for c in (line.split("│") for line in lines) if c[1].strip() == "3")
+    # NFE 3: baseline 31.000 confirmed, best 26.000 confirmed, change 26/31-1, delta and CI
+    assert [c.strip() for c in three[2:8]] == [
+        "heun-steps2", "31.000", "26.000", f"{100 * (26 / 31 - 1):+.1f}%",
+        "-5.000 [-6.000, -4.000]", "25.000"]
+    assert "none in" in out and "export --study alpha" in out
+    code, _, err = run(capsys, "export", "--study", "alpha", *store["over"])
+    assert code == 0, err
+    code, out, _ = run(capsys, "show", "alpha", *store["over"])
+    folder = store["tmp"] / "out" / "exports" / "alpha"
+    assert f"exports: {folder}: best.yaml pareto.yaml nfe003.yaml nfe005.yaml" in \
+        " ".join(out.split())
+
+
+def test_compare_puts_two_sweeps_side_by_side(store, capsys):
+    code, out, err = run(capsys, "compare", "alpha", "beta", *store["over"])
+    assert code == 0, err
+    rows = {c[1].strip(): [x.strip() for x in c[2:-1]]
+            for c in (line.split("│") for line in out.splitlines() if line.count("│") > 5)
+            if c[1].strip().isdigit()}
+    assert rows["3"] == ["26.000", "24.000", "-2.000", "31.000", "29.000",
+                         "-5.000 [-6.000, -4.000]", "-"]
+    assert rows["5"] == ["18.500", "-", "-", "20.000", "-", "-", "-"]
+
+
+def test_delete_with_yes_leaves_the_other_sweep(store, capsys):
+    code, out, err = run(capsys, "studies", "delete", "alpha", "--yes", *store["over"])
+    assert code == 0, err
+    assert "deleted sweep alpha: 2 cell studies, 5 trials" in out
+    storage = optuna.storages.get_storage(store["url"])
+    assert sorted(s.study_name for s in storage.get_all_studies()) == ["beta/heun-steps2"]
+    assert len(load_sweep(storage, "beta").trials) == 2
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_delete_asks_on_a_terminal_and_refuses_without_one(store, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    code, out, err = run(capsys, "studies", "delete", "alpha", *store["over"])
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and "add --yes" in err
+    monkeypatch.setattr(sys, "stdin", Terminal("n\n"))
+    code, out, _ = run(capsys, "studies", "delete", "alpha", *store["over"])
+    assert code == 1 and "delete sweep alpha (2 cells, 5 trials) from sqlite:///" in out
+    assert len(load_sweep(store["url"], "alpha").cells) == 2
+    monkeypatch.setattr(sys, "stdin", Terminal("y\n"))
+    code, out, _ = run(capsys, "studies", "delete", "alpha", *store["over"])
+    assert code == 0 and "deleted sweep alpha" in out
+    with pytest.raises(KeyError):
+        load_sweep(store["url"], "alpha")
+
+
+def test_delete_never_prints_a_password(tmp_path, capsys):
+    url = "postgresql+psycopg://user:hunter2@127.0.0.1:1/db"
+    code, out, err = run(capsys, "studies", "delete", "x", "--yes", f"storage.url={url}")
+    assert code == 2 and "hunter2" not in out + err and "***" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["show", "nope"], ["no such study", "alpha, beta"]),
+    (["compare", "alpha", "nope"], ["no such study", "alpha, beta"]),
+    (["studies", "delete", "nope", "--yes"], ["no such study", "alpha, beta"]),
+    (["export", "--study", "nope"], ["no such study", "alpha, beta"]),
+    (["dashboard", "--study", "nope"], ["no such study", "alpha, beta"]),
+    (["report", "--study", "nope"], ["no such study", "alpha, beta"]),
+    (["show"], ["missing study"]),
+    (["compare", "alpha"], ["missing b"]),
+    (["show", "alpha", "beta"], ["unexpected argument 'beta'"]),
+    (["studies", "frobnicate"], ["unknown subcommand 'frobnicate'"]),
+    (["studies", "delete"], ["missing study"]),
+    (["show", "alpha", "--force"], ["unknown flag '--force'"]),
+    (["export", "--study"], ["--study needs a study name"]),
+    (["export", "--study", "alpha", "search.study_name=beta"], ["give the study once"]),
+])
+def test_bad_input_is_one_line_and_exit_two(store, capsys, argv, words):
+    code, out, err = run(capsys, *argv, *store["over"])
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and err.startswith("skipsearch: error: "), err
+    for word in words:
+        assert word in err, err
+
+
+@pytest.mark.parametrize("command", [["studies"], ["show", "alpha"], ["compare", "a", "b"],
+                                     ["export", "--study", "alpha"]])
+def test_a_missing_storage_is_an_error_and_is_not_created(tmp_path, capsys, command):
+    db = tmp_path / "none" / "studies.db"
+    code, _, err = run(capsys, *command, f"storage.url=sqlite:///{db}")
+    assert code == 2 and "no such study file" in err
+    assert not db.exists() and not db.parent.exists()
+
+
+def written(folder: Path) -> dict[str, dict]:
+    """Every exported file, without its time of writing."""
+    out = {}
+    for path in sorted(folder.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        data.pop("created", None)
+        out[path.name] = data
+    return out
+
+
+def test_export_with_study_writes_what_the_full_overrides_write(store, capsys):
+    full = [*store["over"], "search.study_name=alpha", "metric.n_samples=64",
+            "metric.final_samples=128", "metric.final_seed_start=64",
+            f"export_dir={store['tmp']}/full"]
+    code, _, err = run(capsys, "export", *full)
+    assert code == 0, err
+    code, _, err = run(capsys, "export", "--study", "alpha", *store["over"],
+                       f"export_dir={store['tmp']}/short")
+    assert code == 0, err
+    by_study = written(store["tmp"] / "short" / "alpha")
+    assert by_study == written(store["tmp"] / "full" / "alpha")
+    # the confirmed score won at NFE 3, as the full overrides rank it
+    assert by_study["nfe003.yaml"]["score"]["fid"] == 26.0
+    assert by_study["nfe003.yaml"]["score"]["confirmed"] is True
+    # without the sweep's metric overrides the confirmed records are not found
+    code, _, err = run(capsys, "export", *store["over"], "search.study_name=alpha",
+                       f"export_dir={store['tmp']}/plain")
+    assert code == 0, err
+    assert written(store["tmp"] / "plain" / "alpha")["nfe003.yaml"]["score"]["fid"] == 25.0
+
+
+def test_report_with_study_fills_the_model_or_says_what_is_missing(store, capsys):
+    from skipsearch.cli.studies import with_study
+
+    args = with_study("report", ["--study", "alpha", *store["over"]])
+    assert "model=digits" in args and "search.study_name=alpha" in args
+    assert "metric.n_samples=64" in args and "metric.final_samples=128" in args
+    assert with_study("dashboard", ["--study", "beta", *store["over"]]) == \
+        [*store["over"], "search.study_name=beta"]
+    grid0 = with_study("report", ["--study=alpha", "report.grid=0", *store["over"]])
+    assert not any(a.startswith("model=") for a in grid0)
+    make_sweep(store["url"], "gamma", "edm", {2: [(9.0, 1.0, 1.0)]})
+    code, _, err = run(capsys, "report", "--study", "gamma", *store["over"])
+    assert code == 2 and err.count("\n") == 1
+    assert "model edm" in err and "model.path" in err and "report.grid=0" in err
+
+
+def test_an_older_single_study_is_listed_and_shown(store, capsys):
+    """A study of an older skipsearch (every step count in one study, no cells) still shows."""
+    study = optuna.create_study(study_name="old", storage=store["url"])
+    for key, value in provenance("digits").items():
+        study.set_user_attr(key, value)
+    add_trial(study, 2, 40.0, 1.0, 1.0, baseline=True)
+    add_trial(study, 2, 35.0, 0.9, 0.9)
+    code, out, err = run(capsys, "studies", *store["over"])
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "│ old" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]] == [
+        "old", "digits", "1 (one study)", "2/2", "3: 35.000"]
+    code, out, err = run(capsys, "show", "old", *store["over"])
+    assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cells)" \
+        in out, err
