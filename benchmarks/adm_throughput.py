@@ -40,7 +40,7 @@ from skipsearch.models.edm import EDMNetworkDenoiser
 from skipsearch.precision import Precision
 from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule, linear_coefficients
-from tests.edm_format.writer import build_network
+from tests.support.edm_format.writer import build_network
 
 ADM_IMAGENET64 = {"img_resolution": 64, "img_channels": 3, "label_dim": 1000,
                   "model_type": "DhariwalUNet", "model_channels": 192,

@@ -8,9 +8,8 @@ import optuna
 import yaml
 
 from skipsearch.search.group import load_sweep
-
-from .conftest import free_port, run_cli, start_cli
-from .wandb_records import records
+from tests.conftest import free_port, run_cli, start_cli
+from tests.support.wandb_records import records
 
 
 def read_run(run_dir):

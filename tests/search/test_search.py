@@ -18,8 +18,7 @@ from skipsearch.samplers import nfe_of
 from skipsearch.search.group import load_sweep
 from skipsearch.search.names import stage_counts
 from skipsearch.search.pruning import PerNFEPruner
-
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 ONE_NFE = ["search.steps=[3]", "search.n_startup_trials=1"]
 

@@ -10,8 +10,7 @@ import torch
 from skipsearch.metrics.features import DigitsClassifier, FeatureExtractor
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.reference import cached_reference, feature_sums, reference_images
-
-from .conftest import TINY_CLASSIFIER, scaled_up
+from tests.conftest import TINY_CLASSIFIER, scaled_up
 
 
 @pytest.fixture

@@ -17,9 +17,8 @@ from skipsearch.errors import ConfigError
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.inception import inception_features
 from skipsearch.metrics.reference import cached_reference
-
-from .conftest import run_cli
-from .edm_format.writer import write_snapshot
+from tests.conftest import run_cli
+from tests.support.edm_format.writer import write_snapshot
 
 
 class RandomInception(FeatureExtractorInceptionV3):
@@ -97,7 +96,7 @@ def test_an_rgb_edm_sweep_on_inception_fid(inception_file, reference_npz, tmp_pa
 def test_a_text_to_image_sweep_takes_a_prompts_file(inception_file, reference_npz, tmp_path):
     pytest.importorskip("diffusers")
     pytest.importorskip("transformers")
-    from .sd_pipeline import write_tiny_sd_pipeline
+    from tests.support.sd_pipeline import write_tiny_sd_pipeline
 
     folder = write_tiny_sd_pipeline(tmp_path / "pipeline")
     prompts = tmp_path / "prompts.txt"
@@ -118,7 +117,7 @@ def test_a_text_to_image_sweep_takes_a_prompts_file(inception_file, reference_np
 def test_the_ready_sweeps_run_with_paths_as_overrides(inception_file, reference_npz, tmp_path):
     pytest.importorskip("diffusers")
     pytest.importorskip("transformers")
-    from .sd_pipeline import write_tiny_sd_pipeline
+    from tests.support.sd_pipeline import write_tiny_sd_pipeline
 
     edm = tmp_path / "edm.pkl"
     write_snapshot(edm, "EDMPrecond", img_resolution=16, img_channels=3, label_dim=0,

@@ -16,9 +16,8 @@ from skipsearch.search.results import Protocol, confirmed
 from skipsearch.search.space import build_space
 from skipsearch.search.study import TrialSeededSampler, build_sampler, make_sampler
 from skipsearch.seed_range import SeedRange
-
-from .conftest import run_cli
-from .test_workers import check_no_trial_lost_or_repeated, two_workers
+from tests.conftest import run_cli
+from tests.search.test_workers import check_no_trial_lost_or_repeated, two_workers
 
 
 def seeded(kind: str, seed: int = 0) -> TrialSeededSampler:

@@ -17,8 +17,7 @@ import pytest
 from PIL import Image
 
 from skipsearch.search.group import load_sweep
-
-from .conftest import free_port, run_cli
+from tests.conftest import free_port, run_cli
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None,

@@ -17,8 +17,7 @@ from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_arg
 from skipsearch.export import FORMAT
 from skipsearch.schedule import SkipSchedule
 from skipsearch.search.group import GROUP_ATTR, load_sweep
-
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]
 

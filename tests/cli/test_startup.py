@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from .conftest import cli_env
+from tests.conftest import cli_env
 
 PROBE = """
 import sys
@@ -126,7 +126,7 @@ def drop_created(text: str) -> str:
                                   ["studies", "delete", "beta", "--yes"]])
 def test_study_commands_run_without_torch(argv, tmp_path):
     """Listing, showing, comparing, deleting and exporting sweeps read the storage only."""
-    from .test_studies import make_sweep
+    from tests.cli.test_studies import make_sweep
 
     url = f"sqlite:///{tmp_path}/studies.db"
     make_sweep(url, "alpha", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8)]})

@@ -14,9 +14,8 @@ from skipsearch.generation import generate
 from skipsearch.models.text_to_image import load_text_to_image
 from skipsearch.samplers import edm_sigmas
 from skipsearch.skips import skip_tuning
-
-from .conftest import run_cli
-from .sd_pipeline import write_tiny_sd_pipeline
+from tests.conftest import run_cli
+from tests.support.sd_pipeline import write_tiny_sd_pipeline
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
              "beta_schedule": "scaled_linear"}

@@ -11,8 +11,7 @@ from PIL import Image
 
 from skipsearch.report.page import fmt_fid
 from skipsearch.search.group import load_sweep
-
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 SECTIONS = {"fid-vs-nfe", "contour", "history", "importance", "samples", "trials"}
 FIGURES = ("fid-vs-nfe.png", "contour.png", "history.png", "importance.png")

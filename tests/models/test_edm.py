@@ -17,9 +17,8 @@ from skipsearch.errors import ConfigError
 from skipsearch.models.edm import find_edm_skips, load_edm_denoiser
 from skipsearch.schedule import linear_coefficients
 from skipsearch.skips import skip_tuning
-
-from .conftest import run_cli
-from .edm_format.writer import build_network, write_snapshot
+from tests.conftest import run_cli
+from tests.support.edm_format.writer import build_network, write_snapshot
 
 TINY = {"img_resolution": 16, "img_channels": 1, "model_channels": 32,
         "channel_mult": [1, 2, 2], "num_blocks": 1, "attn_resolutions": [8], "dropout": 0.13,

@@ -16,10 +16,9 @@ from skipsearch.models.edm2 import find_edm2_skips, load_edm2_denoiser
 from skipsearch.samplers import edm_sigmas
 from skipsearch.schedule import linear_coefficients
 from skipsearch.skips import skip_tuning
-
-from .conftest import run_cli
-from .edm_format.writer import build_edm2, write_edm2_snapshot
-from .sd_pipeline import TINY_VAE
+from tests.conftest import run_cli
+from tests.support.edm_format.writer import build_edm2, write_edm2_snapshot
+from tests.support.sd_pipeline import TINY_VAE
 
 TINY = {"img_resolution": 16, "img_channels": 3, "label_dim": 10, "model_channels": 16,
         "channel_mult": [1, 2], "num_blocks": 1, "attn_resolutions": [8],

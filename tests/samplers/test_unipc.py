@@ -11,8 +11,7 @@ import yaml
 
 from skipsearch.samplers import SAMPLERS, edm_sigmas, latents_from_seeds, nfe_of, sample_unipc
 from skipsearch.samplers.unipc import step_order
-
-from .conftest import run_cli
+from tests.conftest import run_cli
 
 MU, S = 0.3, 0.5  # data ~ N(MU, S^2) per pixel
 SIGMA_MAX, SIGMA_MIN = 80.0, 0.002

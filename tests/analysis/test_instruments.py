@@ -39,8 +39,7 @@ from skipsearch.models import LoadedModel
 from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.schedule import SkipSchedule
 from skipsearch.skips import effective_coefficients, skip_tuning, where_values
-
-from .conftest import TINY_CLASSIFIER, run_cli, scaled_up
+from tests.conftest import TINY_CLASSIFIER, run_cli, scaled_up
 
 STRONG = (0.3, 0.5, 0.7, 0.4, 0.6, 0.2)  # far from 1, so a tuned call visibly differs
 

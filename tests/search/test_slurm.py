@@ -16,9 +16,8 @@ from omegaconf import OmegaConf
 
 from skipsearch.search.group import load_sweep
 from skipsearch.search.study import make_storage
-
-from .conftest import run_cli
-from .test_workers import check_no_trial_lost_or_repeated
+from tests.conftest import run_cli
+from tests.search.test_workers import check_no_trial_lost_or_repeated
 
 
 def slurm_missing() -> str | None:

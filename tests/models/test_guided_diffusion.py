@@ -6,7 +6,6 @@ Their sweeps with Heun and UniPC run in test_family_sweeps.py.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -16,10 +15,10 @@ from skipsearch.errors import ConfigError
 from skipsearch.models.guided_diffusion import load_adm, load_ldm
 from skipsearch.models.guided_unet import GuidedUNet, GuidedUNetConfig
 from skipsearch.models.vp_schedules import adm_cosine_betas, adm_linear_betas
+from skipsearch.paths import CONF_DIR
 from skipsearch.skips import skip_tuning
-
-from .conftest import run_cli
-from .guided_format import (
+from tests.conftest import run_cli
+from tests.support.guided_format import (
     ADM_LAYOUT,
     LDM_LAYOUT,
     TINY_ADM,
@@ -287,7 +286,7 @@ def test_bad_model_settings_name_the_key(kind, key, value):
 
     from skipsearch.models.settings import check_model_settings
 
-    base = OmegaConf.load(Path(__file__).parents[1] / "conf" / "model" / f"{kind}.yaml")
+    base = OmegaConf.load(CONF_DIR / "model" / f"{kind}.yaml")
     check_model_settings(OmegaConf.create({"model": base}))  # the shipped settings pass
     base[key] = value
     with pytest.raises(ConfigError, match=rf"^model\.{key}="):

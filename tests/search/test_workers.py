@@ -17,8 +17,7 @@ from sqlalchemy.exc import OperationalError
 from skipsearch.cli import compose_config
 from skipsearch.search.group import Sweep, load_sweep
 from skipsearch.search.study import make_storage
-
-from .conftest import run_cli, start_cli
+from tests.conftest import run_cli, start_cli
 
 POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
 PER_CELL = 4

@@ -9,9 +9,8 @@ import pytest
 from skipsearch.errors import ConfigError
 from skipsearch.models.edm import load_edm_denoiser
 from skipsearch.models.edm2 import load_edm2_denoiser
-
-from .conftest import run_cli
-from .edm_format.writer import nvlabs_modules, write_edm2_snapshot, write_snapshot
+from tests.conftest import run_cli
+from tests.support.edm_format.writer import nvlabs_modules, write_edm2_snapshot, write_snapshot
 
 TINY = {"img_resolution": 16, "img_channels": 1, "model_channels": 16, "channel_mult": [1, 2],
         "num_blocks": 1, "attn_resolutions": [8], "label_dim": 0}

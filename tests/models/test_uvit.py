@@ -15,9 +15,8 @@ import yaml
 from skipsearch.errors import ConfigError
 from skipsearch.models.uvit import UViT, UViTConfig, load_uvit, uvit_config
 from skipsearch.skips import skip_tuning
-
-from .conftest import run_cli
-from .guided_format import TINY_LATENT_UVIT, TINY_UVIT, write_autoencoder, write_uvit
+from tests.conftest import run_cli
+from tests.support.guided_format import TINY_LATENT_UVIT, TINY_UVIT, write_autoencoder, write_uvit
 
 COMMON = ["logger=none", "device=cpu", "metric.n_samples=12", "metric.final_samples=12",
           "batch_size=6", "search.steps=[2]", "search.samplers=[heun,unipc]",

@@ -18,9 +18,8 @@ from skipsearch.cli import compose_config, guarded
 from skipsearch.cli.sweep import run_sweep
 from skipsearch.search.group import load_sweep
 from skipsearch.search.study import FINISHED
-
-from .conftest import run_cli, start_cli
-from .wandb_records import records
+from tests.conftest import run_cli, start_cli
+from tests.support.wandb_records import records
 
 SLOW = ["metric.n_samples=2000", "batch_size=100", "search.steps=[2]", "search.n_trials=3",
         "search.confirm_top_k=0"]

@@ -16,8 +16,7 @@ from skipsearch.samplers import (
     sample_edm_stochastic,
     sample_heun,
 )
-
-from .edm_format.writer import write_snapshot
+from tests.support.edm_format.writer import write_snapshot
 
 SEEDS = [0, 1, 2]
 TINY = {"img_resolution": 16, "img_channels": 3, "model_channels": 32,

@@ -8,9 +8,8 @@ import yaml
 from skipsearch.cli import compose_config
 from skipsearch.samplers import nfe_of
 from skipsearch.samplers.spec import sampler_choices
-
-from .conftest import run_cli
-from .guided_format import (
+from tests.conftest import run_cli
+from tests.support.guided_format import (
     ADM_LAYOUT,
     LDM_LAYOUT,
     TINY_LATENT_UVIT,

@@ -1,0 +1,1 @@
+"""Test support: stand-ins of third-party formats, tiny builders, readers."""
