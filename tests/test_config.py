@@ -60,7 +60,7 @@ def test_each_command_builds_only_what_it_uses(tiny_overrides, tmp_path):
     assert exported.metric.final == SeedRange(24, 30)
     inspected = build(compose_config([*base, "metric.reference=no/such/folder"]), "inspect")
     assert inspected.model.kind == "digits" and inspected.storage is None  # no metric files
-    with pytest.raises(ConfigError, match="metric.reference"):
+    with pytest.raises(ConfigError, match=r"metric\.reference"):
         build(compose_config([*base, "metric.reference=no/such/folder"]), "sample")
     unscored = build(compose_config([*base, "metric.reference=no/such/folder",
                                      "sample.score=false"]), "sample")
