@@ -5,6 +5,8 @@ PYTHON ?= python3
 # The torch build to install first (torchvision goes with it: torch-fidelity needs it).
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 ARGS ?=
+# pytest workers (pytest-xdist): one per core; a test file stays on one worker (--dist loadfile).
+WORKERS ?= auto
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +24,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 
 test: lint
-	$(VENV)/bin/python -m pytest -q $(ARGS)
+	$(VENV)/bin/python -m pytest -q -n $(WORKERS) --dist loadfile $(ARGS)
 
 bench: install
 	$(VENV)/bin/python benchmarks/trial_overhead.py $(ARGS)

@@ -7,7 +7,8 @@ Each measure starts a new interpreter (one thread, ``OMP_NUM_THREADS=1``) that i
 package from ``--root`` (default: this checkout): ``--help``, ``--version``, a configuration
 error (``sweep sampler.steps=0``), ``import torch`` alone for scale, and a sweep on the bundled
 model from its start until its first trial has finished (one trial of 2 images, fresh folder, so
-the reference statistics are computed as on a first run). Writes the raw times as JSON.
+the reference statistics are computed as on a first run), then ``export`` of that finished
+sweep (it reads the study and writes YAML). Writes the raw times as JSON.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {name: [] for name in measures}
     times["sweep: start to first trial"] = []
+    times["export of the finished sweep"] = []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):  # interleaved, so drift hits every measure alike
             for name, (argv, expect) in measures.items():
@@ -90,6 +92,9 @@ def main() -> None:
             folder = Path(tmp) / f"sweep{r}"
             folder.mkdir()
             times["sweep: start to first trial"].append(time_first_trial(env, folder))
+            export = [*cli, "export", *SWEEP, f"out_dir={folder}",
+                      f"storage.url=sqlite:///{folder}/studies.db"]
+            times["export of the finished sweep"].append(time_command(export, env, 0, Path(tmp)))
     medians = {name: statistics.median(t) for name, t in times.items()}
     print(f"start-up of {args.root.resolve().name}, {os.cpu_count()} cores, one thread, "
           f"median of {args.repeats} (sweep {args.sweep_repeats}) fresh processes")

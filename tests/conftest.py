@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import socket
 import subprocess
@@ -76,8 +79,45 @@ def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``skipsearch ARGS`` in this interpreter, as the console script would.
+
+    Its output is captured and its exit code returned as a CompletedProcess; the imports are
+    shared with the test run, which is what makes it fast. ``run_cli_process`` is for what
+    needs an interpreter of its own (exit codes of a real process, imports, environments).
+    """
+    from skipsearch.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, environ = sys.argv[:], dict(os.environ)
+    os.environ.update(cli_env())
+    os.environ.pop("WANDB_API_KEY", None)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # Hydra ends a failed job with sys.exit
+                code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)
+        quiet_root_logger()
+    return subprocess.CompletedProcess(["skipsearch", *args], code, out.getvalue(),
+                                       err.getvalue())
+
+
+def quiet_root_logger() -> None:
+    """Drop the handlers a Hydra run left on the root logger (they hold its captured output)."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def run_cli_process(*args: str, cwd: Path | None = None,
+                    env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run ``skipsearch ARGS`` in a fresh interpreter and capture its output."""
     return subprocess.run([sys.executable, "-m", "skipsearch.cli", *args], cwd=cwd,
                           capture_output=True, text=True, env=cli_env(env), timeout=600)

@@ -8,7 +8,7 @@ import optuna
 import yaml
 
 from skipsearch.search.group import load_sweep
-from tests.conftest import free_port, run_cli, start_cli
+from tests.conftest import free_port, run_cli, run_cli_process, start_cli
 from tests.support.wandb_records import records
 
 
@@ -97,7 +97,7 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_runs(tiny_overrides, 
     out = tmp_path / "out"
     overrides = [o for o in tiny_overrides if o != "logger=none"]
     env = {"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": f"http://127.0.0.1:{free_port()}"}
-    result = run_cli("sweep", *overrides, "logger=wandb", "logger.mode=online",
+    result = run_cli_process("sweep", *overrides, "logger=wandb", "logger.mode=online",
                      "logger.init_timeout=5", "search.steps=[2]", "search.n_trials=2",
                      "search.confirm_top_k=0", env=env)
     assert result.returncode == 0, result.stderr

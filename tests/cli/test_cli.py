@@ -17,7 +17,7 @@ from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_arg
 from skipsearch.export import FORMAT
 from skipsearch.schedule import SkipSchedule
 from skipsearch.search.group import GROUP_ATTR, load_sweep
-from tests.conftest import run_cli
+from tests.conftest import run_cli, run_cli_process
 
 SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]
 
@@ -332,7 +332,7 @@ CONTRACT = ["unknown key", "schedule with a NaN coefficient", "multirun with one
 
 @pytest.mark.parametrize("case", CONTRACT)
 def test_the_cli_contract_for_bad_input(case, tiny_overrides, tmp_path, bad_files, busy_port):
-    result = run_cli(*case_args(case, tiny_overrides, bad_files, busy_port))
+    result = run_cli_process(*case_args(case, tiny_overrides, bad_files, busy_port))
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr

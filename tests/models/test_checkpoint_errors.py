@@ -76,7 +76,7 @@ def test_the_cli_prints_one_line_and_exits_2(name, tmp_path):
     bad_files(tmp_path)
     path = tmp_path / name
     result = run_cli("inspect", "model=edm", f"model.path={path}", "model.trust_pickle=true",
-                     cwd=tmp_path)
+                     f"out_dir={tmp_path}/outputs")
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.stderr

@@ -159,7 +159,7 @@ def test_a_latent_snapshot_without_a_vae_names_the_key(latent):
 def test_inspect_lists_the_skips_of_a_post_hoc_ema_snapshot(pixel, tmp_path):
     path, _ = pixel
     result = run_cli("inspect", "model=edm2", f"model.path={path}", "model.trust_pickle=true",
-                     cwd=tmp_path)
+                     f"out_dir={tmp_path}/outputs")
     assert result.returncode == 0, result.stderr
     assert "edm2: 4 skips" in result.stdout and "net.unet.dec.16x16_block1" in result.stdout
 
@@ -167,7 +167,7 @@ def test_inspect_lists_the_skips_of_a_post_hoc_ema_snapshot(pixel, tmp_path):
 def test_a_latent_snapshot_without_a_vae_is_one_line_on_the_cli(latent, tmp_path):
     path, _ = latent
     result = run_cli("inspect", "model=edm2", f"model.path={path}", "model.trust_pickle=true",
-                     cwd=tmp_path)
+                     f"out_dir={tmp_path}/outputs")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "model.vae" in lines[0] and "AutoencoderKL" in lines[0]

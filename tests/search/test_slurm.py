@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 
 from skipsearch.search.group import load_sweep
 from skipsearch.search.study import make_storage
-from tests.conftest import run_cli
+from tests.conftest import run_cli_process
 from tests.search.test_workers import check_no_trial_lost_or_repeated
 
 
@@ -42,7 +43,7 @@ def slurm_sweep(tiny_weights, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("slurm")
     name = f"skipsearch-test-{uuid.uuid4().hex[:8]}"  # this test's jobs, apart from others
     url = f"journal:///{tmp_path / 'study.log'}"
-    result = run_cli(
+    result = run_cli_process(  # the SLURM jobs run the CLI's own task function
         "sweep", "--multirun", "sweeps=[digits,slurm]", "search.worker=0,1",
         f"model.weights={tiny_weights['model']}", f"metric.weights={tiny_weights['classifier']}",
         f"out_dir={tmp_path / 'out'}", "metric.n_samples=24", "batch_size=12", "logger=none",
@@ -66,9 +67,22 @@ def test_two_slurm_jobs_run_workers_on_one_study(slurm_sweep):
     assert sorted(p.name for p in logs.glob("*/[0-9]*") if p.is_dir()) == ["0", "1"]
     job_logs = list(logs.glob("*/.submitit/*/*_log.out"))
     assert len(job_logs) == 2  # two SLURM jobs (one array, two tasks) ran
-    queue = subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True,
-                           timeout=30)
-    assert queue.returncode == 0 and queue.stdout.strip() == ""  # nothing left queued
+    assert queued(name) == ""  # nothing left queued (once SLURM has ended the finished jobs)
+
+
+def queued(name: str, wait: float = 30.0) -> str:
+    """What ``squeue`` lists of jobs ``name``, polled until empty or ``wait`` seconds passed.
+
+    A job that has handed back its result may show as running for a moment longer.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        queue = subprocess.run(["squeue", "-h", "-n", name], capture_output=True, text=True,
+                               timeout=30)
+        assert queue.returncode == 0, queue.stderr
+        if not queue.stdout.strip() or time.monotonic() > deadline:
+            return queue.stdout.strip()
+        time.sleep(1.0)
 
 
 def test_slurm_workers_draw_each_trial_once_and_stop_at_the_count(slurm_sweep):
