@@ -51,11 +51,11 @@ def time_first_trial(env: dict[str, str], folder: Path) -> float:
     argv = [sys.executable, "-m", "skipsearch.cli", "sweep", *SWEEP, f"out_dir={folder}",
             f"storage.url=sqlite:///{folder}/studies.db"]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, cwd=folder.parent)
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, cwd=folder.parent)  # the trial's line is a log line
     seconds = None
     tail: list[str] = []
-    for line in proc.stderr:
+    for line in proc.stdout:
         tail = [*tail[-20:], line]
         if seconds is None and ("Trial 0 finished" in line or "trial 0:" in line):
             seconds = time.perf_counter() - start

@@ -75,7 +75,7 @@ def expect(command: str, words: list[str], names: list[str], flags: list[str],
     if bad:
         raise UsageError(f"{command}: unknown flag {bad[0]!r}; usage: {form}")
     if len(words) < len(names):
-        raise UsageError(f"{command}: missing {names[len(words)]}; usage: {form} "
+        raise UsageError(f"{command}: missing {names[len(words)].upper()}; usage: {form} "
                          f"({LIST_HINT})")
     if len(words) > len(names):
         extra = ", ".join(repr(w) for w in words[len(names):])
