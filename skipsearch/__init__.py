@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SkipSchedule": "skipsearch.schedule",
     "apply": "skipsearch.pipelines",
-    "load_schedule": "skipsearch.export",
+    "load_schedule": "skipsearch.schedule_file",
     "remove": "skipsearch.pipelines",
     "skip_tuning": "skipsearch.skips",
 }

@@ -29,11 +29,11 @@ from .search.storage import StorageSettings
 from .skip_config import SkipConfig
 from .tracking import TrackerSettings
 
-if TYPE_CHECKING:  # torch-heavy: imported where a builder needs it
-    from .export import ExportedSchedule
+if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a schedule
+    from .schedule_file import ExportedSchedule
     from .search.results import Protocol
 
-# What of a schedule file each command reads (export.REQUIRED_KEYS).
+# What of a schedule file each command reads (schedule_file.REQUIRED_KEYS).
 SCHEDULE_SECTIONS = {"sample": ("model", "sampler", "score"), "inspect": ("model",),
                      "windows": ("model", "sampler"), "analyze": ("model", "sampler")}
 # The folders each command writes, besides out_dir (its logs and caches).
@@ -107,7 +107,7 @@ def build(cfg: DictConfig, command: str) -> Settings:
         parts["pruner"] = PrunerSettings.from_config(cfg, search.multi_objective)
         parts["samplers"] = sampler_choices(cfg, parts["sampler"])
     if command in SCHEDULE_SECTIONS and cfg.get("schedule") is not None:
-        from .export import load_schedule
+        from .schedule_file import load_schedule
 
         parts["schedule_file"] = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS[command])
     if command == "windows":

@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from .export import ExportedSchedule, load_schedule
 from .schedule import SkipSchedule, check_coefficients
+from .schedule_file import ExportedSchedule, load_schedule
 from .skips import SigmaOf, SkipHooks
 
 HOOKS_ATTRIBUTE = "_skipsearch_skip_hooks"

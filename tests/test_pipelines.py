@@ -12,10 +12,10 @@ import yaml
 from diffusers import DDPMPipeline, DDPMScheduler
 
 import skipsearch
-from skipsearch.export import FORMAT, load_schedule
 from skipsearch.models.diffusers_unet import find_diffusers_skips
 from skipsearch.pipelines import HOOKS_ATTRIBUTE
 from skipsearch.schedule import SkipSchedule
+from skipsearch.schedule_file import FORMAT, load_schedule
 from skipsearch.skips import skip_tuning
 from tests.support.diffusers_nets import (
     LINEAR,

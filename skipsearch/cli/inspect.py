@@ -7,8 +7,8 @@ from rich.console import Console
 from rich.table import Table
 
 from ..config import Settings, build
-from ..export import check_fits
 from ..models import load_model
+from ..schedule_file import check_fits
 
 
 def run_inspect(cfg: DictConfig, settings: Settings | None = None) -> None:

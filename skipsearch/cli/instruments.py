@@ -6,10 +6,10 @@ from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError
-from ..export import check_fits
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
+from ..schedule_file import check_fits
 
 
 def studied_schedule(settings: Settings, model: LoadedModel

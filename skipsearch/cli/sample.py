@@ -7,12 +7,12 @@ from omegaconf import DictConfig
 
 from ..config import Settings, build
 from ..evaluate import evaluate
-from ..export import check_fits
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, setup_device
 from ..samplers import labels_from_seeds
 from ..samplers.spec import SamplerSpec
+from ..schedule_file import check_fits
 from ..seed_range import SeedRange
 
 

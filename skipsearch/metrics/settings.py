@@ -53,7 +53,7 @@ class MetricSettings:
         search = SeedRange(get_int(cfg, "metric.seed_start", 0),
                            get_int(cfg, "metric.n_samples", 2))
         infinity = get_bool(cfg, "metric.fid_infinity")
-        return cls(feature, reference, search, final_seeds(cfg, search), infinity, weights,
+        return cls(feature, reference, search, final_range(cfg, search), infinity, weights,
                    inception, str(OmegaConf.select(cfg, "precision.features") or "fp32"))
 
 
@@ -69,7 +69,7 @@ def check_inception_weights(cfg: DictConfig) -> str:
     return str(weights)
 
 
-def final_seeds(cfg: DictConfig, search: SeedRange) -> SeedRange:
+def final_range(cfg: DictConfig, search: SeedRange) -> SeedRange:
     """``metric.final_samples`` seeds from ``metric.final_seed_start``, apart from ``search``."""
     n = get_int(cfg, "metric.final_samples", 2)
     start = OmegaConf.select(cfg, "metric.final_seed_start")

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
-from skipsearch.export import FORMAT
 from skipsearch.schedule import SkipSchedule
+from skipsearch.schedule_file import FORMAT
 from skipsearch.search.group import GROUP_ATTR, load_sweep
 from tests.conftest import run_cli, run_cli_process
 

@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
-from skipsearch import export
+from skipsearch import schedule_file
 from skipsearch.cli import compose_config, guarded
 from skipsearch.cli.sweep import run_sweep
 from skipsearch.search.group import load_sweep
@@ -133,7 +133,8 @@ def test_skip_tuning_refuses_unusable_coefficients(tiny_denoiser, bad):
 
 def test_load_schedule_names_the_missing_key(tmp_path):
     path = tmp_path / "s.yaml"
-    path.write_text(f"format: {export.FORMAT}\nschedule: {{coefficients: [0.9, 0.8]}}\n")
-    assert export.load_schedule(path).schedule.coefficients == (0.9, 0.8)  # enough for apply
-    with pytest.raises(export.ConfigError, match="the key model is missing"):
-        export.load_schedule(path, sections=("model", "sampler", "score"))
+    path.write_text(f"format: {schedule_file.FORMAT}\nschedule: {{coefficients: [0.9, 0.8]}}\n")
+    loaded = schedule_file.load_schedule(path)  # enough for apply
+    assert loaded.schedule.coefficients == (0.9, 0.8)
+    with pytest.raises(schedule_file.ConfigError, match="the key model is missing"):
+        schedule_file.load_schedule(path, sections=("model", "sampler", "score"))

@@ -65,6 +65,22 @@ def test_config_errors_without_torch(argv, key, tmp_path):
     assert last == "HEAVY= CODE=2", last
 
 
+@pytest.mark.parametrize("text, why", [("format: 1\n", "format is 1"),
+                                       ("format: skipsearch-schedule/1\nschedule: {}\n",
+                                        "schedule.coefficients is missing")])
+def test_a_bad_schedule_file_answers_without_torch_or_optuna(text, why, tmp_path):
+    """Reading a schedule file needs YAML alone: a bad one is one line before torch or Optuna."""
+    path = tmp_path / "schedule.yaml"
+    path.write_text(text)
+    argv = ["sample", f"schedule={path}", f"out_dir={tmp_path}/out"]
+    probe = ERROR_PROBE.format(argv=argv, family=(*TORCH_FAMILY, "optuna"))
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=cli_env(), timeout=120)
+    errors = out.stderr.strip().splitlines()
+    assert len(errors) == 1 and "schedule=" in errors[0] and why in errors[0], out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "HEAVY= CODE=2", out.stdout
+
+
 def test_dashboard_imports_no_torch():
     """The dashboard serves a study storage: its runner needs Optuna, not torch."""
     probe = ("import sys, skipsearch.cli.dashboard; "

@@ -13,8 +13,8 @@ from optuna.trial import TrialState, create_trial
 
 from skipsearch.errors import ConfigError
 from skipsearch.evaluate import batch_ranges
-from skipsearch.export import load_schedule
 from skipsearch.samplers import nfe_of
+from skipsearch.schedule_file import load_schedule
 from skipsearch.search.group import load_sweep
 from skipsearch.search.names import stage_counts
 from skipsearch.search.pruning import PerNFEPruner
