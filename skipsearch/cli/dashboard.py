@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from ..config import Settings, build
 from ..errors import ConfigError
+from ..search.group import group_studies
 from ..search.record import GROUP_ATTR
-from ..search.study import make_storage
+from ..search.study import make_storage, open_sweep
 from ..urls import safe_url
 
 
@@ -22,8 +23,13 @@ def run_dashboard(cfg: DictConfig, settings: Settings | None = None) -> None:
 
     url = settings.storage.url
     storage = make_storage(settings.storage)
+    named = OmegaConf.select(cfg, "search.study_name")  # --study NAME, or the key itself
+    links = cell_links(storage, open_sweep(settings.storage, str(named)).study_name,
+                       f"http://{host}:{port}") if named else {}
     for name, cells in sweeps_in(storage).items():
         print(f"sweep {name}: {len(cells)} cell studies ({', '.join(cells)})", flush=True)
+    for cell, link in links.items():
+        print(f"  {cell}: {link}", flush=True)
     print(f"optuna-dashboard: http://{host}:{port}/dashboard  (studies in {safe_url(url)}; "
           "Ctrl+C stops it)", flush=True)
     try:
@@ -31,6 +37,15 @@ def run_dashboard(cfg: DictConfig, settings: Settings | None = None) -> None:
     except OSError as err:  # taken between the check in build() and now
         raise ConfigError("dashboard.port", port, f"cannot listen on {host}:{port} "
                           f"({err.strerror}); give a free port") from None
+
+
+def cell_links(storage, sweep: str, base: str) -> dict[str, str]:
+    """Each cell study of ``sweep`` -> its page on the dashboard served at ``base``.
+
+    A sweep of an older skipsearch is one study under the sweep's own name.
+    """
+    return {name: f"{base}/dashboard/studies/{storage.get_study_id_from_name(name)}"
+            for name in group_studies(storage, sweep) or [sweep]}
 
 
 def sweeps_in(storage) -> dict[str, list[str]]:

@@ -93,6 +93,36 @@ def test_the_dashboard_shows_the_study_trials(tiny_overrides, tmp_path):
     assert f"http://127.0.0.1:{port}/dashboard" in output  # loopback by default
 
 
+def test_dashboard_study_links_open_each_cell(tiny_overrides, tmp_path):
+    """``dashboard --study NAME`` prints a link per cell study; each opens that study."""
+    out = tmp_path / "out"
+    assert run_cli("sweep", *tiny_overrides, *SWEEP).returncode == 0
+    cells = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db").cells
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "skipsearch.cli", "dashboard",
+                               "--study", "digits-heun-linear", f"out_dir={out}",
+                               f"dashboard.port={port}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "WANDB_MODE": "offline"})
+    try:
+        links = {}
+        for line in server.stdout:  # the links come before the server starts
+            name, _, link = line.strip().partition(": http")
+            if name.startswith("digits-heun-linear/"):
+                links[name] = f"http{link}"
+            if line.startswith("optuna-dashboard:"):
+                break
+        assert sorted(links) == sorted(c.study_name for c in cells)
+        wait_for(f"http://127.0.0.1:{port}/api/studies", server)
+        for name, link in links.items():
+            text = visible_text(chromium(link, tmp_path / "profile", "--dump-dom").stdout)
+            others = [c.study_name for c in cells if c.study_name != name]
+            assert name in text and not any(o in text for o in others), (name, text[:300])
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
 def test_the_report_page_shows_the_study_trials(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     sweep = run_cli("sweep", *tiny_overrides, *SWEEP)
