@@ -10,18 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from .cli.options import Options, command_options
 from .errors import check
 from .execution import Execution
-from .keys import get, get_float, get_int
+from .keys import get, get_int
 from .metrics.settings import MetricSettings
-from .models.kinds import TEXT_TO_IMAGE_KINDS
 from .models.spec import ModelSpec
-from .preflight import check_port_free, check_writable, unwritable_reason
-from .samplers.names import WINDOW_SAMPLERS
+from .preflight import check_writable, unwritable_reason
 from .samplers.spec import SamplerSpec, sampler_choices
 from .schedule import SkipSchedule
 from .search.settings import PrunerSettings, SearchSettings, study_name
@@ -65,8 +64,8 @@ class Settings:
     tracker: TrackerSettings | None = None
     schedule_file: ExportedSchedule | None = None
     study_name: str | None = None
-    # The command's own section, checked and cast (e.g. ``sample``: n, grid, score, dir).
-    options: Mapping[str, Any] = field(default_factory=dict)
+    # The command's own section, checked and typed (``cli/options.py``); None if it has none.
+    options: Options | None = None
     # The sweep's solvers by name (``search.samplers``, else the ``sampler`` group's).
     samplers: Mapping[str, SamplerSpec] = field(default_factory=dict)
 
@@ -91,14 +90,14 @@ def build(cfg: DictConfig, command: str) -> Settings:
     options = parts["options"] = command_options(cfg, command)
     if command == "dashboard":
         return Settings(command, Path(str(cfg.out_dir)), **parts)
-    draws = command in SAMPLING and not (command == "report" and options["grid"] == 0)
+    draws = command in SAMPLING and not (command == "report" and options.grid == 0)
     if draws or command in ("inspect", "refstats"):
         parts["execution"] = Execution.from_config(cfg)
     if draws or command == "inspect":
         parts["model"] = ModelSpec.from_config(cfg, command)
         parts["sampler"] = SamplerSpec.from_config(cfg)
         parts["skip"] = SkipConfig.from_config(cfg, searched=command == "sweep")
-    scored = command in SCORING and not (command == "sample" and not options["score"])
+    scored = command in SCORING and not (command == "sample" and not options.score)
     parts["metric"] = MetricSettings.from_config(cfg, scored=scored)
     if command == "sweep":
         parts["tracker"] = TrackerSettings.from_config(cfg)
@@ -111,38 +110,10 @@ def build(cfg: DictConfig, command: str) -> Settings:
 
         parts["schedule_file"] = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS[command])
     if command == "windows":
-        check_windows(cfg, parts["sampler"], parts.get("schedule_file"))
+        options.check_windows(cfg, parts["sampler"], parts.get("schedule_file"))
     if "execution" in parts:
         parts["execution"].check_device()  # last: the one check that needs torch
     return Settings(command, Path(str(cfg.out_dir)), **parts)
-
-
-def command_options(cfg: DictConfig, command: str) -> dict[str, Any]:
-    """The command's own keys, checked and cast."""
-    if command in ("sweep", "export"):
-        return {"export_dir": Path(str(get(cfg, "export_dir")))}
-    if command == "dashboard":
-        port = get_int(cfg, "dashboard.port", 1)
-        check(port <= 65535, "dashboard.port", port, "must be a TCP port, 1 .. 65535")
-        host = str(get(cfg, "dashboard.host"))
-        check_port_free(host, port)
-        return {"host": host, "port": port}
-    if command == "sample":
-        n = get_int(cfg, "sample.n", 1) if cfg.sample.get("n") is not None else None
-        return {"n": n, "grid": get_int(cfg, "sample.grid", 0),
-                "score": bool(cfg.sample.score), "dir": Path(str(get(cfg, "sample.dir")))}
-    report_dir = Path(str(get(cfg, "report.dir")))
-    if command == "report":
-        check(not report_dir.exists() or report_dir.is_dir(), "report.dir", str(report_dir),
-              "is a file; give a folder")
-        return {"grid": get_int(cfg, "report.grid", 0), "dir": report_dir}
-    if command == "windows":
-        count = OmegaConf.select(cfg, "windows.count")
-        return {"width": get_int(cfg, "windows.width", 1), "report_dir": report_dir,
-                "count": None if count is None else get_int(cfg, "windows.count", 1)}
-    if command == "analyze":
-        return {**analyze_options(cfg), "report_dir": report_dir}
-    return {}
 
 
 def check_output(cfg: DictConfig, command: str) -> None:
@@ -155,40 +126,6 @@ def check_output(cfg: DictConfig, command: str) -> None:
         check_writable(key, Path(str(get(cfg, key))))
     if command == "sweep" and cfg.logger.get("kind") == "wandb" and cfg.logger.get("dir"):
         check_writable("logger.dir", Path(str(cfg.logger.dir)))
-
-
-def check_windows(cfg: DictConfig, sampler: SamplerSpec,
-                  exported: ExportedSchedule | None) -> None:
-    """Enough levels for the windows, and a sampler that evaluates the network on its levels."""
-    width, count = get_int(cfg, "windows.width", 1), OmegaConf.select(cfg, "windows.count")
-    if count is not None:
-        levels = sampler.steps  # the schedule file's sampler is the one studied
-        if exported is not None:
-            levels = int(exported.sampler["steps"])
-        check(count * width <= levels, "windows.count", count,
-              f"{count} windows of {width} levels need {count * width}, the sampler has "
-              f"{levels}; lower windows.count or windows.width, or take more sampler steps")
-    if sampler.name == "edm_stochastic":
-        check(float(cfg.sampler.S_churn) == 0, "sampler.S_churn", cfg.sampler.S_churn,
-              "churn evaluates the network between the levels, so windows of levels do not "
-              "hold; set sampler.S_churn=0 or take sampler=heun")
-    else:
-        check(sampler.name in WINDOW_SAMPLERS, "sampler.name", sampler.name,
-              f"choose one of: {', '.join(WINDOW_SAMPLERS)}")
-
-
-def analyze_options(cfg: DictConfig) -> dict[str, Any]:
-    """Image count, noise grid and noise seeds of the loss analysis."""
-    low = get_float(cfg, "analyze.sigma_min", 0.0)
-    options = {"n_images": get_int(cfg, "analyze.n_images", 1), "sigma_min": low,
-               "sigma_max": get_float(cfg, "analyze.sigma_max", low),
-               "n_sigmas": get_int(cfg, "analyze.n_sigmas", 1),
-               "seed_start": get_int(cfg, "analyze.seed_start", 0)}
-    kind = str(cfg.model.kind)
-    check(kind not in TEXT_TO_IMAGE_KINDS, "model.kind", kind,
-          "the loss analysis denoises reference images in pixel space; a latent "
-          "text-to-image model has no such images; take a pixel-space model")
-    return options
 
 
 def check_train_toy(cfg: DictConfig) -> None:

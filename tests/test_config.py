@@ -9,6 +9,7 @@ import pytest
 
 from skipsearch import config
 from skipsearch.cli import compose_config, main
+from skipsearch.cli.options import ExportOptions, SampleOptions
 from skipsearch.config import build
 from skipsearch.errors import ConfigError
 from skipsearch.search.storage import StorageSettings
@@ -45,7 +46,7 @@ def test_a_sweep_gets_typed_components(tiny_overrides):
     assert sorted(s.samplers) == ["euler", "heun"] and s.samplers["heun"] == s.sampler
     assert s.skip.space["rho_top"] == (cfg.skip.space.rho_top.low, cfg.skip.space.rho_top.high)
     assert s.tracker.kind == "none" and s.execution.batch_size == 12
-    assert s.options["export_dir"] == Path(cfg.export_dir)
+    assert s.options == ExportOptions(Path(cfg.export_dir))
     assert s.study_name == "digits-heun-linear"
 
 
@@ -64,8 +65,7 @@ def test_each_command_builds_only_what_it_uses(tiny_overrides, tmp_path):
         build(compose_config([*base, "metric.reference=no/such/folder"]), "sample")
     unscored = build(compose_config([*base, "metric.reference=no/such/folder",
                                      "sample.score=false"]), "sample")
-    assert unscored.options == {"n": None, "grid": 100, "score": False,
-                                "dir": Path(str(tmp_path / "out" / "samples"))}
+    assert unscored.options == SampleOptions(None, 100, False, tmp_path / "out" / "samples")
 
 
 def test_the_fixed_schedule_fills_unnamed_parameters(tiny_overrides):

@@ -50,11 +50,11 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     extractor = build_extractor(settings.metric, device)
     check_metric_fits(model, extractor)
     a = settings.options
-    images, labels = reference_set(settings.metric.reference, model, a["n_images"])
-    sigmas = sigma_grid(a["sigma_min"], a["sigma_max"], a["n_sigmas"])
+    images, labels = reference_set(settings.metric.reference, model, a.n_images)
+    sigmas = sigma_grid(a.sigma_min, a.sigma_max, a.n_sigmas)
     print(f"{len(images)} reference images x {len(sigmas)} noise levels, untuned and tuned")
     rows = denoising_losses(model, schedule, images, labels, sigmas, extractor,
-                            settings.execution.batch_size, device, a["seed_start"])
+                            settings.execution.batch_size, device, a.seed_start)
     for r in rows:
         print(f"sigma {r.sigma:9.4g}  pixel ratio {r.pixel_ratio:7.4f}  "
               f"feature ratio {r.feature_ratio:7.4f}")

@@ -18,7 +18,7 @@ def run_dashboard(cfg: DictConfig, settings: Settings | None = None) -> None:
     The port is checked free (in ``build``) before anything is printed.
     """
     settings = settings or build(cfg, "dashboard")
-    host, port = settings.options["host"], settings.options["port"]
+    host, port = settings.options.host, settings.options.port
     import optuna_dashboard
 
     url = settings.storage.url

@@ -33,4 +33,4 @@ def studied_schedule(settings: Settings, model: LoadedModel
 
 def report_folder(settings: Settings, study: str) -> Path:
     """The study's report folder, where `skipsearch report` finds the instruments' files."""
-    return settings.options["report_dir"] / study
+    return settings.options.report_dir / study

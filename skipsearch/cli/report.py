@@ -43,11 +43,11 @@ def check_model(study: Sweep, model: LoadedModel) -> None:
 def run_report(cfg: DictConfig, settings: Settings | None = None) -> Path:
     """Write ``<report.dir>/<study>/index.html`` and its PNGs; returns the page's path."""
     settings = settings or build(cfg, "report")
-    grid = settings.options["grid"]
+    grid = settings.options.grid
     study = open_sweep(settings.storage, settings.study_name)
     protocol = settings.final_protocol
     scores = confirmed(study, protocol)
-    folder = settings.options["dir"] / study.study_name
+    folder = settings.options.dir / study.study_name
     model = device = None
     if grid > 0:
         device = setup_device(settings)

@@ -18,7 +18,7 @@ from ..seed_range import SeedRange
 
 def plan(settings: Settings, model: LoadedModel):
     """Schedule, sampler and seeds: from the schedule file if given, else from the config."""
-    n = settings.options["n"]
+    n = settings.options.n
     exported = settings.schedule_file
     if exported is not None:
         check_fits(exported, model)
@@ -39,12 +39,12 @@ def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
     device = setup_device(settings)
     model = build_model(settings, device)
     schedule, sampler, seeds, name, exported = plan(settings, model)
-    scorer = build_scorer(settings, device, model) if options["score"] else None
+    scorer = build_scorer(settings, device, model) if options.score else None
     infinity = settings.metric.fid_infinity and scorer is not None
     result = evaluate(model, schedule, sampler, seeds, settings.execution.batch_size, device,
                       scorer, keep_images=True, fid_infinity=infinity)
-    out = options["dir"] / name
-    save_grid(result.images[: options["grid"]], out / "grid.png")
+    out = options.dir / name
+    save_grid(result.images[: options.grid], out / "grid.png")
     labels = labels_from_seeds(seeds, model.denoiser.label_dim)
     np.savez_compressed(out / "samples.npz", images=to_uint8(result.images),
                         seeds=np.asarray(seeds),

@@ -192,7 +192,7 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     if search.confirm_top_k > 0:
         scores = confirm_top(study, model, protocol, search.confirm_top_k, batch_size, device,
                              scorer, search.confirm_blocks)
-    exports = export_best(study, Path(cfg.export_dir), settings.storage.url, scores)
+    exports = export_best(study, settings.options.export_dir, settings.storage.url, scores)
     rows = summarize(study, scores)
     limit = None
     if scores and search.limit_steps:

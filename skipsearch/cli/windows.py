@@ -33,7 +33,7 @@ def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
     model = build_model(settings, device)
     schedule, sampler, study = studied_schedule(settings, model)
     levels = evaluated_levels(sampler.sigmas())
-    width, count = settings.options["width"], settings.options["count"]
+    width, count = settings.options.width, settings.options.count
     try:
         windows = noise_windows(levels, width, count)
     except ValueError as err:
