@@ -85,6 +85,16 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
              cell_label(study), trial.number, trial.values[0], best.number, best.values[0])
 
 
+def finished_elsewhere(err: ValueError) -> bool:
+    """Whether Optuna refused to tell a trial because it was already finished.
+
+    A queued trial can be popped by two workers at once on SQLite (no row locks); both run it
+    (the same parameters and seeds, so the same images) and the later tell is refused.
+    """
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return str(err) in {f"Cannot tell a {state.name} trial." for state in states}
+
+
 def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], target: int,
               catch: tuple[type[Exception], ...],
               before: Callable[[int], object] | None = None) -> int:
@@ -115,8 +125,14 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
             last.clear()
             if before is not None:
                 before(i)
-            studies[i].optimize(objectives[i], n_trials=1, catch=(*catch, SkippedTrialError),
-                                callbacks=[remember])
+            try:
+                studies[i].optimize(objectives[i], n_trials=1,
+                                    catch=(*catch, SkippedTrialError), callbacks=[remember])
+            except ValueError as err:
+                if not finished_elsewhere(err):
+                    raise
+                log.warning("%s: another worker took the same queued trial at the same moment "
+                            "and finished it first; its result stands", cell_label(studies[i]))
             trial = last[-1] if last else None
             if trial is not None and TrialRecord.of(trial).duplicate_of is not None:
                 skips[i] += 1
