@@ -24,7 +24,7 @@ def run_dashboard(cfg: DictConfig, settings: Settings | None = None) -> None:
     url = settings.storage.url
     storage = make_storage(settings.storage)
     named = OmegaConf.select(cfg, "search.study_name")  # --study NAME, or the key itself
-    links = cell_links(storage, open_sweep(settings.storage, str(named)).study_name,
+    links = cell_links(storage, open_sweep(settings.storage, str(named), storage).study_name,
                        f"http://{host}:{port}") if named else {}
     for name, cells in sweeps_in(storage).items():
         print(f"sweep {name}: {len(cells)} cell studies ({', '.join(cells)})", flush=True)

@@ -30,7 +30,7 @@ from ..search.catalog import (
     catalog,
     delete_sweep,
     final_scores,
-    open_storage,
+    make_storage,
     open_sweep,
     paired_rows,
     summarize,
@@ -83,11 +83,19 @@ def expect(command: str, words: list[str], names: list[str], flags: list[str],
                          "(overrides are key=value)")
 
 
-def composed(overrides: list[str]) -> DictConfig:
-    """The config with ``overrides``; its storage must answer (checked, never created)."""
-    cfg = compose_config(overrides)
-    StorageSettings.from_config(cfg, must_exist=True)
-    return cfg
+class Opened:
+    """The composed config, its checked storage settings and that storage, open once."""
+
+    def __init__(self, overrides: list[str]) -> None:
+        self.cfg = compose_config(overrides)
+        # it must exist and answer: reading never creates a storage
+        self.settings = StorageSettings.from_config(self.cfg, must_exist=True)
+        self.storage = make_storage(self.settings)
+        self.url = safe_url(self.settings.url)
+
+    def sweep(self, name: str) -> Sweep:
+        """Sweep ``name``; a ConfigError naming the sweeps there if there is none."""
+        return open_sweep(self.settings, name, self.storage)
 
 
 def run_studies(args: list[str]) -> int:
@@ -100,9 +108,8 @@ def run_studies(args: list[str]) -> int:
         raise UsageError(f"studies: unknown subcommand {words[0]!r}; usage: skipsearch studies "
                          "[key=value ...] or skipsearch studies delete STUDY [--yes]")
     expect("studies", words, [], flags)
-    cfg = composed(overrides)
-    storage = open_storage(cfg.storage)
-    print_catalog(catalog(storage), safe_url(str(cfg.storage.url)))
+    opened = Opened(overrides)
+    print_catalog(catalog(opened.storage), opened.url)
     return 0
 
 
@@ -137,23 +144,16 @@ def confirm_delete(name: str, cells: int, trials: int, url: str) -> bool:
 
 def run_delete(name: str, overrides: list[str], yes: bool) -> int:
     """Delete every cell study of sweep ``name`` after asking (or with ``--yes``)."""
-    cfg = composed(overrides)
-    open_storage(cfg.storage)
-    study = open_sweep(cfg.storage, name)
-    url = safe_url(str(cfg.storage.url))
+    opened = Opened(overrides)
+    study = opened.sweep(name)
+    url = opened.url
     if not yes and not confirm_delete(name, len(study.cells), len(study.trials), url):
         print(f"kept sweep {name}")
         return 1
-    deleted = delete_sweep(open_storage(cfg.storage), name)
+    deleted = delete_sweep(opened.storage, name)
     print(f"deleted sweep {name}: {len(deleted)} cell studies, {len(study.trials)} trials "
           f"from {url}")
     return 0
-
-
-def load(name: str, cfg: DictConfig) -> Sweep:
-    """Sweep ``name`` from the configured storage, which must exist."""
-    open_storage(cfg.storage)
-    return open_sweep(cfg.storage, name)
 
 
 def exports_of(folder: Path) -> list[str]:
@@ -168,15 +168,15 @@ def run_show(args: list[str]) -> int:
     """``show NAME``: the sweep's per-NFE table, its model and where its exports are."""
     words, flags, overrides = split(args)
     expect("show", words, ["study"], flags)
-    cfg = composed(overrides)
-    study = load(words[0], cfg)
+    opened = Opened(overrides)
+    cfg, study = opened.cfg, opened.sweep(words[0])
     protocol, scores = final_scores(study)
     attrs = study.user_attrs
     out = console()
     out.print(summary_table(study, summarize(study, scores), attrs.get(keys.SEARCH_N, "?"),
                             protocol.seed_range.count if protocol else None))
     sha = str(attrs.get(keys.MODEL_SHA256, ""))[:12]
-    out.print(f"study:   {study.study_name} in {safe_url(str(cfg.storage.url))}")
+    out.print(f"study:   {study.study_name} in {opened.url}")
     out.print(f"model:   {attrs.get(keys.MODEL_NAME, '?')} (weights sha256 {sha or '?'})")
     if protocol is not None:
         out.print(f"final:   {len(scores)} trials confirmed on {protocol.seed_range.count} images "
@@ -198,8 +198,8 @@ def run_compare(args: list[str]) -> int:
     """``compare A B``: the two sweeps' baseline and best FID per NFE side by side."""
     words, flags, overrides = split(args)
     expect("compare", words, ["a", "b"], flags)
-    cfg = composed(overrides)
-    a, b = load(words[0], cfg), load(words[1], cfg)
+    opened = Opened(overrides)
+    a, b = opened.sweep(words[0]), opened.sweep(words[1])
     rows_a, rows_b = (summarize(s, final_scores(s)[1]) for s in (a, b))
     table = Table(title=f"{a.study_name} (A) vs {b.study_name} (B): FID per NFE "
                         "(confirmed where recorded)")
@@ -320,8 +320,8 @@ def with_study(command: str, args: list[str]) -> list[str]:
     given = given_keys(overrides)
     if "search.study_name" in given:
         raise UsageError("give the study once: --study NAME or search.study_name=NAME")
-    cfg = composed(overrides)
-    study = load(name, cfg)
+    opened = Opened(overrides)
+    cfg, study = opened.cfg, opened.sweep(name)
     return [*rest, f"search.study_name={name}",
             *provenance_overrides(command, study, cfg, given)]
 

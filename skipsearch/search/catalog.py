@@ -12,7 +12,6 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from ..preflight import check_study_file
 from ..seed_range import SeedRange
 from .group import Sweep, group_studies, legacy_study, load_sweep
 from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME
@@ -21,16 +20,10 @@ from .study import make_storage, open_sweep
 from .summary import SummaryRow, summarize
 
 __all__ = ["CatalogEntry", "Protocol", "SummaryRow", "Sweep", "catalog", "delete_sweep",
-           "final_scores", "open_storage", "open_sweep", "paired_rows", "recorded_protocols",
+           "final_scores", "make_storage", "open_sweep", "paired_rows", "recorded_protocols",
            "summarize"]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-def open_storage(storage_cfg) -> optuna.storages.BaseStorage:
-    """The configured storage, which must exist already (reading never creates a file)."""
-    check_study_file(str(storage_cfg.url), must_exist=True)
-    return make_storage(storage_cfg)
 
 
 def recorded_protocols(study: Sweep) -> list[Protocol]:

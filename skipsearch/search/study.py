@@ -68,9 +68,13 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
         return RDBStorage(url, **settings)
 
 
-def open_sweep(storage_cfg: StorageSettings, name: str) -> Sweep:
-    """The sweep ``name`` in the configured storage; a ConfigError naming those there if none."""
-    storage = make_storage(storage_cfg)
+def open_sweep(storage_cfg: StorageSettings, name: str,
+               storage: optuna.storages.BaseStorage | None = None) -> Sweep:
+    """The sweep ``name`` in the configured storage; a ConfigError naming those there if none.
+
+    ``storage``: that storage, already open (else it is opened here).
+    """
+    storage = storage or make_storage(storage_cfg)
     try:
         return load_sweep(storage, name)
     except KeyError:
