@@ -39,16 +39,16 @@ def build_model(settings: Settings, device: str) -> LoadedModel:
                       execution.cuda_graph)
 
 
-def build_extractor(metric: MetricSettings, device: str
-                    ) -> FeatureExtractor | InceptionFeatures:
-    """The FID feature network of the ``metric`` group on ``device``."""
+def build_extractor(settings: Settings, device: str) -> FeatureExtractor | InceptionFeatures:
+    """The FID feature network of the ``metric`` group on ``device``, in ``precision.features``."""
+    metric, precision = settings.metric, settings.execution.features
     if metric.feature == "inception":
         extractor = inception_features(metric.inception_weights)
     else:
         extractor = digits_feature_extractor(metric.weights or DIGITS_CLASSIFIER, "metric.weights")
-    if metric.precision != "fp32":  # other features, other statistics: named apart, cached apart
-        extractor.precision = metric.precision
-        extractor.name = f"{extractor.name}-{metric.precision}"
+    if precision != "fp32":  # other features, other statistics: named apart, cached apart
+        extractor.precision = precision
+        extractor.name = f"{extractor.name}-{precision}"
     return extractor.to(device)
 
 
@@ -64,7 +64,7 @@ def check_metric_fits(model: LoadedModel,
 
 def build_scorer(settings: Settings, device: str, model: LoadedModel) -> FIDScorer:
     """FID of ``model``'s images against the cached statistics of ``metric.reference``."""
-    extractor = build_extractor(settings.metric, device)
+    extractor = build_extractor(settings, device)
     check_metric_fits(model, extractor)
     reference = cached_reference(settings.metric.reference, extractor,
                                  settings.out_dir / "cache" / "reference")

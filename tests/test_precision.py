@@ -124,7 +124,7 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
 
 def test_feature_precision_runs_the_extractor_under_autocast(tiny_overrides):
     cfg = compose_config([*tiny_overrides, "precision.features=bf16"])
-    extractor = build_extractor(build(cfg, "sample").metric, "cpu")
+    extractor = build_extractor(build(cfg, "sample"), "cpu")
     images = torch.rand(8, 1, 16, 16) * 2 - 1
     low = extractor(images)
     extractor.precision = "fp32"

@@ -47,7 +47,7 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     device = setup_device(settings)
     model = build_model(settings, device)
     schedule, _, study = studied_schedule(settings, model)
-    extractor = build_extractor(settings.metric, device)
+    extractor = build_extractor(settings, device)
     check_metric_fits(model, extractor)
     a = settings.options
     images, labels = reference_set(settings.metric.reference, model, a.n_images)

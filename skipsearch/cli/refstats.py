@@ -12,7 +12,7 @@ from ..runtime import build_extractor, setup_device
 def run_refstats(cfg: DictConfig, settings: Settings | None = None) -> None:
     """Fill the cache for (metric.reference, feature network) and print what it holds."""
     settings = settings or build(cfg, "refstats")
-    extractor = build_extractor(settings.metric, setup_device(settings))
+    extractor = build_extractor(settings, setup_device(settings))
     cache = settings.out_dir / "cache" / "reference"
     sums = cached_reference(settings.metric.reference, extractor, cache)
     print(f"{settings.metric.reference}: {sums.count} images, {sums.total.numel()}-d features of "

@@ -26,7 +26,6 @@ class MetricSettings:
     fid_infinity: bool = False
     weights: Path | None = None  # digits features: null for the bundled classifier
     inception_weights: Path | None = None
-    precision: str = "fp32"
 
     @classmethod
     def from_config(cls, cfg: DictConfig, scored: bool = True) -> MetricSettings:
@@ -54,7 +53,7 @@ class MetricSettings:
                            get_int(cfg, "metric.n_samples", 2))
         infinity = get_bool(cfg, "metric.fid_infinity")
         return cls(feature, reference, search, final_range(cfg, search), infinity, weights,
-                   inception, str(OmegaConf.select(cfg, "precision.features") or "fp32"))
+                   inception)
 
 
 def check_inception_weights(cfg: DictConfig) -> str:
