@@ -38,7 +38,7 @@ from ..search.catalog import (
 from ..search.storage import StorageSettings
 from ..search.summary import fmt_delta
 from ..urls import safe_url
-from . import compose_config, describe, fail, guarded
+from . import MULTIRUN_FLAGS, compose_config, describe, fail, guarded, multirun_jobs
 from .tables import summary_table
 
 STUDY_FLAG = "--study"
@@ -104,7 +104,7 @@ def run_studies(args: list[str]) -> int:
     if words and words[0] == "delete":
         expect("studies delete", words[1:], ["study"], flags, ("--yes", "-y"))
         return run_delete(words[1], overrides, bool(flags))
-    if words:
+    if words and not flags:  # with a flag (say --cfg job) the flag is what is wrong
         raise UsageError(f"studies: unknown subcommand {words[0]!r}; usage: skipsearch studies "
                          "[key=value ...] or skipsearch studies delete STUDY [--yes]")
     expect("studies", words, [], flags)
@@ -317,6 +317,8 @@ def with_study(command: str, args: list[str]) -> list[str]:
     if name is None:
         return args
     overrides = [a for a in rest if "=" in a and not a.startswith("-")]
+    if any(a in MULTIRUN_FLAGS for a in rest):  # its storage and study: the first job's
+        overrides = multirun_jobs(overrides)[0]
     given = given_keys(overrides)
     if "search.study_name" in given:
         raise UsageError("give the study once: --study NAME or search.study_name=NAME")

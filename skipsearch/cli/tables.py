@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ..search.catalog import SummaryRow, Sweep
-from ..search.summary import fmt_delta
+from ..search.group import Sweep
+from ..search.summary import SummaryRow, fmt_delta
 
 
 def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,

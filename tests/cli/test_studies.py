@@ -194,6 +194,7 @@ def test_delete_never_prints_a_password(tmp_path, capsys):
     (["studies", "frobnicate"], ["unknown subcommand 'frobnicate'"]),
     (["studies", "delete"], ["missing STUDY"]),
     (["show", "alpha", "--force"], ["unknown flag '--force'"]),
+    (["studies", "--cfg", "job"], ["unknown flag '--cfg'"]),
     (["export", "--study"], ["--study needs a study name"]),
     (["export", "--study", "alpha", "search.study_name=beta"], ["give the study once"]),
 ])
@@ -253,6 +254,10 @@ def test_report_with_study_fills_the_model_or_says_what_is_missing(store, capsys
     assert "metric.n_samples=64" in args and "metric.final_samples=128" in args
     assert with_study("dashboard", ["--study", "beta", *store["over"]]) == \
         [*store["over"], "search.study_name=beta"]
+    jobs = with_study("export", ["--study", "alpha", "--multirun", "metric.final_samples=128,64",
+                                 *store["over"]])
+    assert "search.study_name=alpha" in jobs and "metric.n_samples=64" in jobs
+    assert "metric.final_samples=128,64" in jobs  # the sweep over it is left to Hydra
     grid0 = with_study("report", ["--study=alpha", "report.grid=0", *store["over"]])
     assert not any(a.startswith("model=") for a in grid0)
     make_sweep(store["url"], "gamma", "edm", {2: [(9.0, 1.0, 1.0)]})
