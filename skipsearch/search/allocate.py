@@ -86,10 +86,11 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def finished_elsewhere(err: ValueError) -> bool:
-    """Whether Optuna refused to tell a trial because it was already finished.
+    """Whether Optuna refused to tell a trial because another worker had already ended it.
 
-    A queued trial can be popped by two workers at once on SQLite (no row locks); both run it
-    (the same parameters and seeds, so the same images) and the later tell is refused.
+    That happens when this worker stalled past the heartbeat's grace period (another worker
+    then failed the trial as stale) or, on a storage without row locks, when two workers took
+    the same queued trial; the record already stored stands.
     """
     states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     return str(err) in {f"Cannot tell a {state.name} trial." for state in states}
@@ -131,8 +132,8 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
             except ValueError as err:
                 if not finished_elsewhere(err):
                     raise
-                log.warning("%s: another worker took the same queued trial at the same moment "
-                            "and finished it first; its result stands", cell_label(studies[i]))
+                log.warning("%s: another worker ended this trial first (%s); its record stands",
+                            cell_label(studies[i]), err)
             trial = last[-1] if last else None
             if trial is not None and TrialRecord.of(trial).duplicate_of is not None:
                 skips[i] += 1

@@ -30,6 +30,7 @@ from .names import OPTUNA_SAMPLERS
 from .record import CELL, GROUP_ATTR, NFE, SPACE, STEPS, TrialRecord
 from .settings import SearchSettings
 from .space import SearchSpace
+from .sqlite_storage import LockedSQLiteStorage
 from .storage import StorageSettings
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -42,7 +43,8 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
     """The study storage at ``storage.url``.
 
     An SQLAlchemy URL (SQLite by default, PostgreSQL for many machines) gives an RDB storage
-    with heartbeats, so a killed trial is retried; ``journal:///PATH`` gives Optuna's
+    with heartbeats, so a killed trial is retried (on SQLite, workers take a queued trial
+    under a lock file beside the database); ``journal:///PATH`` gives Optuna's
     JournalStorage on a file, for processes on one node (no heartbeats).
     """
     url = str(cfg.url)
@@ -58,14 +60,15 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
         settings = {"heartbeat_interval": int(cfg.heartbeat_interval),
                     "grace_period": int(cfg.grace_period),
                     "heartbeat_stale_trial_callback": retry}
+        kind = LockedSQLiteStorage if url.startswith("sqlite:") else RDBStorage
         for attempt in range(4):
             try:
-                return RDBStorage(url, **settings)
+                return kind(url, **settings)
             except (IntegrityError, OperationalError) as err:
                 if not creating_at_once(err):
                     raise
                 time.sleep(0.5 * (attempt + 1))
-        return RDBStorage(url, **settings)
+        return kind(url, **settings)
 
 
 def open_sweep(storage_cfg: StorageSettings, name: str,
