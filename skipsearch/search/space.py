@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -50,7 +51,18 @@ class SearchSpace:
 
     def suggest(self, trial: optuna.Trial,
                 cell: SamplerSpec) -> tuple[SkipSchedule, SamplerSpec]:
-        """Ask the trial for every parameter of ``cell``; return the schedule and the sampler."""
+        """Ask the trial for every parameter of ``cell``; return the schedule and the sampler.
+
+        A queued trial may hold values outside the bounds on purpose (the baseline's rho = 1,
+        a neighbour's best): Optuna's warning about that is not shown.
+        """
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Fixed parameter .* is out of range",
+                                    UserWarning)
+            return self._suggest(trial, cell)
+
+    def _suggest(self, trial: optuna.Trial,
+                 cell: SamplerSpec) -> tuple[SkipSchedule, SamplerSpec]:
         params = {name: trial.suggest_float(name, b.low, b.high)
                   for name, b in self.bounds.items()}
         sampler = cell

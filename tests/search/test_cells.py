@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
 from skipsearch.search.results import Protocol, confirmed
@@ -256,3 +257,14 @@ def test_two_running_copies_of_a_baseline_leave_exactly_one_to_run():
         except SkippedTrialError:
             outcomes.append("skipped")
     assert outcomes == ["runs", "skipped"]
+
+
+def test_a_queued_baseline_outside_the_bounds_warns_of_nothing(recwarn):
+    """rho = 1 is the baseline even where the searched range stops below it."""
+    space = build_space("linear", {"default": {"low": 0.4, "high": 0.9}}, [2], [0, 1, 2])
+    cell = SamplerSpec("heun", 2)
+    study = optuna.create_study()
+    study.enqueue_trial(space.baseline(cell))
+    schedule, _ = space.suggest(study.ask(), cell)
+    assert set(schedule.params.values()) == {1.0}
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
