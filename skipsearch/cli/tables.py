@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from optuna.trial import TrialState
 from rich.table import Table
 
 from ..search.group import Sweep
+from ..search.record import TrialRecord
 from ..search.summary import SummaryRow, fmt_delta
+
+
+def trial_count(study: Sweep) -> str:
+    """'N trials' finished or pruned, and how many failed; skipped trials count for nothing."""
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    failed = sum(t.state == TrialState.FAIL and TrialRecord.of(t).skipped is None
+                 for t in study.trials)
+    return f"{finished} trials" + (f" ({failed} failed)" if failed else "")
 
 
 def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,
@@ -18,7 +28,7 @@ def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,
     how = (f"confirmed on {final_samples} fresh images, searched on "
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
-                        f"{n_samples} images, {len(study.trials)} trials in "
+                        f"{n_samples} images, {trial_count(study)} in "
                         f"{len(study.cells)} cells)")
     for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
                 "search FID", "front", "trial", "best parameters"):
