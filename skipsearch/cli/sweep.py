@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -24,7 +23,7 @@ from ..runtime import (
     setup_device,
 )
 from ..search import record as keys
-from ..search.allocate import run_cells
+from ..search.allocate import poll_seconds, run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
 from ..search.group import Sweep, load_sweep
@@ -120,24 +119,6 @@ def finished_text(opened: Sequence[optuna.Study]) -> str:
         return "the trials that finished before"
 
 
-class QuietInterrupt(logging.Filter):
-    """Drop Optuna's two warnings on a trial stopped by Ctrl-C (the CLI prints one line)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.pending = False  # the second warning of an interrupted trial is still to come
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """False for the warning carrying a KeyboardInterrupt and the one after it."""
-        if record.exc_info and isinstance(record.exc_info[1], KeyboardInterrupt):
-            self.pending = True
-            return False
-        if self.pending and "failed with value" in record.getMessage():
-            self.pending = False
-            return False
-        return True
-
-
 def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
           on_open: Callable[[Sequence[optuna.Study]], object]) -> Sweep:
     """``run_sweep``'s work; ``on_open`` receives the cells' studies once they are open."""
@@ -167,9 +148,6 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     ctx = TrialContext(model, space, settings.metric.search.seeds, batch_size, device, scorer,
                        tracker, list(settings.pruner.stages), objectives)
     target = search.n_trials
-    optuna_log = logging.getLogger("optuna.study._optimize")
-    if not any(isinstance(f, QuietInterrupt) for f in optuna_log.filters):
-        optuna_log.addFilter(QuietInterrupt())
     searchable = search.sampler != "grid"
     startup = search.n_startup_trials if search.warm_start and searchable else 0
     expand = search.expand_bounds and searchable
@@ -185,7 +163,7 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
 
     objectives_ = [make_objective(ctx, cell, target, lambda i=i: spaces[i])
                    for i, cell in enumerate(cells)]
-    run_cells(studies, objectives_, target, TRIAL_ERRORS, before)
+    run_cells(studies, objectives_, target, TRIAL_ERRORS, before, poll_seconds(studies[0]))
     study = load_sweep(storage, name)
     scores = {}
     protocol = settings.final_protocol

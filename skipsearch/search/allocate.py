@@ -10,6 +10,7 @@ FAIL with the reason in ``skipped``, count for nothing, and cost no images.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Callable, Sequence
 
@@ -22,6 +23,7 @@ from .record import TrialRecord, write
 from .study import FINISHED
 
 log = logging.getLogger(__name__)
+optuna_log = logging.getLogger("optuna.study._optimize")  # a failed trial's warnings
 
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 MAX_SKIPS = 20  # draws in a row that repeated earlier trials before a cell counts as exhausted
@@ -76,13 +78,45 @@ def counts(study: optuna.Study) -> tuple[int, int]:
 
 
 def announce(study: optuna.Study, trial: FrozenTrial) -> None:
-    """One line per finished trial naming its cell, and the best of that cell so far."""
+    """One line per finished or skipped trial naming its cell, and the cell's best so far."""
+    skipped = TrialRecord.of(trial).skipped
+    if skipped is not None:
+        log.info("%s trial %d skipped: %s", cell_label(study), trial.number, skipped)
     if trial.state != TrialState.COMPLETE:
         return
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     best = min(done, key=lambda t: t.values[0])
     log.info("%s trial %d: FID %.4f; best of this cell: trial %d, FID %.4f",
              cell_label(study), trial.number, trial.values[0], best.number, best.values[0])
+
+
+def poll_seconds(study: optuna.Study) -> float | None:
+    """How often a worker done with its trials looks at other workers' trials: None where the
+    storage has no heartbeats (a dead worker's trial would be waited for forever)."""
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return None
+    return min(5.0, float(storage.get_heartbeat_interval()))
+
+
+class QuietTrialEnds(logging.Filter):
+    """Drop Optuna's two warnings, one with a traceback, on a trial that was skipped or
+    stopped by Ctrl-C: ``announce`` says why in a line, and the CLI reports Ctrl-C."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = False  # the second warning of that trial is still to come
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for those two warnings; True for everything else."""
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, (KeyboardInterrupt, SkippedTrialError)):
+            self.pending = True
+            return False
+        if self.pending and "failed with value" in record.getMessage():
+            self.pending = False
+            return False
+        return True
 
 
 def finished_elsewhere(err: ValueError) -> bool:
@@ -98,15 +132,21 @@ def finished_elsewhere(err: ValueError) -> bool:
 
 def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], target: int,
               catch: tuple[type[Exception], ...],
-              before: Callable[[int], object] | None = None) -> int:
+              before: Callable[[int], object] | None = None,
+              poll: float | None = None) -> int:
     """Run trials, one at a time, in the least-served open cell until every cell is full.
 
     ``before(i)`` runs before each trial of cell ``i`` (the warm start queues trials there).
+    ``poll``: when every cell is full but other workers still run trials, look again every
+    ``poll`` seconds until those end (a trial whose heartbeat stopped is failed, and its retry
+    run here), so that what follows sees every trial; None returns at once (a storage
+    without heartbeats cannot tell a dead worker's trial from a live one).
 
     Returns the number of trials this process ran to the end or pruned.
     """
     skips = [0] * len(studies)
     ran = 0
+    waiting = 0
     last: list[FrozenTrial] = []
 
     def remember(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -115,13 +155,29 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
 
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its lines mix cells
+    quiet = QuietTrialEnds()
+    optuna_log.addFilter(quiet)
     try:
         while True:
             load = [counts(s) for s in studies]
             open_cells = [i for i, (done, busy) in enumerate(load)
                           if done + busy < target and skips[i] < MAX_SKIPS]
             if not open_cells:
-                return ran
+                running = sum(busy for _, busy in load)
+                if running and poll is None:
+                    log.warning("%d trial(s) that other workers are running are not in this "
+                                "worker's results; the last worker to finish has them all",
+                                running)
+                if not running or poll is None:
+                    return ran
+                if running != waiting:
+                    log.info("waiting for %d trial(s) that other workers are running (%s); "
+                             "Ctrl-C stops waiting, the finished trials stay", running,
+                             ", ".join(cell_label(studies[i]) for i, (_, busy)
+                                       in enumerate(load) if busy))
+                    waiting = running
+                time.sleep(poll)
+                continue
             i = min(open_cells, key=lambda i: (sum(load[i]), i))
             last.clear()
             if before is not None:
@@ -145,4 +201,5 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
                 skips[i] = 0
                 ran += trial.state in FINISHED
     finally:
+        optuna_log.removeFilter(quiet)
         optuna.logging.set_verbosity(verbosity)
