@@ -7,6 +7,7 @@ Which trials are best is for ``search.results`` to say; the file's format and it
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,8 @@ from .search.results import (
 )
 from .seed_range import SeedRange
 from .urls import safe_url
+
+log = logging.getLogger(__name__)
 
 
 def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial | None,
@@ -99,6 +102,7 @@ def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
 
     A confirmed improvement whose 95% interval reaches zero (``score.significant: false``)
     keeps its ``nfeXXX.yaml`` but is never ``best.yaml``: its baseline competes instead.
+    The folder is recorded in the sweep (``exports``), for ``skipsearch show`` to find.
     """
     best = best_per_nfe(study, scores)
     if not best:
@@ -127,4 +131,14 @@ def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
                    "confirmed": bool(records[nfe]["score"].get("confirmed")),
                    "trial": records[nfe]["study"]["trial"], "file": f"nfe{nfe:03d}.yaml"}
                   for nfe in front]}))
+    record_folder(study, folder)
     return paths
+
+
+def record_folder(study: optuna.Study, folder: Path) -> None:
+    """Note ``folder`` in every cell of the sweep; a storage that refuses writes keeps none."""
+    try:
+        for cell in getattr(study, "cells", [study]):
+            cell.set_user_attr(keys.EXPORTS, str(folder.resolve()))
+    except (optuna.exceptions.StorageInternalError, OSError) as err:  # a read-only database
+        log.warning("the export folder is not recorded in the study (%s)", err)

@@ -30,6 +30,7 @@ CELL = "cell"
 STEPS = "steps"
 NFE = "nfe"
 SPACE = "space"  # the ranges searched (they may widen)
+EXPORTS = "exports"  # the folder the last export of the sweep wrote (absolute)
 # Prefixes of the records kept as study attributes, one per trial or cell and protocol
 CONFIRM_PREFIX = "confirm/"
 LIMIT_PREFIX = "limit/"

@@ -134,6 +134,18 @@ def test_show_prints_the_table_and_the_exports(store, capsys):
         " ".join(out.split())
 
 
+def test_show_finds_the_exports_where_the_sweep_wrote_them(store, capsys):
+    """Exports written under another out_dir than the one ``show`` is given."""
+    elsewhere = store["tmp"] / "elsewhere"
+    code, _, err = run(capsys, "export", "--study", "alpha", *store["over"],
+                       f"export_dir={elsewhere}")
+    assert code == 0, err
+    code, out, _ = run(capsys, "show", "alpha", *store["over"])
+    assert code == 0
+    assert f"exports: {elsewhere / 'alpha'}: best.yaml pareto.yaml nfe003.yaml nfe005.yaml" \
+        in " ".join(out.split())
+
+
 def test_compare_puts_two_sweeps_side_by_side(store, capsys):
     code, out, err = run(capsys, "compare", "alpha", "beta", *store["over"])
     assert code == 0, err
