@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import sqlite3
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -24,7 +25,11 @@ OPTUNA_TABLES = {"studies", "trials", "version_info", "alembic_version"}  # Optu
 
 
 def unwritable_reason(path: Path) -> str | None:
-    """Why ``path`` could not be created and written, without creating anything; None if OK."""
+    """Why ``path`` could not be created and written, leaving nothing behind; None if OK.
+
+    Permission bits are not enough (root passes them on /proc or a read-only share): a file
+    is made in the nearest existing folder and removed at once.
+    """
     probe = path
     while not probe.exists():
         if probe.parent == probe:
@@ -34,6 +39,11 @@ def unwritable_reason(path: Path) -> str | None:
         return f"{probe} is not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable"
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as err:
+        return f"{probe} is not writable: {err.strerror or err}"
     return None
 
 

@@ -179,6 +179,13 @@ BAD = {
                                      "another program"),
     "study database that is a folder": (["sweep", "storage.url=sqlite:///{files}"],
                                         "is a folder"),
+    # /proc takes no new file, even from root, whose permission bits all pass
+    "study file where no file can be made": (["sweep", "storage.url=sqlite:////proc/s.db"],
+                                             "/proc is not writable"),
+    "journal where no file can be made": (["sweep", "storage.url=journal:////proc/a/s.log"],
+                                          "/proc is not writable"),
+    "out_dir where no file can be made": (["sweep", "out_dir=/proc/out"],
+                                          "/proc is not writable"),
     "corrupt journal": (["export", "storage.url=journal:///{files}/corrupt.log"],
                         "not an Optuna journal"),
     "export from a corrupt database": (["export", "storage.url=sqlite:///{files}/corrupt.db"],
