@@ -75,6 +75,8 @@ def schedule_file_problem(data: object, sections: Sequence[str] = ()) -> str | N
     The format and the coefficients are always checked; ``sections`` (out of REQUIRED_KEYS)
     name what else the reader needs.
     """
+    if data is None:
+        return "the file is empty"
     if not isinstance(data, Mapping) or data.get("format") != FORMAT:
         found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
         return f"format is {found!r}, not {FORMAT}"
@@ -110,6 +112,9 @@ def load_schedule(path: str | Path, key: str = "schedule",
     (``coefficient_problem``) and the keys of ``sections`` ("model", "sampler", "score").
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(key, str(path), "is a folder; give one of its YAML files written by "
+                          "skipsearch export (best.yaml, nfeXXX.yaml)")
     if not path.is_file():
         raise ConfigError(key, str(path), "no such file; give a YAML written by skipsearch export")
     try:

@@ -55,6 +55,10 @@ def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
         line += f"\nFID {result.fid:.10g}"
         if exported is not None and len(seeds) == exported.score["n_samples"]:
             line += f" (exported: {exported.score['fid']:.10g})"
+        elif exported is not None:  # FID is biased by the image count: say so, not compare
+            count = exported.score["n_samples"]
+            line += (f" on {len(seeds)} images; the exported {exported.score['fid']:.10g} is on "
+                     f"{count} (FID depends on the image count: sample.n={count} compares)")
     if result.fid_infinity is not None:
         line += f"\nFID-infinity {result.fid_infinity:.10g}"
     print(line)

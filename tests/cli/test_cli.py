@@ -80,6 +80,11 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     npz = __import__("numpy").load(out / "samples" / "best" / "samples.npz")
     assert npz["images"].shape == (30, 16, 16, 1) and npz["images"].dtype.name == "uint8"
     assert (out / "samples" / "best" / "grid.png").stat().st_size > 0
+    fewer = run_cli("sample", *tiny_overrides, f"schedule={best}", "sample.n=12")
+    assert fewer.returncode == 0, fewer.stderr
+    assert "(exported:" not in fewer.stdout  # 12 images do not compare with 30
+    assert re.search(rf"FID \S+ on 12 images; the exported {exported:.10g} is on 30 \(FID "
+                     r"depends on the image count: sample.n=30 compares\)", fewer.stdout)
 
 
 # Malformed input, one case a line: (command and its arguments, text the one-line error holds).
@@ -152,7 +157,9 @@ BAD = {
     "schedule of another format": (["sample", "schedule={files}/pareto.yaml"],
                                    "not skipsearch-schedule/1"),
     "schedule that is binary": (["sample", "schedule={files}/binary.yaml"], "schedule="),
-    "schedule that is a folder": (["inspect", "schedule={files}"], "no such file"),
+    "schedule that is empty": (["sample", "schedule={files}/empty.yaml"], "the file is empty"),
+    "schedule that is an export folder": (["sample", "schedule={files}/exports"], "is a folder"),
+    "schedule that is a folder": (["inspect", "schedule={files}"], "is a folder"),
     "schedule with 4 coefficients for 6 skips": (["sample", "schedule={files}/four.yaml"],
                                                  "4 coefficients for a model with 6 skips"),
     "schedule with 4 coefficients to inspect": (["inspect", "schedule={files}/four.yaml"],
@@ -281,6 +288,8 @@ def bad_files(tmp_path_factory) -> Path:
     variant("pareto.yaml", lambda r: r.update(format="skipsearch-pareto/1"))
     variant("other_weights.yaml", lambda r: r["model"].update(sha256="0123456789ab" * 5))
     (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
+    (folder / "empty.yaml").write_text("")
+    (folder / "exports").mkdir()
     (folder / "a_file").write_text("a file, not a folder")
     (folder / "corrupt.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 20)
     (folder / "text.db").write_text("hello, not a database\n")
