@@ -176,8 +176,37 @@ def precheck(command: str, overrides: list[str], values: bool = True,
     except ConfigError as err:
         return fail(str(err))
     except (HydraException, OmegaConfBaseException) as err:
-        return fail(describe(err))
+        return fail(unknown_key(err, overrides, command) or describe(err))
     return 0
+
+
+def unknown_key(err: Exception, overrides: list[str], command: str) -> str | None:
+    """For an override of a key the config lacks: the line naming it and the nearest keys."""
+    import difflib
+    import re
+
+    from omegaconf import OmegaConf
+
+    found = re.match(r"Could not override '([^']+)'", str(err))
+    if found is None:
+        return None
+    key = found.group(1)
+    given = next((o for o in overrides if o.split("=", 1)[0] == key), key)
+    rest = [o for o in overrides if o != given]
+    try:
+        known = leaf_keys(OmegaConf.to_container(compose_config(rest, COMMANDS[command][0])))
+    except (HydraException, OmegaConfBaseException):
+        return None  # another override is wrong too: Hydra's own message
+    close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"{given}: no such key; {hint}`skipsearch {command} --cfg job` prints every key"
+
+
+def leaf_keys(node: object, prefix: str = "") -> list[str]:
+    """Every dotted path to a value of a nested config container."""
+    if not isinstance(node, dict):
+        return [prefix.rstrip(".")] if prefix else []
+    return [k for name, value in node.items() for k in leaf_keys(value, f"{prefix}{name}.")]
 
 
 def precheck_args(command: str, args: list[str], built: dict | None = None) -> int:

@@ -50,6 +50,7 @@ print("HEAVY=" + ",".join(heavy), "CODE=" + str(code))
     (["windows", "sampler=unipc"], "sampler.name="),
     (["sample", "sampler.discretization=list", "sampler.sigmas=[1,2]"], "sampler.sigmas="),
     (["windows", "windows.count=99"], "windows.count="),
+    (["sweep", "search.n_trails=3"], "did you mean search.n_trials?"),
 ])
 def test_config_errors_without_torch(argv, key, tmp_path):
     """A configuration error answers in one line, exit 2, and torch was never imported."""
