@@ -226,6 +226,40 @@ def merged(recorded: Mapping[str, list] | None, wanted: Mapping[str, list]) -> d
     return out
 
 
+# The setting a user changes to change each recorded value (the rest: search.study_name)
+CONFIG_KEYS = {
+    "n_samples": "metric.n_samples", "seed_start": "metric.seed_start",
+    "model_name": "model", "model_sha256": "model.weights", "skips": "model",
+    "parameterization": "skip", "sampler.name": "sampler", "sampler.sigma_min":
+    "sampler.sigma_min", "sampler.sigma_max": "sampler.sigma_max", "sampler.rho": "sampler.rho",
+    "sampler.sigmas": "sampler.sigmas", "metric.feature_extractor": "metric.feature",
+    "metric.feature_sha256": "metric.weights", "metric.reference": "metric.reference",
+    "precision.network": "precision.network", "precision.sampler": "precision.sampler",
+    "precision.noise_device": "device",
+}
+
+
+def first_difference(key: str, old: object, new: object) -> tuple[str, object, object]:
+    """The dotted path, recorded value and new value of the first entry that differs."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        for sub in sorted({*old, *new}):
+            if old.get(sub) != new.get(sub):
+                return first_difference(f"{key}.{sub}", old.get(sub), new.get(sub))
+    return key, old, new
+
+
+def mismatch(name: str, path: str, old: object, new: object) -> ConfigError:
+    """The error for a resumed cell whose recorded ``path`` differs: the setting to restore."""
+    setting = CONFIG_KEYS.get(path)
+    if setting is None and path.startswith("sampler.options."):
+        setting = "sampler." + path.removeprefix("sampler.options.")
+    if path.endswith("sha256"):  # a file's content changed: show the hashes, not a path
+        old, new = f"sha256 {str(old)[:12]}", f"sha256 {str(new)[:12]}"
+    return ConfigError(setting or "search.study_name", new if setting else name,
+                       f"study {name} was run with {setting or path}={old!r}; restore it, or "
+                       "start another sweep with search.study_name=NEW_NAME")
+
+
 def check_cell(study: optuna.Study, provenance: Mapping[str, object],
                objectives: Sequence[str], space: Mapping[str, list]) -> None:
     """An existing cell must have the objectives, provenance and space of this run."""
@@ -237,9 +271,7 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
     recorded = study.user_attrs
     for key, value in provenance.items():
         if key in recorded and recorded[key] != value:
-            raise ConfigError("search.study_name", name,
-                              f"this study was run with {key}={recorded[key]!r}, not {value!r}; "
-                              "pick a new search.study_name or restore the original setting")
+            raise mismatch(name, *first_difference(key, recorded[key], value))
     if SPACE in recorded:
         check_space(name, recorded[SPACE], space)
 

@@ -50,7 +50,8 @@ def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
     # other precision, other images: the study refuses to mix them
     other = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=5",
                     "precision.network=bf16")
-    assert other.returncode == 2 and "this study was run with precision=" in other.stderr
+    assert other.returncode == 2 and "precision.network='bf16': study digits-heun-linear/" \
+        "heun-steps2 was run with precision.network='fp32'; restore it" in other.stderr
     assert len(study_trials(out)) == 6
 
 

@@ -10,12 +10,18 @@ from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
+from skipsearch.errors import ConfigError
 from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
 from skipsearch.search.results import Protocol, confirmed
 from skipsearch.search.space import build_space
-from skipsearch.search.study import TrialSeededSampler, build_sampler, make_sampler
+from skipsearch.search.study import (
+    TrialSeededSampler,
+    build_sampler,
+    check_cell,
+    make_sampler,
+)
 from skipsearch.seed_range import SeedRange
 from tests.conftest import run_cli
 from tests.search.test_workers import check_no_trial_lost_or_repeated, two_workers
@@ -268,3 +274,24 @@ def test_a_queued_baseline_outside_the_bounds_warns_of_nothing(recwarn):
     schedule, _ = space.suggest(study.ask(), cell)
     assert set(schedule.params.values()) == {1.0}
     assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize("key, old, new, expected", [
+    ("n_samples", 1500, 200, "metric.n_samples=200: study s/c was run with "
+                             "metric.n_samples=1500; restore it"),
+    ("sampler", {"name": "heun", "rho": 7.0}, {"name": "heun", "rho": 5.0},
+     "sampler.rho=5.0: study s/c was run with sampler.rho=7.0; restore it"),
+    ("sampler", {"options": {"S_churn": 40.0}}, {"options": {"S_churn": 10.0}},
+     "sampler.S_churn=10.0: study s/c was run with sampler.S_churn=40.0"),
+    ("model_sha256", "ab" * 32, "cd" * 32, "model.weights='sha256 cdcdcdcdcdcd': study s/c "
+                                          "was run with model.weights='sha256 abababababab'"),
+    ("skipsearch_version", "0.1.0", "0.2.0", "search.study_name='s/c': study s/c was run "
+                                            "with skipsearch_version='0.1.0'"),
+])
+def test_a_resume_with_another_setting_names_that_setting(key, old, new, expected):
+    study = optuna.create_study(study_name="s/c")
+    study.set_user_attr(key, old)
+    with pytest.raises(ConfigError) as err:
+        check_cell(study, {key: new}, ["fid"], {})
+    assert expected in str(err.value)
+    assert str(err.value).endswith("or start another sweep with search.study_name=NEW_NAME")
