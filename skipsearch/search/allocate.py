@@ -91,8 +91,10 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
 
 
 def poll_seconds(study: optuna.Study) -> float | None:
-    """How often a worker done with its trials looks at other workers' trials: None where the
-    storage has no heartbeats (a dead worker's trial would be waited for forever)."""
+    """Seconds between a finished worker's looks at other workers' trials; None: no waiting.
+
+    None where the storage has no heartbeats: a dead worker's trial would be waited for forever.
+    """
     storage = study._storage
     if not is_heartbeat_enabled(storage):
         return None
@@ -100,8 +102,10 @@ def poll_seconds(study: optuna.Study) -> float | None:
 
 
 class QuietTrialEnds(logging.Filter):
-    """Drop Optuna's two warnings, one with a traceback, on a trial that was skipped or
-    stopped by Ctrl-C: ``announce`` says why in a line, and the CLI reports Ctrl-C."""
+    """Drop Optuna's two warnings (one with a traceback) on a skipped or Ctrl-C'd trial.
+
+    ``announce`` says in one line why a trial was skipped, and the CLI reports Ctrl-C.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -166,8 +170,8 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
                 running = sum(busy for _, busy in load)
                 if running and poll is None:
                     log.warning("%d trial(s) that other workers are running are not in this "
-                                "worker's results; the last worker to finish has them all",
-                                running)
+                                "worker's results (no heartbeats to wait on); `skipsearch "
+                                "export` after they end writes exports with them", running)
                 if not running or poll is None:
                     return ran
                 if running != waiting:

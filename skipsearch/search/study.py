@@ -27,7 +27,23 @@ from .group import (
     sweep_names,
 )
 from .names import OPTUNA_SAMPLERS
-from .record import CELL, GROUP_ATTR, NFE, SPACE, STEPS, TrialRecord
+from .record import (
+    CELL,
+    GROUP_ATTR,
+    METRIC,
+    MODEL_NAME,
+    MODEL_SHA256,
+    NFE,
+    PARAMETERIZATION,
+    PRECISION,
+    SAMPLER,
+    SEARCH_N,
+    SEARCH_START,
+    SKIPS,
+    SPACE,
+    STEPS,
+    TrialRecord,
+)
 from .settings import SearchSettings
 from .space import SearchSpace
 from .sqlite_storage import LockedSQLiteStorage
@@ -228,14 +244,13 @@ def merged(recorded: Mapping[str, list] | None, wanted: Mapping[str, list]) -> d
 
 # The setting a user changes to change each recorded value (the rest: search.study_name)
 CONFIG_KEYS = {
-    "n_samples": "metric.n_samples", "seed_start": "metric.seed_start",
-    "model_name": "model", "model_sha256": "model.weights", "skips": "model",
-    "parameterization": "skip", "sampler.name": "sampler", "sampler.sigma_min":
-    "sampler.sigma_min", "sampler.sigma_max": "sampler.sigma_max", "sampler.rho": "sampler.rho",
-    "sampler.sigmas": "sampler.sigmas", "metric.feature_extractor": "metric.feature",
-    "metric.feature_sha256": "metric.weights", "metric.reference": "metric.reference",
-    "precision.network": "precision.network", "precision.sampler": "precision.sampler",
-    "precision.noise_device": "device",
+    SEARCH_N: "metric.n_samples", SEARCH_START: "metric.seed_start", MODEL_NAME: "model",
+    MODEL_SHA256: "model", SKIPS: "model", PARAMETERIZATION: "skip",
+    **{f"{SAMPLER}.{k}": f"sampler.{k}" for k in ("sigma_min", "sigma_max", "rho", "sigmas")},
+    f"{SAMPLER}.name": "sampler", f"{METRIC}.feature_extractor": "metric.feature",
+    f"{METRIC}.feature_sha256": "metric.weights", f"{METRIC}.reference": "metric.reference",
+    f"{PRECISION}.network": "precision.network", f"{PRECISION}.sampler": "precision.sampler",
+    f"{PRECISION}.noise_device": "device",
 }
 
 
@@ -252,7 +267,7 @@ def mismatch(name: str, path: str, old: object, new: object) -> ConfigError:
     """The error for a resumed cell whose recorded ``path`` differs: the setting to restore."""
     setting = CONFIG_KEYS.get(path)
     if setting is None and path.startswith("sampler.options."):
-        setting = "sampler." + path.removeprefix("sampler.options.")
+        setting = "sampler." + path.removeprefix("sampler.options.")  # S_churn and the like
     if path.endswith("sha256"):  # a file's content changed: show the hashes, not a path
         old, new = f"sha256 {str(old)[:12]}", f"sha256 {str(new)[:12]}"
     return ConfigError(setting or "search.study_name", new if setting else name,

@@ -283,8 +283,8 @@ def test_a_queued_baseline_outside_the_bounds_warns_of_nothing(recwarn):
      "sampler.rho=5.0: study s/c was run with sampler.rho=7.0; restore it"),
     ("sampler", {"options": {"S_churn": 40.0}}, {"options": {"S_churn": 10.0}},
      "sampler.S_churn=10.0: study s/c was run with sampler.S_churn=40.0"),
-    ("model_sha256", "ab" * 32, "cd" * 32, "model.weights='sha256 cdcdcdcdcdcd': study s/c "
-                                          "was run with model.weights='sha256 abababababab'"),
+    ("model_sha256", "ab" * 32, "cd" * 32, "model='sha256 cdcdcdcdcdcd': study s/c was run "
+                                          "with model='sha256 abababababab'"),
     ("skipsearch_version", "0.1.0", "0.2.0", "search.study_name='s/c': study s/c was run "
                                             "with skipsearch_version='0.1.0'"),
 ])
