@@ -15,7 +15,12 @@ def trial_count(study: Sweep) -> str:
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
     failed = sum(t.state == TrialState.FAIL and TrialRecord.of(t).skipped is None
                  for t in study.trials)
-    return f"{finished} trials" + (f" ({failed} failed)" if failed else "")
+    return plural(finished, "trial") + (f" ({failed} failed)" if failed else "")
+
+
+def plural(n: int, noun: str) -> str:
+    """'1 trial', '3 trials'."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,
@@ -29,7 +34,7 @@ def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,
            if confirmed else "")
     table = Table(title=f"study {study.study_name}: FID per NFE ({how}"
                         f"{n_samples} images, {trial_count(study)} in "
-                        f"{len(study.cells)} cells)")
+                        f"{plural(len(study.cells), 'cell')})")
     for col in ("NFE", "cell", "baseline FID", "best FID", "change", "FID change [95% CI]",
                 "search FID", "front", "trial", "best parameters"):
         wide = col == "best parameters"

@@ -291,5 +291,5 @@ def test_an_older_single_study_is_listed_and_shown(store, capsys):
     assert [c.strip() for c in row.split("│")[1:-1]] == [
         "old", "digits", "1 (one study)", "2/2", "3: 35.000"]
     code, out, err = run(capsys, "show", "old", *store["over"])
-    assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cells)" \
+    assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cell)" \
         in out, err

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import TrialState
 
-from skipsearch.cli.tables import trial_count
+from skipsearch.cli.tables import plural, trial_count
 from skipsearch.search.group import load_sweep
 from skipsearch.search.record import GROUP_ATTR, TrialRecord, write
 
@@ -33,3 +33,7 @@ def test_a_sweep_without_failures_says_only_how_many(tmp_path):
     study.set_user_attr(GROUP_ATTR, "s")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert trial_count(load_sweep(url, "s")) == "2 trials"
+
+
+def test_counts_read_as_english():
+    assert [plural(n, "cell") for n in (0, 1, 2)] == ["0 cells", "1 cell", "2 cells"]
