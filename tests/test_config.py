@@ -100,3 +100,14 @@ def test_a_runner_called_without_settings_builds_them(counted, tiny_overrides):
 def test_storage_settings_never_show_a_password():
     settings = StorageSettings("postgresql+psycopg://user:s3cret@db.example/studies")
     assert "s3cret" not in repr(settings) and "db.example" in repr(settings)
+
+
+@pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
+def test_workers_started_in_the_same_second_log_to_their_own_folders(key):
+    """Two commands started together (the README's many-workers recipe) share no log file."""
+    from omegaconf import OmegaConf
+
+    first, second = (OmegaConf.select(compose_config(["out_dir=o"], with_hydra=True), key)
+                     for _ in range(2))
+    assert first.startswith("o/logs/") and second.startswith("o/logs/")
+    assert first != second  # composed milliseconds apart, in the same second as a rule
