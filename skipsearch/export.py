@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial
 from .errors import ConfigError
 from .schedule_file import FORMAT
 from .search import record as keys
+from .search.group import Sweep
 from .search.record import TrialRecord, search_seeds
 from .search.results import (
     baseline_per_nfe,
@@ -135,10 +136,10 @@ def export_best(study: optuna.Study, export_dir: Path, storage_url: str,
     return paths
 
 
-def record_folder(study: optuna.Study, folder: Path) -> None:
+def record_folder(study: Sweep, folder: Path) -> None:
     """Note ``folder`` in every cell of the sweep; a storage that refuses writes keeps none."""
     try:
-        for cell in getattr(study, "cells", [study]):
+        for cell in study.cells:
             cell.set_user_attr(keys.EXPORTS, str(folder.resolve()))
     except (optuna.exceptions.StorageInternalError, OSError) as err:  # a read-only database
         log.warning("the export folder is not recorded in the study (%s)", err)

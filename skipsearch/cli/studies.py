@@ -182,10 +182,11 @@ def run_show(args: list[str]) -> int:
         out.print(f"final:   {len(scores)} trials confirmed on {protocol.seed_range.count} images "
                   f"from seed {protocol.seed_range.start}")
     folder = Path(str(cfg.export_dir)) / study.study_name
-    recorded = attrs.get(keys.EXPORTS)  # where the sweep's last export went
-    if not exports_of(folder) and recorded and exports_of(Path(str(recorded))):
-        folder = Path(str(recorded))
     files = exports_of(folder)
+    recorded = attrs.get(keys.EXPORTS)  # where the sweep's last export went
+    if not files and recorded and exports_of(Path(str(recorded))):
+        folder = Path(str(recorded))
+        files = exports_of(folder)
     where = (f"{folder}: {' '.join(files)}" if files else
              f"none in {folder}; `skipsearch export --study {study.study_name}` writes them")
     out.print(f"exports: {where}")

@@ -7,12 +7,13 @@ from rich.table import Table
 
 from ..search.group import Sweep
 from ..search.record import TrialRecord
+from ..search.study import FINISHED
 from ..search.summary import SummaryRow, fmt_delta
 
 
 def trial_count(study: Sweep) -> str:
     """'N trials' finished or pruned, and how many failed; skipped trials count for nothing."""
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in study.trials)
+    finished = sum(t.state in FINISHED for t in study.trials)
     failed = sum(t.state == TrialState.FAIL and TrialRecord.of(t).skipped is None
                  for t in study.trials)
     return plural(finished, "trial") + (f" ({failed} failed)" if failed else "")

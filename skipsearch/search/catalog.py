@@ -10,20 +10,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import optuna
-from optuna.trial import TrialState
 
 from ..seed_range import SeedRange
 from .group import Sweep, group_studies, legacy_study, load_sweep
 from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME
 from .results import Protocol, confirmed
-from .study import make_storage, open_sweep
+from .study import FINISHED, make_storage, open_sweep
 from .summary import SummaryRow, summarize
 
 __all__ = ["CatalogEntry", "Protocol", "SummaryRow", "Sweep", "catalog", "delete_sweep",
            "final_scores", "make_storage", "open_sweep", "paired_rows", "recorded_protocols",
            "summarize"]
-
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def recorded_protocols(study: Sweep) -> list[Protocol]:

@@ -16,9 +16,9 @@ from scipy.optimize import brentq
 from skipsearch.errors import ConfigError
 from skipsearch.models.edm import find_edm_skips, load_edm_denoiser
 from skipsearch.schedule import linear_coefficients
-from skipsearch.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import build_network, write_snapshot
+from tests.support.hooks import plain_and_hooked
 
 TINY = {"img_resolution": 16, "img_channels": 1, "model_channels": 32,
         "channel_mult": [1, 2, 2], "num_blocks": 1, "attn_resolutions": [8], "dropout": 0.13,
@@ -285,13 +285,8 @@ def test_identity_and_scaling_through_the_hooks(snapshot):
     path, _, label_dim = snapshot
     denoiser = load_edm_denoiser(path, trust=True)
     x, sigma, labels = inputs(label_dim)
-    plain = denoiser(x, sigma, labels)
-    k = len(denoiser.skips)
-    with skip_tuning(denoiser, denoiser.skips, [1.0] * k):
-        assert torch.equal(denoiser(x, sigma, labels), plain)
-    rhos = linear_coefficients(1.0, 0.6, k)
-    with skip_tuning(denoiser, denoiser.skips, rhos):
-        hooked = denoiser(x, sigma, labels)
+    rhos = linear_coefficients(1.0, 0.6, len(denoiser.skips))
+    plain, hooked = plain_and_hooked(denoiser, x, sigma, labels, rhos)
     unet = denoiser.net.model
     unet.forward = scaled_unet_forward(unet, rhos)
     try:

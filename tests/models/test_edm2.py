@@ -15,9 +15,9 @@ from skipsearch.generation import generate
 from skipsearch.models.edm2 import find_edm2_skips, load_edm2_denoiser
 from skipsearch.samplers import edm_sigmas
 from skipsearch.schedule import linear_coefficients
-from skipsearch.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import build_edm2, write_edm2_snapshot
+from tests.support.hooks import plain_and_hooked
 from tests.support.sd_pipeline import TINY_VAE
 
 TINY = {"img_resolution": 16, "img_channels": 3, "label_dim": 10, "model_channels": 16,
@@ -78,13 +78,8 @@ def test_rho_scales_the_skip_inside_mp_cat(pixel):
     denoiser = load_edm2_denoiser(path, trust=True)
     unet = denoiser.net.unet
     x, sigma, labels = inputs()
-    plain = denoiser(x, sigma, labels)
-    k = len(denoiser.skips)
-    with skip_tuning(denoiser, denoiser.skips, [1.0] * k):
-        assert torch.equal(denoiser(x, sigma, labels), plain)
-    rhos = linear_coefficients(0.9, 0.5, k)
-    with skip_tuning(denoiser, denoiser.skips, rhos):
-        hooked = denoiser(x, sigma, labels)
+    rhos = linear_coefficients(0.9, 0.5, len(denoiser.skips))
+    plain, hooked = plain_and_hooked(denoiser, x, sigma, labels, rhos)
 
     original = type(unet).forward
 
