@@ -90,14 +90,21 @@ def runner_of(command: str) -> Callable[[DictConfig], object]:
     return getattr(importlib.import_module(module), func)
 
 
+SEARCHPATH = f"hydra.searchpath=[file://{REPO_DIR}]"  # sweeps/ beside conf/
+
+
+def our_overrides(command: str) -> list[str]:
+    """What every job of ``command`` gets besides the user's: the search path, the job name."""
+    return [SEARCHPATH, f"hydra.job.name={command}"]
+
+
 def compose_config(overrides: list[str], config_name: str = "config",
                    with_hydra: bool = False) -> DictConfig:
     """The config a command would see with ``overrides`` (sweeps/ on the search path)."""
     from hydra import compose, initialize_config_dir
 
-    searchpath = f"hydra.searchpath=[file://{REPO_DIR}]"
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=[searchpath, *overrides],
+        return compose(config_name, overrides=[SEARCHPATH, *overrides],
                        return_hydra_config=with_hydra)
 
 
@@ -220,7 +227,7 @@ def precheck_args(command: str, args: list[str], built: dict | None = None) -> i
     message = not_an_override(overrides)
     if message is not None:
         return fail(message)
-    ours = [f"hydra.searchpath=[file://{REPO_DIR}]", f"hydra.job.name={command}"]
+    ours = our_overrides(command)
     jobs = [overrides]
     if any(f in MULTIRUN_FLAGS for f in flags):
         try:
@@ -326,6 +333,5 @@ def run_main(argv: list[str]) -> int:
     if code:
         return code
     # Ours go last: Hydra's parser takes flags first (--multirun, --cfg job), then overrides.
-    run_app(command, [*rest, f"hydra.searchpath=[file://{REPO_DIR}]",
-                      f"hydra.job.name={command}"], built)
+    run_app(command, [*rest, *our_overrides(command)], built)
     return 0
