@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from .cli.options import Options, command_options
 from .errors import check
 from .execution import Execution
-from .keys import get, get_int
+from .keys import get_int, get_path
 from .metrics.settings import MetricSettings
 from .models.spec import ModelSpec
 from .preflight import check_writable, unwritable_reason
@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a
 # What of a schedule file each command reads (schedule_file.REQUIRED_KEYS).
 SCHEDULE_SECTIONS = {"sample": ("model", "sampler", "score"), "inspect": ("model",),
                      "windows": ("model", "sampler"), "analyze": ("model", "sampler")}
+# What a schedule file fixes, by command: config keys (and groups) it wins over.
+FIXED_BY_SCHEDULE = {"sample": ("skip", "sampler"), "inspect": ("skip",),
+                     "windows": ("skip", "sampler"), "analyze": ("skip", "sampler")}
 # The folders each command writes, besides out_dir (its logs and caches).
 WRITES = {"sweep": ("export_dir",), "export": ("export_dir",), "report": ("report.dir",),
           "sample": ("sample.dir",)}
@@ -89,7 +92,7 @@ def build(cfg: DictConfig, command: str) -> Settings:
         parts["storage"] = StorageSettings.from_config(cfg, must_exist=command != "sweep")
     options = parts["options"] = command_options(cfg, command)
     if command == "dashboard":
-        return Settings(command, Path(str(cfg.out_dir)), **parts)
+        return Settings(command, Path(cfg.out_dir), **parts)
     draws = command in SAMPLING and not (command == "report" and options.grid == 0)
     if draws or command in ("inspect", "refstats"):
         parts["execution"] = Execution.from_config(cfg)
@@ -113,19 +116,34 @@ def build(cfg: DictConfig, command: str) -> Settings:
         options.check_windows(cfg, parts["sampler"], parts.get("schedule_file"))
     if "execution" in parts:
         parts["execution"].check_device()  # last: the one check that needs torch
-    return Settings(command, Path(str(cfg.out_dir)), **parts)
+    return Settings(command, Path(cfg.out_dir), **parts)
+
+
+def check_schedule_overrides(command: str, overrides: Sequence[str]) -> None:
+    """With ``schedule=FILE``, an override of what the file fixes is refused, not ignored."""
+    given = [(o.split("=", 1)[0].lstrip("+~"), o.split("=", 1)[1]) for o in overrides
+             if "=" in o]
+    if not any(k == "schedule" and v not in ("", "null") for k, v in given):
+        return
+    for key, value in given:
+        fixed = next((f for f in FIXED_BY_SCHEDULE.get(command, ())
+                      if key == f or key.startswith(f"{f}.")), None)
+        check(fixed is None, key, value,
+              f"schedule=FILE fixes {fixed} (the file's own values are used); drop this "
+              "override, or drop schedule= to use the config's")
 
 
 def check_output(cfg: DictConfig, command: str) -> None:
     """Every folder ``command`` writes must be writable; checked before anything is written."""
-    out_dir = Path(get(cfg, "out_dir"))
+    out_dir = Path(get_path(cfg, "out_dir"))
     reason = unwritable_reason(out_dir)
     check(reason is None, "out_dir", str(out_dir),
           f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
     for key in WRITES.get(command, ()):
-        check_writable(key, Path(str(get(cfg, key))))
-    if command == "sweep" and cfg.logger.get("kind") == "wandb" and cfg.logger.get("dir"):
-        check_writable("logger.dir", Path(str(cfg.logger.dir)))
+        check_writable(key, Path(get_path(cfg, key)))
+    if command == "sweep" and cfg.logger.get("kind") == "wandb" and \
+            cfg.logger.get("dir") is not None:
+        check_writable("logger.dir", Path(get_path(cfg, "logger.dir")))
 
 
 def check_train_toy(cfg: DictConfig) -> None:
@@ -135,4 +153,4 @@ def check_train_toy(cfg: DictConfig) -> None:
     get_int(cfg, "grid.steps", 1)
     if cfg.get("assets_dir"):
         check_writable("assets_dir", Path(str(cfg.assets_dir)))
-    check_writable("docs_dir", Path(str(get(cfg, "docs_dir"))))
+    check_writable("docs_dir", Path(get_path(cfg, "docs_dir")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -16,21 +17,24 @@ def get(cfg: DictConfig, key: str) -> Any:
     return value
 
 
-def get_int(cfg: DictConfig, key: str, minimum: int) -> int:
-    """An integer at ``key`` that is at least ``minimum``."""
+def get_int(cfg: DictConfig, key: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer at ``key`` in [minimum, maximum] (no upper bound when ``maximum`` is None)."""
     value = get(cfg, key)
+    allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     check(isinstance(value, int) and not isinstance(value, bool), key, value,
-          f"must be an integer >= {minimum}")
-    check(value >= minimum, key, value, f"must be >= {minimum}")
+          f"must be an integer {allowed}")
+    check(value >= minimum and (maximum is None or value <= maximum), key, value,
+          f"must be {allowed}")
     return value
 
 
-def get_float(cfg: DictConfig, key: str, low: float, high: float = float("inf")) -> float:
-    """A number at ``key`` in (low, high]."""
+def get_float(cfg: DictConfig, key: str, low: float, high: float = math.inf) -> float:
+    """A finite number at ``key`` in (low, high]."""
     value = get(cfg, key)
     check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value,
           "must be a number")
-    check(low < value <= high, key, value, f"must lie in ({low:g}, {high:g}]")
+    bounds = f"({low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g} and finite"
+    check(math.isfinite(value) and low < value <= high, key, value, f"must be {bounds}")
     return float(value)
 
 
@@ -41,10 +45,20 @@ def get_choice(cfg: DictConfig, key: str, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def get_bool(cfg: DictConfig, key: str) -> bool:
-    """``true`` or ``false`` at ``key``."""
+def get_bool(cfg: DictConfig, key: str, default: bool | None = None) -> bool:
+    """``true`` or ``false`` at ``key`` (``default`` when unset, if one is given)."""
+    if default is not None and OmegaConf.select(cfg, key, default=None) is None:
+        return default
     value = get(cfg, key)
-    check(isinstance(value, bool), key, value, "must be true or false")
+    check(isinstance(value, bool), key, value, "must be true or false (not a word like 'no')")
+    return value
+
+
+def get_path(cfg: DictConfig, key: str) -> str:
+    """A non-empty path at ``key`` (an empty one would mean the current or the root folder)."""
+    value = get(cfg, key)
+    check(isinstance(value, str) and value.strip() != "", key, value,
+          "must be a non-empty path, e.g. outputs")
     return value
 
 

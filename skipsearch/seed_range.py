@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+# One past the largest seed: torch's generators take 64-bit seeds, and a study stores them as
+# signed 64-bit integers, so every seed of a range must stay below 2**63.
+SEED_LIMIT = 2**63
+
 
 @dataclass(frozen=True)
 class SeedRange:
@@ -18,9 +22,9 @@ class SeedRange:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"SeedRange.{name} must be an int, got {value!r}")
-        if self.start < 0 or self.count < 1:
-            raise ValueError(f"a seed range needs start >= 0 and count >= 1, got start="
-                             f"{self.start}, count={self.count}")
+        if self.start < 0 or self.count < 1 or self.stop > SEED_LIMIT:
+            raise ValueError(f"a seed range needs start >= 0, count >= 1 and start + count <= "
+                             f"2**63, got start={self.start}, count={self.count}")
 
     @property
     def stop(self) -> int:

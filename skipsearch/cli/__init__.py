@@ -168,7 +168,7 @@ def precheck(command: str, overrides: list[str], values: bool = True,
     The checked settings go into ``built`` under the job's overrides, for its runner. With
     ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
     """
-    from ..config import build, check_train_toy
+    from ..config import build, check_schedule_overrides, check_train_toy
 
     try:
         cfg = compose_config(overrides, COMMANDS[command][0])
@@ -177,6 +177,7 @@ def precheck(command: str, overrides: list[str], values: bool = True,
         if command == "train-toy":
             check_train_toy(cfg)
         else:
+            check_schedule_overrides(command, overrides)
             settings = build(cfg, command)
             if built is not None:
                 built[job_key(overrides)] = settings

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import check
-from ..keys import get, get_float, get_int
+from ..keys import get, get_bool, get_float, get_int, get_path
 from ..models.kinds import TEXT_TO_IMAGE_KINDS
 from ..preflight import check_port_free
-from ..samplers.names import WINDOW_SAMPLERS
+from ..samplers.names import SIGMA_LIMIT, WINDOW_SAMPLERS
+from ..seed_range import SEED_LIMIT
 
 if TYPE_CHECKING:
     from ..samplers.spec import SamplerSpec
@@ -31,7 +32,7 @@ class ExportOptions:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ExportOptions:
         """``export_dir``."""
-        return cls(Path(str(get(cfg, "export_dir"))))
+        return cls(Path(get_path(cfg, "export_dir")))
 
 
 @dataclass(frozen=True)
@@ -64,13 +65,13 @@ class SampleOptions:
     def from_config(cls, cfg: DictConfig) -> SampleOptions:
         """The ``sample`` section."""
         n = get_int(cfg, "sample.n", 1) if cfg.sample.get("n") is not None else None
-        return cls(n, get_int(cfg, "sample.grid", 0), bool(cfg.sample.score),
-                   Path(str(get(cfg, "sample.dir"))))
+        return cls(n, get_int(cfg, "sample.grid", 0), get_bool(cfg, "sample.score"),
+                   Path(get_path(cfg, "sample.dir")))
 
 
 def report_dir(cfg: DictConfig) -> Path:
     """``report.dir``: the folder of every study's report and instruments."""
-    folder = Path(str(get(cfg, "report.dir")))
+    folder = Path(get_path(cfg, "report.dir"))
     check(not folder.exists() or folder.is_dir(), "report.dir", str(folder),
           "is a file; give a folder")
     return folder
@@ -139,10 +140,11 @@ class AnalyzeOptions:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> AnalyzeOptions:
         """The ``analyze`` section; the model must denoise images in pixel space."""
-        low = get_float(cfg, "analyze.sigma_min", 0.0)
-        options = cls(get_int(cfg, "analyze.n_images", 1), low,
-                      get_float(cfg, "analyze.sigma_max", low),
-                      get_int(cfg, "analyze.n_sigmas", 1), get_int(cfg, "analyze.seed_start", 0),
+        low = get_float(cfg, "analyze.sigma_min", 0.0, SIGMA_LIMIT)
+        n_images = get_int(cfg, "analyze.n_images", 1)
+        options = cls(n_images, low, get_float(cfg, "analyze.sigma_max", low, SIGMA_LIMIT),
+                      get_int(cfg, "analyze.n_sigmas", 1, 10_000),
+                      get_int(cfg, "analyze.seed_start", 0, SEED_LIMIT - n_images),
                       report_dir(cfg))
         kind = str(cfg.model.kind)
         check(kind not in TEXT_TO_IMAGE_KINDS, "model.kind", kind,

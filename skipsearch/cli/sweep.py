@@ -30,6 +30,7 @@ from ..search.group import Sweep, load_sweep
 from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner
+from ..search.results import failures_by_reason
 from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
 from ..search.summary import SummaryRow, study_tables, summarize
@@ -77,6 +78,8 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if pruned:
         console.print(f"pruned:  {pruned} trials stopped early")
+    for reason, count in failures_by_reason(study).items():
+        console.print(f"failed:  {count} trial{'s' if count > 1 else ''}: {reason}")
     console.print(f"study:   {study.study_name} in {safe_url(settings.storage.url)}")
     console.print(f"exports: {exports[0].parent if exports else '-'}")
     if log_dir:
@@ -163,7 +166,8 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
 
     objectives_ = [make_objective(ctx, cell, target, lambda i=i: spaces[i])
                    for i, cell in enumerate(cells)]
-    run_cells(studies, objectives_, target, TRIAL_ERRORS, before, poll_seconds(studies[0]))
+    run_cells(studies, objectives_, target, TRIAL_ERRORS, before, poll_seconds(studies[0]),
+              search.max_failures)
     study = load_sweep(storage, name)
     scores = {}
     protocol = settings.final_protocol

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, check
 from ..keys import get, get_bool, get_choice, get_int, get_optional
-from ..seed_range import SeedRange
+from ..seed_range import SEED_LIMIT, SeedRange
 
 FEATURES = ("digits", "inception")
 
@@ -49,11 +49,17 @@ class MetricSettings:
                   "or an npz of Inception mu/sigma (e.g. EDM's imagenet-64x64.npz)")
             if Path(reference).is_file():
                 check_reference_file(Path(reference))
-        search = SeedRange(get_int(cfg, "metric.seed_start", 0),
-                           get_int(cfg, "metric.n_samples", 2))
+        search = seed_range(cfg, "metric.seed_start", "metric.n_samples")
         infinity = get_bool(cfg, "metric.fid_infinity")
         return cls(feature, reference, search, final_range(cfg, search), infinity, weights,
                    inception)
+
+
+def seed_range(cfg: DictConfig, start_key: str, count_key: str) -> SeedRange:
+    """The seeds ``start_key`` .. + ``count_key``: at least 2 images, every seed below 2**63."""
+    start = get_int(cfg, start_key, 0, SEED_LIMIT - 2)
+    count = get_int(cfg, count_key, 2, SEED_LIMIT - start)
+    return SeedRange(start, count)
 
 
 def check_inception_weights(cfg: DictConfig) -> str:
@@ -70,12 +76,15 @@ def check_inception_weights(cfg: DictConfig) -> str:
 
 def final_range(cfg: DictConfig, search: SeedRange) -> SeedRange:
     """``metric.final_samples`` seeds from ``metric.final_seed_start``, apart from ``search``."""
-    n = get_int(cfg, "metric.final_samples", 2)
-    start = OmegaConf.select(cfg, "metric.final_seed_start")
-    if start is None:
+    if OmegaConf.select(cfg, "metric.final_seed_start") is None:
+        n = get_int(cfg, "metric.final_samples", 2)
         start = search.stop
+        check(start + n <= SEED_LIMIT, "metric.final_samples", n,
+              f"the final seeds follow the search's (from {start}) and must stay below 2**63; "
+              "lower metric.seed_start or set metric.final_seed_start")
     else:
-        start = get_int(cfg, "metric.final_seed_start", 0)
+        final = seed_range(cfg, "metric.final_seed_start", "metric.final_samples")
+        start, n = final.start, final.count
         check(not SeedRange(start, n).overlaps(search), "metric.final_seed_start", start,
               f"the final seeds must not overlap the search seeds {search.start}.."
               f"{search.stop - 1}; use null (right after them) or a start >= {search.stop}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,7 @@ from ..errors import check
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _int(minimum: int) -> tuple[Callable[[Any], bool], str]:
@@ -19,8 +20,8 @@ def _int(minimum: int) -> tuple[Callable[[Any], bool], str]:
             f"must be an integer >= {minimum}")
 
 
-POSITIVE = (lambda v: _number(v) and v > 0, "must be a number > 0")
-NUMBER = (_number, "must be a number")
+POSITIVE = (lambda v: _number(v) and v > 0, "must be a finite number > 0")
+NUMBER = (_number, "must be a finite number")
 BOOL = (lambda v: isinstance(v, bool), "must be true or false")
 HEAD_CHANNELS = (lambda v: v == -1 or (isinstance(v, int) and v >= 1),
                  "must be -1 (use num_heads) or an integer >= 1")

@@ -18,6 +18,7 @@ import optuna
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
+from ..errors import RunFailedError
 from .group import cell_label
 from .record import TrialRecord, write
 from .study import FINISHED
@@ -134,21 +135,45 @@ def finished_elsewhere(err: ValueError) -> bool:
     return str(err) in {f"Cannot tell a {state.name} trial." for state in states}
 
 
+class BaselineFailedError(RunFailedError):
+    """A cell's baseline failed: no trial of the sweep could be compared with it."""
+
+
+def note_failure(study: optuna.Study, trial: FrozenTrial, failures: list[int], i: int,
+                 max_failures: int) -> None:
+    """Count a failed trial of cell ``i``; a failed baseline ends the sweep at once.
+
+    ``max_failures`` failed trials in a row close the cell for this worker, with the reason.
+    """
+    record = TrialRecord.of(trial)
+    reason = record.fail_reason or "an error (see the log above)"
+    if record.baseline:
+        raise BaselineFailedError(f"the baseline of {cell_label(study)} failed ({reason}); "
+                                  "every trial would fail alike, so the sweep stops: fix the "
+                                  "model or sampler setting behind it and run again")
+    failures[i] += 1
+    if failures[i] == max_failures:
+        log.warning("%s: %d trials in a row failed, the last with: %s; this worker leaves the "
+                    "cell (search.max_failures)", cell_label(study), max_failures, reason)
+
+
 def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], target: int,
               catch: tuple[type[Exception], ...],
               before: Callable[[int], object] | None = None,
-              poll: float | None = None) -> int:
+              poll: float | None = None, max_failures: int = 5) -> int:
     """Run trials, one at a time, in the least-served open cell until every cell is full.
 
     ``before(i)`` runs before each trial of cell ``i`` (the warm start queues trials there).
     ``poll``: when every cell is full but other workers still run trials, look again every
     ``poll`` seconds until those end (a trial whose heartbeat stopped is failed, and its retry
     run here), so that what follows sees every trial; None returns at once (a storage
-    without heartbeats cannot tell a dead worker's trial from a live one).
+    without heartbeats cannot tell a dead worker's trial from a live one). A cell whose last
+    ``max_failures`` trials failed is left; a failed baseline raises BaselineFailedError.
 
     Returns the number of trials this process ran to the end or pruned.
     """
     skips = [0] * len(studies)
+    failures = [0] * len(studies)
     ran = 0
     waiting = 0
     last: list[FrozenTrial] = []
@@ -165,7 +190,8 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
         while True:
             load = [counts(s) for s in studies]
             open_cells = [i for i, (done, busy) in enumerate(load)
-                          if done + busy < target and skips[i] < MAX_SKIPS]
+                          if done + busy < target and skips[i] < MAX_SKIPS
+                          and failures[i] < max_failures]
             if not open_cells:
                 running = sum(busy for _, busy in load)
                 if running and poll is None:
@@ -201,8 +227,11 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
                     log.warning("%s: %d draws in a row repeated earlier trials; the space "
                                 "looks exhausted, so this worker leaves the cell",
                                 cell_label(studies[i]), MAX_SKIPS)
+            elif trial is not None and trial.state == TrialState.FAIL \
+                    and TrialRecord.of(trial).skipped is None:
+                note_failure(studies[i], trial, failures, i, max_failures)
             elif trial is not None:
-                skips[i] = 0
+                skips[i] = failures[i] = 0
                 ran += trial.state in FINISHED
     finally:
         optuna_log.removeFilter(quiet)

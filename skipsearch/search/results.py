@@ -164,3 +164,17 @@ def cell_of(study, trial: FrozenTrial) -> dict:
         return {}
     return {"cell": study.cell_of(trial.number).study_name,
             "cell_trial": study.where(trial.number).number}
+
+
+def failures_by_reason(study: optuna.Study | Sweep) -> dict[str, int]:
+    """Failed trials (skipped ones aside) counted by the kind of failure, most frequent first.
+
+    The kind is a reason's text before its first colon (its numbers follow the colon).
+    """
+    kinds: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        record = TrialRecord.of(trial)
+        if record.skipped is None:
+            kind = (record.fail_reason or "no reason recorded").split(":", 1)[0]
+            kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda item: -item[1]))

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import check
-from ..keys import get, get_choice, get_float, get_int, get_list
-from ..samplers.names import SAMPLER_NAMES
+from ..keys import get, get_bool, get_choice, get_float, get_int, get_list
+from ..samplers.names import MAX_STEPS, SAMPLER_NAMES
+from ..schedule import RHO_RANGE
+from ..seed_range import SEED_LIMIT
 from .names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 
 OBJECTIVES = (["fid"], ["fid", "nfe"])
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
+# A sweep's name becomes a folder under export_dir and report.dir: letters, digits and ._+=-,
+# starting with a letter or digit, at most 100 characters (so never a path or '..').
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")
 
 
 def study_name(cfg: DictConfig) -> str:
-    """``search.study_name`` or ``<model>-<sampler>-<parameterization>``."""
+    """``search.study_name`` or ``<model>-<sampler>-<parameterization>``, checked as a name."""
     name = OmegaConf.select(cfg, "search.study_name")
-    if name:
-        return str(name)
-    return f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
+    if name is None or name == "":
+        name = f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
+        key = "model.name"
+    else:
+        key = "search.study_name"
+    return checked_study_name(str(name), key)
+
+
+def checked_study_name(name: str, key: str = "search.study_name") -> str:
+    """``name`` if it is a safe folder name (``STUDY_NAME``); else ConfigError naming ``key``."""
+    check(STUDY_NAME.fullmatch(name) is not None and ".." not in name, key, name,
+          "a sweep's name is a folder name: 1-100 letters, digits and . _ + = -, starting with "
+          "a letter or digit, no '..' or '/'")
+    return name
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,7 @@ class SearchSettings:
     expand_bounds: bool = False
     expand_step: float = 0.25
     bound_limit: Mapping[str, float] | None = None
+    max_failures: int = 5
     samplers: tuple[str, ...] | None = None
     disc_rho: Mapping[str, float] | None = None
 
@@ -104,21 +122,37 @@ class SearchSettings:
         check(len(objectives) == 1 or sampler not in SINGLE_OBJECTIVE_SAMPLERS,
               "search.sampler", sampler, "optimises one objective; use search=nsga2 or "
               "search=tpe with search.objectives=[fid,nfe]")
+        confirm_top_k = get_int(cfg, "search.confirm_top_k", 0)
         if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
-            extra["confirm_blocks"] = get_int(cfg, "search.confirm_blocks", 2)
-        if OmegaConf.select(cfg, "search.expand_bounds"):
-            low = get_float(cfg, "search.bound_limit.low", 0.0)
-            extra.update(expand_bounds=True,
-                         expand_step=get_float(cfg, "search.expand_step", 0.0, 10.0),
-                         bound_limit={"low": low,
-                                      "high": get_float(cfg, "search.bound_limit.high", low)})
+            extra["confirm_blocks"] = confirm_blocks(cfg)
+        if OmegaConf.select(cfg, "search.max_failures") is not None:
+            extra["max_failures"] = get_int(cfg, "search.max_failures", 1)
+        if get_bool(cfg, "search.expand_bounds", default=False):
+            extra.update(expand_bounds=True, **bound_expansion(cfg))
         return cls(study_name(cfg), step_counts(cfg), tuple(objectives), sampler,
-                   int(OmegaConf.select(cfg, "search.seed") or 0),
+                   get_int(cfg, "search.seed", 0, SEED_LIMIT - 1),
                    get_int(cfg, "search.n_trials", 1), get_int(cfg, "search.worker", 0),
-                   warm_start=bool(OmegaConf.select(cfg, "search.warm_start")),
-                   confirm_top_k=get_int(cfg, "search.confirm_top_k", 0),
-                   limit_steps=limit_steps(cfg), samplers=searched_samplers(cfg),
-                   disc_rho=disc_rho_range(cfg), **extra)
+                   warm_start=get_bool(cfg, "search.warm_start", default=False),
+                   confirm_top_k=confirm_top_k, limit_steps=limit_steps(cfg),
+                   samplers=searched_samplers(cfg), disc_rho=disc_rho_range(cfg), **extra)
+
+
+def confirm_blocks(cfg: DictConfig) -> int:
+    """``search.confirm_blocks``: at least 2 blocks, and 2 images a block at the final count."""
+    blocks = get_int(cfg, "search.confirm_blocks", 2)
+    final = OmegaConf.select(cfg, "metric.final_samples")
+    check(not isinstance(final, int) or final >= 2 * blocks, "search.confirm_blocks", blocks,
+          f"cuts metric.final_samples={final} images into blocks of at least 2; use at most "
+          f"{max(final // 2, 1)} blocks or more final samples")
+    return blocks
+
+
+def bound_expansion(cfg: DictConfig) -> dict[str, object]:
+    """``search.expand_step`` and ``search.bound_limit``, within the coefficients' range."""
+    low = get_float(cfg, "search.bound_limit.low", RHO_RANGE[0], RHO_RANGE[1])
+    high = get_float(cfg, "search.bound_limit.high", low, RHO_RANGE[1])
+    return {"expand_step": get_float(cfg, "search.expand_step", 0.0, 10.0),
+            "bound_limit": {"low": low, "high": high}}
 
 
 def step_counts(cfg: DictConfig) -> tuple[int, ...]:
@@ -127,8 +161,9 @@ def step_counts(cfg: DictConfig) -> tuple[int, ...]:
     check(OmegaConf.is_list(steps) and len(steps) > 0, "search.steps", steps,
           "give a non-empty list of step counts, e.g. search.steps=[4,6,9]")
     for s in steps:
-        check(isinstance(s, int) and not isinstance(s, bool) and s >= 1, "search.steps",
-              list(steps), "every step count must be an integer >= 1")
+        check(isinstance(s, int) and not isinstance(s, bool) and 1 <= s <= MAX_STEPS,
+              "search.steps", list(steps), f"every step count must be an integer in [1, "
+              f"{MAX_STEPS}]")
     return tuple(int(s) for s in steps)
 
 
@@ -138,8 +173,9 @@ def limit_steps(cfg: DictConfig) -> tuple[int, ...]:
     if values is None:
         return ()
     check(isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool)
-                                           and v >= 1 for v in values),
-          "search.limit_steps", values, "give a list of step counts >= 1, e.g. [10, 18]")
+                                           and 1 <= v <= MAX_STEPS for v in values),
+          "search.limit_steps", values,
+          f"give a list of step counts in [1, {MAX_STEPS}], e.g. [10, 18]")
     return tuple(values)
 
 
