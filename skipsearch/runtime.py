@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .acceleration import accelerate
@@ -15,6 +17,7 @@ from .metrics.reference import cached_reference
 from .metrics.settings import MetricSettings
 from .models import LoadedModel, load_model
 from .precision import Precision, channels_last_wanted
+from .samplers.spec import SamplerSpec, fit_to_network
 
 
 def setup_device(settings: Settings) -> str:
@@ -37,6 +40,25 @@ def build_model(settings: Settings, device: str) -> LoadedModel:
     model = load_model(settings.model.section, device)
     return accelerate(model, precision_policy(execution, device), execution.compile,
                       execution.cuda_graph)
+
+
+def fit_sampler(spec: SamplerSpec, model: LoadedModel, announce: bool = True) -> SamplerSpec:
+    """``spec`` narrowed to the noise levels ``model``'s network was trained on (EDM's rule)."""
+    return fit_to_network(spec, getattr(model.denoiser, "sigma_range", None), announce)
+
+
+def fit_settings(settings: Settings, model: LoadedModel) -> Settings:
+    """``settings`` with the sampler and the sweep's samplers fitted to ``model`` (logged once).
+
+    Called once a runner has its model, before anything reads the sampler: the fitted levels
+    are what the images use, what a study records and what exports write.
+    """
+    if settings.sampler is None:
+        return settings
+    sampler = fit_sampler(settings.sampler, model)
+    samplers = {name: fit_sampler(spec, model, announce=False)
+                for name, spec in settings.samplers.items()}
+    return replace(settings, sampler=sampler, samplers=samplers)
 
 
 def build_extractor(settings: Settings, device: str) -> FeatureExtractor | InceptionFeatures:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ConfigError
 from ..models import LoadedModel
+from ..runtime import fit_sampler
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from ..schedule_file import check_fits
@@ -18,7 +19,8 @@ def studied_schedule(settings: Settings, model: LoadedModel
     exported = settings.schedule_file
     if exported is not None:
         check_fits(exported, model)
-        sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
+        sampler = fit_sampler(SamplerSpec.from_dict(exported.sampler,
+                                                    int(exported.sampler["steps"])), model)
         return exported.schedule, sampler, str(exported.study.get("name")
                                                 or settings.study_name)
     levels = [p.level for p in model.denoiser.skips]

@@ -9,7 +9,7 @@ from ..config import Settings, build
 from ..evaluate import evaluate
 from ..images import save_grid, to_uint8
 from ..models import LoadedModel
-from ..runtime import build_model, build_scorer, setup_device
+from ..runtime import build_model, build_scorer, fit_sampler, fit_settings, setup_device
 from ..samplers import labels_from_seeds
 from ..samplers.spec import SamplerSpec
 from ..schedule_file import check_fits
@@ -22,10 +22,12 @@ def plan(settings: Settings, model: LoadedModel):
     exported = settings.schedule_file
     if exported is not None:
         check_fits(exported, model)
-        sampler = SamplerSpec.from_dict(exported.sampler, int(exported.sampler["steps"]))
+        sampler = fit_sampler(SamplerSpec.from_dict(exported.sampler,
+                                                    int(exported.sampler["steps"])), model)
         scored = SeedRange.from_dict(exported.score["seeds"])
         seeds = scored.with_count(n) if n else scored
         return exported.schedule, sampler, seeds.seeds, exported.path.stem, exported
+    settings = fit_settings(settings, model)  # the sampler inside the network's levels
     levels = [p.level for p in model.denoiser.skips]
     search = settings.metric.search
     seeds = search.with_count(n) if n else search

@@ -18,6 +18,7 @@ from ..export import export_best
 from ..runtime import (
     build_model,
     build_scorer,
+    fit_settings,
     metric_provenance,
     precision_provenance,
     setup_device,
@@ -125,9 +126,10 @@ def finished_text(opened: Sequence[optuna.Study]) -> str:
 def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
           on_open: Callable[[Sequence[optuna.Study]], object]) -> Sweep:
     """``run_sweep``'s work; ``on_open`` receives the cells' studies once they are open."""
-    search, sampler = settings.search, settings.sampler
     device = setup_device(settings)
     model = build_model(settings, device)
+    settings = fit_settings(settings, model)  # the network's trained noise range
+    search, sampler = settings.search, settings.sampler
     scorer = build_scorer(settings, device, model)
     levels = [p.level for p in model.denoiser.skips]
     steps = [sampler.steps] if sampler.sigma_list is not None else list(search.steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,9 +15,9 @@ from ..skips import SkipPoint
 class Denoiser(nn.Module):
     """Base class: ``forward(x, sigma, class_labels) -> D(x; sigma)`` plus the model's skips."""
 
-    sigma_min: float = 0.002
-    sigma_max: float = 80.0
     sigma_data: float = 0.5
+    # The noise levels the network was trained on, (lowest, highest); None: it takes any.
+    sigma_range: tuple[float, float] | None = None
     img_channels: int
     img_resolution: int
     label_dim: int
@@ -46,6 +47,13 @@ class Denoiser(nn.Module):
     def image_channels(self) -> int:
         """Channels of the decoded images (the sampled ones unless a model decodes)."""
         return self.img_channels
+
+
+def trained_range(low: float | None, high: float | None) -> tuple[float, float] | None:
+    """``(low, high)`` as a ``sigma_range``: None when neither end limits (0 or none, inf)."""
+    low = 0.0 if low is None else float(low)
+    high = math.inf if high is None else float(high)
+    return None if low <= 0 and high == math.inf else (low, high)
 
 
 class EDMPrecond(Denoiser):

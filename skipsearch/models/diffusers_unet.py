@@ -212,6 +212,7 @@ class DiffusersDenoiser(Denoiser):
         sigmas = vp_sigmas(alphas_cumprod)
         self.log_sigmas = sigmas.log()  # float64, a plain attribute: .half() leaves it alone
         self.sigma_min, self.sigma_max = float(sigmas[0]), float(sigmas[-1])
+        self.sigma_range = (self.sigma_min, self.sigma_max)  # the training schedule's levels
         self.img_channels = int(unet.config.in_channels)
         self.img_resolution = sample_resolution(unet)
         self.label_dim = 0
@@ -232,8 +233,10 @@ class DiffusersDenoiser(Denoiser):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
                 class_labels: Condition = None) -> torch.Tensor:
         """D(x; sigma): the prediction's x0 from UNet(c_in x, t(sigma)), c_in = 1/sqrt(s^2+1)."""
-        sigma = torch.as_tensor(sigma, device=x.device).to(torch.float32).reshape(-1, 1, 1, 1)
-        t = self.sigma_to_t(sigma.flatten()).to(torch.float32).expand(x.shape[0])
+        level = torch.as_tensor(sigma, device=x.device).flatten()
+        # The timestep from the level in float64, then float32 (see EpsDenoiser.forward).
+        t = self.sigma_to_t(level.to(torch.float64)).to(torch.float32).expand(x.shape[0])
+        sigma = level.to(torch.float32).reshape(-1, 1, 1, 1)
         x32 = x.to(torch.float32)
         c_in = 1 / (sigma**2 + 1).sqrt()
         out = self.call_unet((c_in * x32).to(self.unet.dtype), t, class_labels)

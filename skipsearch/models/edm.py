@@ -20,7 +20,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..skips import SkipPoint
-from .denoiser import Denoiser
+from .denoiser import Denoiser, trained_range
 from .persistence import read_nvlabs_pickle
 
 _BLOCK_NAME = re.compile(r"^(\d+)x(\d+)_")
@@ -99,6 +99,9 @@ class EDMNetworkDenoiser(Denoiser):
         self.img_resolution = int(net.img_resolution)
         self.label_dim = int(net.label_dim)
         self.sigma_data = float(getattr(net, "sigma_data", 0.5))  # VP, VE, iDDPM keep none
+        # EDMPrecond keeps (0, inf): any level; VP, VE and iDDPM the ends of their training.
+        self.sigma_range = trained_range(getattr(net, "sigma_min", None),
+                                         getattr(net, "sigma_max", None))
         self.skips = find_edm_skips(net, prefix="net.model.")
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,

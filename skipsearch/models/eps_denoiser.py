@@ -28,6 +28,7 @@ class EpsDenoiser(Denoiser):
         super().__init__()
         self.net, self.schedule = net, schedule
         self.sigma_min, self.sigma_max = schedule.sigma_min, schedule.sigma_max
+        self.sigma_range = schedule.sigma_range
         self.img_channels, self.img_resolution = img_channels, img_resolution
         self.label_dim = label_dim
         self.skips = [SkipPoint(p.index, p.level, p.resolution, p.skip_channels, p.in_channels,
@@ -54,8 +55,12 @@ class EpsDenoiser(Denoiser):
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
                 class_labels: torch.Tensor | None = None) -> torch.Tensor:
         """D(x; sigma) = x - sigma eps(c_in x, t(sigma)), c_in = 1 / sqrt(1 + sigma^2)."""
-        sigma = torch.as_tensor(sigma, device=x.device).to(torch.float32).reshape(-1, 1, 1, 1)
-        t = self.schedule.timestep(sigma.flatten()).to(torch.float32).expand(x.shape[0])
+        level = torch.as_tensor(sigma, device=x.device).flatten()
+        # The timestep from the level in float64 (as the samplers pass it), then float32: each
+        # of the schedule's own levels lands exactly on its integer timestep.
+        t = self.schedule.timestep(level.to(torch.float64)).to(torch.float32)
+        t = t.expand(x.shape[0])
+        sigma = level.to(torch.float32).reshape(-1, 1, 1, 1)
         x32 = x.to(torch.float32)
         dtype = next(self.net.parameters()).dtype
         labels = class_indices(class_labels) if self.label_dim else None

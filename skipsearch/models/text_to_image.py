@@ -44,6 +44,7 @@ class TextToImageDenoiser(Denoiser):
         self.prompts, self.negative_prompt = list(prompts), negative_prompt
         self.guidance_scale = float(guidance_scale)
         self.sigma_min, self.sigma_max = inner.sigma_min, inner.sigma_max
+        self.sigma_range = inner.sigma_range
         self.img_channels, self.img_resolution = inner.img_channels, inner.img_resolution
         self.label_dim = 0
         self.skips = [replace(p, module_name="inner." + p.module_name) for p in inner.skips]

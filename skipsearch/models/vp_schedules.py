@@ -62,9 +62,15 @@ class DiscreteVP:
         self.log_sigmas = sigmas.log()
         self.offset = offset  # U-ViT numbers its timesteps from 1
         self.sigma_min, self.sigma_max = float(sigmas[0]), float(sigmas[-1])
+        # Trained on its own levels only: below the first or above the last, t would clamp.
+        self.sigma_range = (self.sigma_min, self.sigma_max)
 
     def timestep(self, sigma: torch.Tensor) -> torch.Tensor:
-        """The network timestep of noise level ``sigma`` (fractional between neighbours)."""
+        """The network timestep (float64) of noise level ``sigma``, fractional between levels.
+
+        Computed in float64 from ``sigma`` as given: pass float64 levels, since a level rounded
+        to float32 first no longer lands on its own integer timestep.
+        """
         log_sigmas = self.log_sigmas.to(torch.as_tensor(sigma).device)
         return sigma_to_timestep(sigma, log_sigmas) + self.offset
 
@@ -79,6 +85,8 @@ class ContinuousVP:
                  time_scale: float = 999.0, t_min: float = 1e-4) -> None:
         self.beta_0, self.beta_d, self.time_scale = beta_min, beta_max - beta_min, time_scale
         self.sigma_min, self.sigma_max = self.sigma(t_min), self.sigma(1.0)
+        # U-ViT trains on t uniform in [0, 1] (its SDE.sample with t_init = 0): no lower end.
+        self.sigma_range = (0.0, self.sigma_max)
 
     def sigma(self, t: float) -> float:
         """sigma(t) = sqrt(exp(beta_0 t + beta_d t^2 / 2) - 1)."""

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,12 +14,16 @@ from ..errors import ConfigError, check
 from ..keys import get, get_choice, get_float, get_int
 from ..paths import REPO_DIR
 from .discretization import positive_levels
-from .names import SAMPLER_NAMES, SAMPLER_OPTIONS
+from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT
 
 if TYPE_CHECKING:  # torch loads when the levels are asked for, not when a spec is built
     import torch
 
+log = logging.getLogger(__name__)
+
 DISCRETIZATIONS = ("edm", "list")
+# Options that may be infinite: EDM's S_max = inf churns at every level.
+UNBOUNDED_OPTIONS = ("S_max",)
 # Keys another sampler of a sweep shares with the selected ``sampler`` group.
 SHARED_KEYS = ("steps", "sigma_min", "sigma_max", "rho", "discretization", "sigmas")
 
@@ -84,14 +90,15 @@ class SamplerSpec:
 def check_sampler_section(cfg: DictConfig) -> None:
     """Sampler name, steps, discretization and the sampler's own options."""
     name = get_choice(cfg, "sampler.name", SAMPLER_NAMES)
-    get_int(cfg, "sampler.steps", 1)
-    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0)
-    get_float(cfg, "sampler.sigma_max", sigma_min)
-    get_float(cfg, "sampler.rho", 0.0)
+    get_int(cfg, "sampler.steps", 1, MAX_STEPS)
+    sigma_min = get_float(cfg, "sampler.sigma_min", 0.0, SIGMA_LIMIT)
+    get_float(cfg, "sampler.sigma_max", sigma_min, SIGMA_LIMIT)
+    get_float(cfg, "sampler.rho", 0.0, 1000.0)
     for option in SAMPLER_OPTIONS[name]:
         value = get(cfg, f"sampler.{option}")
-        check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0,
-              f"sampler.{option}", value, "must be a number >= 0")
+        check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+              and (math.isfinite(value) or option in UNBOUNDED_OPTIONS), f"sampler.{option}",
+              value, "must be a finite number >= 0")
     if name == "unipc":
         check(cfg.sampler.order in (2, 3), "sampler.order", cfg.sampler.order,
               "UniPC is implemented for order 2 or 3: sampler.order=2")
@@ -101,7 +108,9 @@ def check_sampler_section(cfg: DictConfig) -> None:
     if get_choice(cfg, "sampler.discretization", DISCRETIZATIONS) == "list":
         sigmas = OmegaConf.select(cfg, "sampler.sigmas")
         try:
-            positive_levels(list(sigmas or []))
+            levels = positive_levels(list(sigmas or []))
+            if not (levels[0] <= SIGMA_LIMIT and len(levels) <= MAX_STEPS):
+                raise ValueError(f"at most {MAX_STEPS} levels, each at most {SIGMA_LIMIT:g}")
         except (ValueError, TypeError) as err:
             raise ConfigError("sampler.sigmas", sigmas and list(sigmas),
                               f"{err}; give e.g. sampler.sigmas=[80,10,1,0.1,0.002]") from None
@@ -125,3 +134,38 @@ def sampler_choices(cfg: DictConfig, base: SamplerSpec | None = None) -> dict[st
         choices[name] = SamplerSpec.from_config(
             OmegaConf.create({"sampler": {**group, **shared}}))
     return choices
+
+
+def fit_to_network(spec: SamplerSpec, sigma_range: tuple[float, float] | None,
+                   announce: bool = True) -> SamplerSpec:
+    """``spec`` with its noise levels inside the network's trained ``sigma_range``.
+
+    As EDM's generate.py: sigma_min = max(sigma_min, lowest), sigma_max = min(sigma_max,
+    highest), the changes logged on one INFO line (unless ``announce`` is false). Listed
+    sigmas are never moved: one outside the range is a ConfigError. ``None``: any level.
+    """
+    if sigma_range is None:
+        return spec
+    low, high = float(sigma_range[0]), float(sigma_range[1])
+    trained = f"the network's trained range [{low!r}, {high!r}]"
+    if spec.sigma_list is not None:
+        outside = [s for s in spec.sigma_list if not low <= s <= high]
+        if outside:
+            raise ConfigError("sampler.sigmas", list(spec.sigma_list),
+                              f"{', '.join(map(repr, outside))} "
+                              f"{'is' if len(outside) == 1 else 'are'} outside {trained}; "
+                              "list levels within it")
+        return spec
+    sigma_min, sigma_max = max(spec.sigma_min, low), min(spec.sigma_max, high)
+    if sigma_min > sigma_max:
+        key, value = (("sampler.sigma_max", spec.sigma_max) if spec.sigma_max < low
+                      else ("sampler.sigma_min", spec.sigma_min))
+        raise ConfigError(key, value, f"leaves no noise level inside {trained}")
+    changes = [f"sampler.{key} {old:.6g} -> {new:.6g}"
+               for key, old, new in (("sigma_min", spec.sigma_min, sigma_min),
+                                     ("sigma_max", spec.sigma_max, sigma_max)) if new != old]
+    if not changes:
+        return spec
+    if announce:
+        log.info("%s (the network's trained range)", ", ".join(changes))
+    return replace(spec, sigma_min=sigma_min, sigma_max=sigma_max)

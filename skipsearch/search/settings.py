@@ -138,12 +138,17 @@ class SearchSettings:
 
 
 def confirm_blocks(cfg: DictConfig) -> int:
-    """``search.confirm_blocks``: at least 2 blocks, and 2 images a block at the final count."""
+    """``search.confirm_blocks``: 2 or more, each with an image, each left out leaving 2 images.
+
+    Block b holds the seeds at positions p with p * blocks // n == b, so the largest holds
+    ceil(n / blocks) of the n = metric.final_samples images.
+    """
     blocks = get_int(cfg, "search.confirm_blocks", 2)
-    final = OmegaConf.select(cfg, "metric.final_samples")
-    check(not isinstance(final, int) or final >= 2 * blocks, "search.confirm_blocks", blocks,
-          f"cuts metric.final_samples={final} images into blocks of at least 2; use at most "
-          f"{max(final // 2, 1)} blocks or more final samples")
+    n = OmegaConf.select(cfg, "metric.final_samples")
+    check(not isinstance(n, int) or (n >= blocks and n - -(-n // blocks) >= 2),
+          "search.confirm_blocks", blocks,
+          f"cuts metric.final_samples={n} images into blocks of at least one, and each FID "
+          "with a block left out needs 2 images; use fewer blocks or more final samples")
     return blocks
 
 

@@ -277,6 +277,46 @@ def test_sigma_timestep_round_trip():
     assert ends.tolist() == [0.0, 999.0]
 
 
+class UNetReachedError(Exception):
+    """Raised by the spy once it has the UNet's inputs: the UNet itself need not run."""
+
+
+@pytest.mark.parametrize("config", [LINEAR, SCALED_LINEAR])
+def test_each_training_level_reaches_the_unet_as_its_integer_timestep(config, unet2d):
+    """Regression: the level was rounded to float32 before its timestep was found."""
+    from skipsearch.generation import network_denoise
+
+    start, end = config["beta_start"], config["beta_end"]
+    if config["beta_schedule"] == "linear":  # DDPM: beta linear in t
+        betas = [start + (end - start) * i / 999 for i in range(1000)]
+    else:  # Stable Diffusion: sqrt(beta) linear in t
+        betas = [(start**0.5 + (end**0.5 - start**0.5) * i / 999) ** 2 for i in range(1000)]
+    levels, abar = [], 1.0
+    for beta in betas:
+        abar *= 1 - beta
+        levels.append(((1 - abar) / abar) ** 0.5)
+    denoiser = DiffusersUNet2DDenoiser(unet2d, alphas_cumprod_from_config(config))
+    seen = []
+
+    def spy(module, args):
+        seen.append(args[1])
+        raise UNetReachedError
+
+    handle = unet2d.register_forward_pre_hook(spy)
+    denoise = network_denoise(denoiser, None)  # a 0-dim float64 level per call, as sampled
+    x = torch.zeros(1, 3, 16, 16, dtype=torch.float64)
+    try:
+        for sigma in levels:
+            with pytest.raises(UNetReachedError):
+                denoise(x, sigma)
+    finally:
+        handle.remove()
+    fed = [float(t) for t in seen]
+    wrong = [(t, got) for t, got in enumerate(fed) if got != t]
+    assert not wrong, f"{len(wrong)} levels missed their timestep, e.g. {wrong[:3]}"
+    assert denoiser.sigma_range == pytest.approx((levels[0], levels[-1]), rel=1e-12)
+
+
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_adapters_match_the_ddpm_definitions(prediction_type, unet2d):
     """A UNet predicting the true eps (or v) makes D return the clean image x0 exactly."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import pickle
+import re
 import sys
 
 import numpy as np
@@ -117,14 +118,25 @@ def reference_coefficients(net, sigma: np.ndarray):
         t = np.array([brentq(lambda t, s=s: sigma_of(t) - s, 1e-12, 2.0) for s in sigma])
         return one, -sigma, 1 / np.sqrt(sigma**2 + 1), (net.M - 1) * t
     assert kind == "iDDPMPrecond"
-    # u_M = 0, u_{j-1} = sqrt((u_j^2 + 1) / max(abar_{j-1} / abar_j, C_1) - 1) (EDM App. C).
     M = net.M
-    abar = np.sin(0.5 * np.pi * np.arange(M + 1) / M / (net.C_2 + 1)) ** 2
-    u = np.zeros(M + 1)
-    for j in range(M, 0, -1):
-        u[j - 1] = math.sqrt((u[j] ** 2 + 1) / max(abar[j - 1] / abar[j], net.C_1) - 1)
+    u = iddpm_levels(M, net.C_1, net.C_2)
     index = np.abs(sigma[:, None] - u[None, :]).argmin(axis=1)
     return one, -sigma, 1 / np.sqrt(sigma**2 + 1), (M - 1 - index).astype(np.float64)
+
+
+def iddpm_levels(M: int = 1000, C_1: float = 0.001, C_2: float = 0.008) -> np.ndarray:
+    """iDDPM's levels u_0 > ... > u_M = 0 in float64 (EDM, Table 1 and Appendix C).
+
+    u_{j-1} = sqrt((u_j^2 + 1) / max(abar(j-1) / abar(j), C_1) - 1) with
+    abar(j) = sin(pi/2 j / (M (C_2 + 1)))^2.
+    """
+    def abar(j: int) -> float:
+        return math.sin(math.pi / 2 * j / (M * (C_2 + 1))) ** 2
+
+    u = np.zeros(M + 1)
+    for j in range(M, 0, -1):
+        u[j - 1] = math.sqrt((u[j] ** 2 + 1) / max(abar(j - 1) / abar(j), C_1) - 1)
+    return u
 
 
 def test_the_preconditioning_is_edms(snapshot):
@@ -149,6 +161,124 @@ def test_the_preconditioning_is_edms(snapshot):
     torch.testing.assert_close(seen["c_noise"].double(), c_noise.flatten(), rtol=1e-6, atol=1e-5)
     F_x = seen["F"][:, :1].double()  # iDDPM's model also predicts variances: the first half
     torch.testing.assert_close(D, c_skip * x64 + c_out * F_x, rtol=1e-6, atol=1e-6)
+
+
+def vp_sigma(t: float, beta_d: float = 19.9, beta_min: float = 0.1) -> float:
+    """The VP SDE's sigma(t) = sqrt(exp(beta_d t^2 / 2 + beta_min t) - 1) (EDM, Table 1)."""
+    return math.sqrt(math.expm1(0.5 * beta_d * t**2 + beta_min * t))
+
+
+def test_the_trained_range_is_the_wrappers(snapshot):
+    """The levels each family was trained on, as EDM's generate.py narrows to them."""
+    path, original, _ = snapshot
+    sigma_range = load_edm_denoiser(path, trust=True).sigma_range
+    kind = type(original).__name__
+    if kind == "EDMPrecond":  # sigma_min 0, sigma_max inf: any level
+        assert sigma_range is None
+    elif kind == "VEPrecond":  # EDM's defaults
+        assert sigma_range == (0.02, 100.0)
+    elif kind == "VPPrecond":  # sigma(epsilon_t = 1e-5) and sigma(1)
+        # EDM evaluates sigma(1e-5) in float32, where exp(1e-6) - 1 loses 2% of its digits.
+        assert sigma_range[0] == pytest.approx(vp_sigma(1e-5), rel=0.03)
+        assert sigma_range[1] == pytest.approx(vp_sigma(1.0), rel=1e-6)
+    else:  # u_{M-1} and u_0 of iDDPM's table, which EDM computes in float32
+        u = iddpm_levels()
+        # u_{M-1}^2 = abar(M) / abar(M-1) - 1 = 4e-5 keeps 3 of float32's 7 digits.
+        assert sigma_range == pytest.approx((u[-2], u[0]), rel=1e-3)
+
+
+def edm_settings(path, tmp_path, tiny_weights, *overrides):
+    """The checked settings of ``sample`` on the EDM snapshot at ``path`` (CPU, no FID)."""
+    from skipsearch.cli import compose_config
+    from skipsearch.config import build
+
+    cfg = compose_config(["model=edm", f"model.path={path}", "model.trust_pickle=true",
+                          f"metric.weights={tiny_weights['classifier']}", "device=cpu",
+                          f"out_dir={tmp_path / 'out'}", "logger=none", "sample.score=false",
+                          *overrides])
+    return build(cfg, "sample")
+
+
+@pytest.mark.parametrize("sampler", ["heun", "euler"])
+def test_an_iddpm_network_is_sampled_inside_its_trained_range(tmp_path, tiny_weights, caplog,
+                                                               sampler):
+    """Regression: sigma_min=0.002 lies below iDDPM's u_{M-1}, so its network got t = -1."""
+    from skipsearch.evaluate import evaluate
+    from skipsearch.runtime import build_model, fit_settings
+    from skipsearch.schedule import SkipSchedule
+
+    path = tmp_path / "network-snapshot.pkl"
+    write_snapshot(path, "iDDPMPrecond", label_dim=0, **ARCH["adm"], **TINY)
+    settings = edm_settings(path, tmp_path, tiny_weights, f"sampler={sampler}",
+                            "sampler.steps=8")
+    assert (settings.sampler.sigma_min, settings.sampler.sigma_max) == (0.002, 80.0)
+    model = build_model(settings, "cpu")
+    with caplog.at_level("INFO", logger="skipsearch"):
+        fitted = fit_settings(settings, model).sampler
+    u, M = iddpm_levels(), 1000
+    # u_{M-1} = 0.006425 in float64; EDM's float32 table holds 0.006422 (see above).
+    assert fitted.sigma_min == pytest.approx(u[M - 1], rel=1e-3)
+    assert fitted.sigma_min == float(model.denoiser.net.u[M - 1])  # the table's own level
+    assert fitted.sigma_max == 80.0  # u_0 = 20291: EDM's 80 stays
+    assert [r.getMessage() for r in caplog.records] == [
+        f"sampler.sigma_min 0.002 -> {fitted.sigma_min:.6g} (the network's trained range)"]
+    fed = []
+    unet = model.denoiser.net.model
+    handle = unet.register_forward_pre_hook(lambda module, args: fed.append(args[1]))
+    try:
+        evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)), fitted, range(2), 2,
+                 "cpu", keep_images=True)
+    finally:
+        handle.remove()
+    timesteps = torch.cat(fed).tolist()
+    assert len(fed) == fitted.nfe
+    assert all(0 <= t <= M - 1 and t == int(t) for t in timesteps), timesteps
+    assert min(timesteps) == 0  # the last level is u_{M-1}, the network's timestep 0
+
+
+def test_listed_levels_outside_the_trained_range_are_one_line(tmp_path, tiny_weights):
+    from skipsearch.runtime import build_model, fit_settings
+
+    path = tmp_path / "network-snapshot.pkl"
+    write_snapshot(path, "VEPrecond", label_dim=0, **ARCH["ddpmpp"], **TINY)
+    settings = edm_settings(path, tmp_path, tiny_weights, "sampler.discretization=list",
+                            "sampler.sigmas=[80,10,1,0.1,0.002]")
+    model = build_model(settings, "cpu")
+    with pytest.raises(ConfigError) as err:
+        fit_settings(settings, model)
+    message = str(err.value)
+    assert message.startswith("sampler.sigmas=[80.0, 10.0, 1.0, 0.1, 0.002]: 0.002 is outside")
+    assert "[0.02, 100.0]" in message and "\n" not in message
+    inside = edm_settings(path, tmp_path, tiny_weights, "sampler.discretization=list",
+                          "sampler.sigmas=[80,10,1,0.1,0.02]")
+    assert fit_settings(inside, model).sampler == inside.sampler  # listed levels never move
+    # An EDM range entirely below the network's leaves nothing to sample: one line too.
+    below = edm_settings(path, tmp_path, tiny_weights, "sampler.sigma_max=0.01")
+    with pytest.raises(ConfigError, match=r"^sampler\.sigma_max=0\.01: leaves no noise level"):
+        fit_settings(below, model)
+
+
+def test_an_unlimited_network_keeps_the_sampler_as_given(tmp_path, tiny_weights, caplog):
+    from skipsearch.runtime import build_model, fit_settings
+
+    path = tmp_path / "network-snapshot.pkl"
+    write_snapshot(path, "EDMPrecond", label_dim=0, **ARCH["ddpmpp"], **TINY)
+    settings = edm_settings(path, tmp_path, tiny_weights, "sampler.sigma_min=0.0001",
+                            "sampler.sigma_max=500")
+    with caplog.at_level("INFO", logger="skipsearch"):
+        fitted = fit_settings(settings, build_model(settings, "cpu"))
+    assert fitted.sampler == settings.sampler and not caplog.records
+
+
+def test_sample_narrows_the_sampler_and_says_so(tmp_path, tiny_weights):
+    path = tmp_path / "network-snapshot.pkl"
+    write_snapshot(path, "VEPrecond", label_dim=0, **ARCH["ddpmpp"], **TINY)
+    result = run_cli("sample", "model=edm", f"model.path={path}", "model.trust_pickle=true",
+                     f"metric.weights={tiny_weights['classifier']}", "device=cpu",
+                     f"out_dir={tmp_path / 'out'}", "logger=none", "sample.score=false",
+                     "sample.n=2", "sample.grid=2", "sampler.steps=3")
+    assert result.returncode == 0, result.stderr
+    assert "sampler.sigma_min 0.002 -> 0.02 (the network's trained range)" in result.stdout
 
 
 def test_a_pickle_needs_the_trust_setting(snapshot):
@@ -317,6 +447,26 @@ def test_a_short_sweep_on_an_edm_checkpoint(tmp_path, tiny_weights):
     exported = yaml.safe_load((out / "exports" / "edm-heun-linear" / "best.yaml").read_text())
     assert len(exported["schedule"]["coefficients"]) == 6
     assert exported["model"]["name"] == "edm"
+
+
+def test_a_sweep_on_iddpm_records_and_exports_the_narrowed_range(tmp_path, tiny_weights):
+    """The sweep samples, records and exports the network's range; sample reproduces it."""
+    path = tmp_path / "network-snapshot.pkl"
+    write_snapshot(path, "iDDPMPrecond", label_dim=0, **ARCH["adm"], **TINY)
+    out = tmp_path / "out"
+    common = ["model=edm", f"model.path={path}", "model.trust_pickle=true",
+              f"metric.weights={tiny_weights['classifier']}", f"out_dir={out}",
+              "batch_size=6", "device=cpu"]
+    result = run_cli("sweep", *common, "metric.n_samples=12", "metric.final_samples=12",
+                     "logger=none", "search.steps=[2]", "search.n_trials=2")
+    assert result.returncode == 0, result.stderr
+    best = out / "exports" / "edm-heun-linear" / "best.yaml"
+    exported = yaml.safe_load(best.read_text())
+    assert exported["sampler"]["sigma_min"] == pytest.approx(iddpm_levels()[999], rel=1e-3)
+    sample = run_cli("sample", *common, f"schedule={best}")
+    assert sample.returncode == 0, sample.stderr
+    fid, was = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)", sample.stdout).groups())
+    assert fid == pytest.approx(was, rel=1e-6)
 
 
 def test_a_metric_that_cannot_read_the_images_is_refused(tmp_path, tiny_weights):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from skipsearch.errors import ConfigError
+from skipsearch.generation import network_denoise
 from skipsearch.models.guided_diffusion import load_adm, load_ldm
 from skipsearch.models.guided_unet import GuidedUNet, GuidedUNetConfig
 from skipsearch.models.vp_schedules import adm_cosine_betas, adm_linear_betas
@@ -169,6 +170,101 @@ def test_adm_hooks_identity_bit_exact_and_rho_against_the_reference(tmp_path):
     assert torch.equal(plain, identity)
     assert not torch.allclose(hooked, plain, atol=1e-3)
     torch.testing.assert_close(hooked, expected, rtol=1e-5, atol=1e-5)
+
+
+# --- noise level to timestep -------------------------------------------------------------------
+
+
+def written_out_betas(name: str, steps: int = 1000) -> list[float]:
+    """The betas of each published schedule from its paper's formula, in float64."""
+    if name == "linear":  # DDPM / ADM: linear from 1e-4 to 0.02 over 1000 steps
+        return [1e-4 + (0.02 - 1e-4) * i / (steps - 1) for i in range(steps)]
+    if name == "cosine":  # Nichol and Dhariwal: 1 - f(t + 1) / f(t), at most 0.999
+        def f(t: int) -> float:
+            return math.cos((t / steps + 0.008) / 1.008 * math.pi / 2) ** 2
+
+        return [min(1 - f(i + 1) / f(i), 0.999) for i in range(steps)]
+    assert name == "sqrt_linear"  # LDM: linear in sqrt(beta) from 0.0015 to 0.0195
+    low, high = math.sqrt(0.0015), math.sqrt(0.0195)
+    return [(low + (high - low) * i / (steps - 1)) ** 2 for i in range(steps)]
+
+
+def levels_of(alphas_cumprod: list[float]) -> list[float]:
+    """sigma_t = sqrt((1 - abar_t) / abar_t) of each training timestep, in float64."""
+    return [math.sqrt((1 - a) / a) for a in alphas_cumprod]
+
+
+def cumulative_products(betas: list[float]) -> list[float]:
+    """abar_t = prod_{s <= t} (1 - beta_s), in float64."""
+    out, product = [], 1.0
+    for beta in betas:
+        product *= 1 - beta
+        out.append(product)
+    return out
+
+
+class UNetReachedError(Exception):
+    """Raised by the spy once it has the UNet's inputs: the UNet itself need not run."""
+
+
+def timesteps_fed(denoiser, levels: list[float], labels=None) -> list[float]:
+    """The timestep the network receives for each level, through the sampler's call path."""
+    seen = []
+
+    def spy(module, args):
+        seen.append(args[1])
+        raise UNetReachedError
+
+    channels, size = denoiser.img_channels, denoiser.img_resolution
+    x = torch.zeros(1, channels, size, size, dtype=torch.float64)
+    denoise = network_denoise(denoiser, labels)  # a 0-dim float64 level per call, as sampled
+    handle = denoiser.net.register_forward_pre_hook(spy)
+    try:
+        for sigma in levels:
+            with pytest.raises(UNetReachedError):
+                denoise(x, sigma)
+    finally:
+        handle.remove()
+    assert all(t.dtype == torch.float32 and t.shape == (1,) for t in seen)
+    return [float(t) for t in seen]
+
+
+def ldm_without_schedule(tmp_path):
+    """An LDM checkpoint without its schedule buffers: load_ldm builds sqrt_linear itself."""
+    path = tmp_path / "model.ckpt"
+    write_ldm(path)
+    checkpoint = torch.load(path, weights_only=True)
+    for key in ("betas", "alphas_cumprod"):
+        del checkpoint["state_dict"][key]
+    torch.save(checkpoint, path)
+    return load_ldm(path, LDM_FLAGS, None, num_classes=10, null_class=10)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine", "sqrt_linear"])
+def test_each_training_level_reaches_the_network_as_its_integer_timestep(tmp_path, schedule):
+    """Regression: the level was rounded to float32 first, so t came out 6.9999995 for 7."""
+    if schedule == "sqrt_linear":
+        denoiser = ldm_without_schedule(tmp_path)
+    else:
+        denoiser, _, _ = tiny_adm(tmp_path, schedule)
+    levels = levels_of(cumulative_products(written_out_betas(schedule)))
+    labels = F.one_hot(torch.tensor([3]), 10).float()
+    fed = timesteps_fed(denoiser, levels, labels)
+    wrong = [(t, got) for t, got in enumerate(fed) if got != t]
+    assert not wrong, f"{len(wrong)} levels missed their timestep, e.g. {wrong[:3]}"
+    # The trained range is the first and last of these levels.
+    low, high = denoiser.sigma_range
+    assert low == pytest.approx(levels[0], rel=1e-12)
+    assert high == pytest.approx(levels[-1], rel=1e-12)
+
+
+def test_the_levels_of_an_ldm_checkpoints_own_schedule_land_on_their_timesteps(tmp_path):
+    """LDM keeps alphas_cumprod in float32: its levels are those of the stored values."""
+    denoiser, _, _ = tiny_ldm(tmp_path)
+    stored = torch.load(tmp_path / "model.ckpt", weights_only=True)["state_dict"]
+    levels = levels_of(stored["alphas_cumprod"].tolist())
+    fed = timesteps_fed(denoiser, levels, F.one_hot(torch.tensor([3]), 10).float())
+    assert fed == [float(t) for t in range(1000)]
 
 
 def test_adm_layout_mismatch_is_one_config_error(tmp_path):

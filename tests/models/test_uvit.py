@@ -108,6 +108,9 @@ def test_continuous_vp_schedule_in_sigma(tmp_path):
         level = torch.tensor([sigma], dtype=torch.float64)
         assert schedule.timestep(level).item() == pytest.approx(999 * t, rel=1e-9)
     assert schedule.sigma_max == pytest.approx(math.sqrt(math.expm1(10.05)))
+    # Trained on t uniform in [0, 1]: no level below is out of range, above sigma(1) is.
+    assert load_uvit(tmp_path / "u.pth", num_heads=4).sigma_range == pytest.approx(
+        (0.0, math.sqrt(math.expm1(10.05))), rel=1e-12)
 
 
 def tiny_latent(tmp_path, guidance_scale=1.0):
