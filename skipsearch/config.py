@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from .cli.options import Options, command_options
 from .errors import check
 from .execution import Execution
-from .keys import get_int, get_path
+from .keys import get_path
 from .metrics.settings import MetricSettings
 from .models.spec import ModelSpec
 from .preflight import check_writable, unwritable_reason
@@ -27,6 +27,7 @@ from .search.settings import PrunerSettings, SearchSettings, study_name
 from .search.storage import StorageSettings
 from .skip_config import SkipConfig
 from .tracking import TrackerSettings
+from .train.settings import ToyOutputs, check_train_toy_keys
 
 if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a schedule
     from .schedule_file import ExportedSchedule
@@ -146,11 +147,6 @@ def check_output(cfg: DictConfig, command: str) -> None:
         check_writable("logger.dir", Path(get_path(cfg, "logger.dir")))
 
 
-def check_train_toy(cfg: DictConfig) -> None:
-    """The step counts of ``train-toy`` and the folders it writes."""
-    get_int(cfg, "diffusion.steps", 1)
-    get_int(cfg, "classifier.epochs", 1)
-    get_int(cfg, "grid.steps", 1)
-    if cfg.get("assets_dir"):
-        check_writable("assets_dir", Path(str(cfg.assets_dir)))
-    check_writable("docs_dir", Path(get_path(cfg, "docs_dir")))
+def check_train_toy(cfg: DictConfig) -> ToyOutputs:
+    """Every key of ``train-toy`` (``train/settings.py``); where it writes, checked writable."""
+    return check_train_toy_keys(cfg)

@@ -8,7 +8,6 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from ..config import check_train_toy
-from ..paths import ASSETS_DIR
 from ..train.toy import train_toy
 
 log = logging.getLogger(__name__)
@@ -16,9 +15,8 @@ log = logging.getLogger(__name__)
 
 def run_train_toy(cfg: DictConfig) -> dict[str, Path]:
     """Train with ``cfg.seed`` and report where the weights, log and grid were written."""
-    check_train_toy(cfg)
-    assets = Path(cfg.assets_dir) if cfg.get("assets_dir") else ASSETS_DIR
-    written = train_toy(cfg, assets, Path(cfg.docs_dir))
+    outputs = check_train_toy(cfg)
+    written = train_toy(cfg, outputs.assets_dir, outputs.docs_dir)
     for what, path in written.items():
         log.info("%s: %s", what, path)
     return written

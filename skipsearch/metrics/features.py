@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from torch import nn
 
 from ..paths import ASSETS_DIR
 from ..precision import autocast
-from ..weights import file_sha256, read_weights
+from ..weights import CLASSIFIER_FILE, check_network_file, file_sha256, load_checked
 
 DIGITS_CLASSIFIER = ASSETS_DIR / "digits_classifier.safetensors"
 
@@ -81,12 +80,10 @@ class FeatureExtractor(nn.Module):
 
 def load_digits_classifier(path: Path = DIGITS_CLASSIFIER,
                            key: str = "metric.weights") -> DigitsClassifier:
-    """The classifier stored at ``path`` (safetensors with its config in the metadata)."""
-    state, meta = read_weights(path, key)
-    config = DigitsClassifierConfig(**json.loads(meta["config"]))
-    model = DigitsClassifier(config)
-    model.load_state_dict(state)
-    return model.eval()
+    """The classifier stored at ``path``; a file that does not fit is a ConfigError."""
+    raw, header = check_network_file(path, key, CLASSIFIER_FILE)
+    config = DigitsClassifierConfig(**raw)
+    return load_checked(lambda: DigitsClassifier(config), path, key, header).eval()
 
 
 def digits_feature_extractor(path: Path = DIGITS_CLASSIFIER,

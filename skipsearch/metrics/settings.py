@@ -39,9 +39,9 @@ class MetricSettings:
             check(weights.is_file(), "metric.weights", str(weights),
                   "no such file; give the feature network's weights, or null for the bundled "
                   "one")
-            from ..weights import check_safetensors
+            from ..weights import CLASSIFIER_FILE, check_network_file
 
-            check_safetensors(weights, "metric.weights")
+            check_network_file(weights, "metric.weights", CLASSIFIER_FILE)
         reference = str(get(cfg, "metric.reference"))
         if scored:
             check(reference == "digits" or Path(reference).exists(), "metric.reference",
@@ -57,8 +57,10 @@ class MetricSettings:
 
 def seed_range(cfg: DictConfig, start_key: str, count_key: str) -> SeedRange:
     """The seeds ``start_key`` .. + ``count_key``: at least 2 images, every seed below 2**63."""
-    start = get_int(cfg, start_key, 0, SEED_LIMIT - 2)
-    count = get_int(cfg, count_key, 2, SEED_LIMIT - start)
+    start, count = get_int(cfg, start_key, 0), get_int(cfg, count_key, 2)
+    check(start + count <= SEED_LIMIT, start_key, start,
+          f"with {count_key}={count} the seeds reach {start + count - 1}, but seeds must stay "
+          "below 2**63 (torch's generators, the study's integers); lower it")
     return SeedRange(start, count)
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..paths import ASSETS_DIR
-from ..weights import read_weights
+from ..weights import DENOISER_FILE, check_network_file, load_checked
 from .denoiser import EDMPrecond
 from .digits_unet import DigitsUNet, DigitsUNetConfig
 
@@ -19,10 +18,9 @@ def build_digits_denoiser(config: DigitsUNetConfig, sigma_data: float = 0.5) -> 
 
 
 def load_digits_denoiser(path: Path = DIGITS_WEIGHTS, key: str = "model.weights") -> EDMPrecond:
-    """The digits denoiser stored at ``path``."""
-    state, meta = read_weights(path, key)
-    raw = json.loads(meta["config"])
-    raw["channel_mult"] = tuple(raw["channel_mult"])
-    denoiser = build_digits_denoiser(DigitsUNetConfig(**raw), float(meta.get("sigma_data", 0.5)))
-    denoiser.net.load_state_dict(state)
+    """The digits denoiser stored at ``path``; a file that does not fit is a ConfigError."""
+    raw, header = check_network_file(path, key, DENOISER_FILE)
+    config = DigitsUNetConfig(**{**raw, "channel_mult": tuple(raw["channel_mult"])})
+    net = load_checked(lambda: DigitsUNet(config), path, key, header)
+    denoiser = EDMPrecond(net, sigma_data=float(header.metadata.get("sigma_data", 0.5)))
     return denoiser.eval().requires_grad_(False)

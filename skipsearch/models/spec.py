@@ -38,9 +38,9 @@ class ModelSpec:
                   "no such file; give the path of the model's weights, or null for the "
                   "bundled one")
             if weights is not None:
-                from ..weights import check_safetensors
+                from ..weights import DENOISER_FILE, check_network_file
 
-                check_safetensors(Path(weights), "model.weights")
+                check_network_file(Path(weights), "model.weights", DENOISER_FILE)
             return cls(kind, name, Path(weights) if weights else None, cfg.model)
         path = OmegaConf.select(cfg, "model.path", throw_on_missing=False)
         check(path not in (None, "???"), "model.path", path,

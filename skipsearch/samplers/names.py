@@ -5,6 +5,8 @@ from __future__ import annotations
 EDM_STOCHASTIC_OPTIONS = ("S_churn", "S_min", "S_max", "S_noise")
 UNIPC_OPTIONS = ("order",)
 UNIPC_ORDERS = (2, 3)
+# Options that may be infinite: EDM's S_max = inf churns at every level.
+UNBOUNDED_OPTIONS = ("S_max",)
 # Sampler name -> its options (keyword arguments of its solver), in registry order.
 SAMPLER_OPTIONS: dict[str, tuple[str, ...]] = {
     "euler": (),

@@ -14,7 +14,7 @@ from ..errors import ConfigError, check
 from ..keys import get, get_choice, get_float, get_int
 from ..paths import REPO_DIR
 from .discretization import positive_levels
-from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT
+from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT, UNBOUNDED_OPTIONS
 
 if TYPE_CHECKING:  # torch loads when the levels are asked for, not when a spec is built
     import torch
@@ -22,8 +22,6 @@ if TYPE_CHECKING:  # torch loads when the levels are asked for, not when a spec 
 log = logging.getLogger(__name__)
 
 DISCRETIZATIONS = ("edm", "list")
-# Options that may be infinite: EDM's S_max = inf churns at every level.
-UNBOUNDED_OPTIONS = ("S_max",)
 # Keys another sampler of a sweep shares with the selected ``sampler`` group.
 SHARED_KEYS = ("steps", "sigma_min", "sigma_max", "rho", "discretization", "sigmas")
 

@@ -1,0 +1,34 @@
+"""``train-toy`` writes under out_dir; the bundled weights change only when asked to."""
+
+from __future__ import annotations
+
+from skipsearch.cli import compose_config
+from skipsearch.cli.train_toy import run_train_toy
+from skipsearch.config import check_train_toy
+from skipsearch.models.digits import load_digits_denoiser
+from skipsearch.paths import ASSETS_DIR
+from skipsearch.weights import file_sha256
+
+QUICK = ["classifier.epochs=1", "diffusion.steps=2", "diffusion.model_channels=4",
+         "diffusion.channel_mult=[1,2]", "grid.n=2", "grid.steps=2"]
+
+
+def test_outputs_go_under_out_dir_by_default(tmp_path):
+    outputs = check_train_toy(compose_config([f"out_dir={tmp_path}"], "train_toy"))
+    assert outputs.assets_dir == tmp_path / "train-toy" / "assets"
+    assert outputs.docs_dir == tmp_path / "train-toy"
+    assert not any(tmp_path.iterdir())  # checked, nothing made
+
+
+def test_the_bundled_weights_are_refreshed_only_on_request(tmp_path):
+    cfg = compose_config([f"out_dir={tmp_path}", "assets_dir=package"], "train_toy")
+    assert check_train_toy(cfg).assets_dir == ASSETS_DIR
+
+
+def test_a_quick_run_leaves_the_bundled_weights_alone(tmp_path):
+    bundled = {p.name: file_sha256(p) for p in ASSETS_DIR.glob("*.safetensors")}
+    written = run_train_toy(compose_config([f"out_dir={tmp_path}", *QUICK], "train_toy"))
+    assert written["model"] == tmp_path / "train-toy" / "assets" / "digits_edm.safetensors"
+    assert all(path.is_relative_to(tmp_path) and path.is_file() for path in written.values())
+    assert {p.name: file_sha256(p) for p in ASSETS_DIR.glob("*.safetensors")} == bundled
+    assert len(load_digits_denoiser(written["model"]).skips) == 4
