@@ -50,7 +50,7 @@ def get_bool(cfg: DictConfig, key: str, default: bool | None = None) -> bool:
     if default is not None and OmegaConf.select(cfg, key, default=None) is None:
         return default
     value = get(cfg, key)
-    check(isinstance(value, bool), key, value, "must be true or false (not a word like 'no')")
+    check(isinstance(value, bool), key, value, "must be true or false")
     return value
 
 

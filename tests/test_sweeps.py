@@ -44,7 +44,8 @@ def test_the_family_sweeps_run_with_paths_as_overrides(tiny_weights, tmp_path):
     # Tiny 1-channel models scored by the digits network (the InceptionV3 path of the ready
     # sweeps is tested in test_inception.py); two steps instead of ten, both solvers for ADM.
     common = ["metric=digits_fid", f"metric.weights={tiny_weights['classifier']}",
-              "metric.n_samples=6", "metric.final_samples=6", "batch_size=6", "logger=none",
+              "metric.n_samples=6", "metric.final_samples=6", "search.confirm_blocks=3",
+              "batch_size=6", "logger=none",
               "device=cpu", "search.n_trials=2", "search.steps=[2]",
               "search.samplers=[unipc,heun]"]
     runs = {

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Settings
-from ..errors import ConfigError
+from ..errors import ConfigError, check
 from ..models import LoadedModel
 from ..runtime import fit_sampler
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from ..schedule_file import check_fits
+from ..search.settings import NAME_RULE, is_study_name
 
 
 def studied_schedule(settings: Settings, model: LoadedModel
@@ -21,8 +22,11 @@ def studied_schedule(settings: Settings, model: LoadedModel
         check_fits(exported, model)
         sampler = fit_sampler(SamplerSpec.from_dict(exported.sampler,
                                                     int(exported.sampler["steps"])), model)
-        return exported.schedule, sampler, str(exported.study.get("name")
-                                                or settings.study_name)
+        name = str(exported.study.get("name") or settings.study_name)
+        check(is_study_name(name), "schedule", str(exported.path),
+              f"its study.name {name!r} becomes the report folder's name, and is not a folder "
+              f"name ({NAME_RULE}); correct it in the file")
+        return exported.schedule, sampler, name
     levels = [p.level for p in model.denoiser.skips]
     schedule = settings.fixed_schedule(levels)
     if schedule.is_identity:

@@ -77,6 +77,10 @@ def report_dir(cfg: DictConfig) -> Path:
     return folder
 
 
+# The most images one sample grid of a report shows (each is drawn for every NFE, twice).
+MAX_GRID_IMAGES = 1024
+
+
 @dataclass(frozen=True)
 class ReportOptions:
     """``report``: images per sample grid (0: none) and the reports' folder."""
@@ -87,7 +91,7 @@ class ReportOptions:
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ReportOptions:
         """The ``report`` section."""
-        return cls(get_int(cfg, "report.grid", 0), report_dir(cfg))
+        return cls(get_int(cfg, "report.grid", 0, MAX_GRID_IMAGES), report_dir(cfg))
 
 
 @dataclass(frozen=True)

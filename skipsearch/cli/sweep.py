@@ -130,7 +130,6 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     model = build_model(settings, device)
     settings = fit_settings(settings, model)  # the network's trained noise range
     search, sampler = settings.search, settings.sampler
-    scorer = build_scorer(settings, device, model)
     levels = [p.level for p in model.denoiser.skips]
     steps = [sampler.steps] if sampler.sigma_list is not None else list(search.steps)
     skip = settings.skip
@@ -138,6 +137,9 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
                         skip.window_bounds(), skip.profiles,
                         (sampler.sigma_min, sampler.sigma_max), settings.samplers,
                         search.disc_rho)
+    if search.sampler == "grid":
+        space.grid(search.grid_points)  # its size, checked before anything is written
+    scorer = build_scorer(settings, device, model)
     name = search.study_name
     objectives = list(search.objectives)
     storage = make_storage(settings.storage)

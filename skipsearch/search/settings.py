@@ -20,24 +20,29 @@ SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 # A sweep's name becomes a folder under export_dir and report.dir: letters, digits and ._+=-,
 # starting with a letter or digit, at most 100 characters (so never a path or '..').
 STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,99}")
+NAME_RULE = "1-100 letters, digits and . _ + = -, starting with a letter or digit, no '..' or '/'"
 
 
 def study_name(cfg: DictConfig) -> str:
     """``search.study_name`` or ``<model>-<sampler>-<parameterization>``, checked as a name."""
     name = OmegaConf.select(cfg, "search.study_name")
-    if name is None or name == "":
-        name = f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
-        key = "model.name"
-    else:
-        key = "search.study_name"
-    return checked_study_name(str(name), key)
+    if name is not None and name != "":
+        return checked_study_name(str(name))
+    name = f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
+    check(is_study_name(name), "search.study_name", None,
+          f"the default name {name!r} (<model.name>-<sampler>-<parameterization>) is not a "
+          f"folder name; {NAME_RULE}: set search.study_name=NAME or another model.name")
+    return name
+
+
+def is_study_name(name: str) -> bool:
+    """Whether ``name`` is a safe folder name (``STUDY_NAME``, no '..')."""
+    return STUDY_NAME.fullmatch(name) is not None and ".." not in name
 
 
 def checked_study_name(name: str, key: str = "search.study_name") -> str:
-    """``name`` if it is a safe folder name (``STUDY_NAME``); else ConfigError naming ``key``."""
-    check(STUDY_NAME.fullmatch(name) is not None and ".." not in name, key, name,
-          "a sweep's name is a folder name: 1-100 letters, digits and . _ + = -, starting with "
-          "a letter or digit, no '..' or '/'")
+    """``name`` if it is a safe folder name; else ConfigError naming ``key``."""
+    check(is_study_name(name), key, name, f"a sweep's name is a folder name: {NAME_RULE}")
     return name
 
 
@@ -111,7 +116,7 @@ class SearchSettings:
         sampler = get_choice(cfg, "search.sampler", OPTUNA_SAMPLERS)
         extra: dict[str, object] = {}
         if sampler == "grid":
-            extra["grid_points"] = get_int(cfg, "search.grid_points", 2)
+            extra["grid_points"] = get_int(cfg, "search.grid_points", 2, 1000)
         if sampler == "nsga2":
             extra["population_size"] = get_int(cfg, "search.population_size", 2)
         if OmegaConf.select(cfg, "search.n_startup_trials") is not None:
@@ -124,11 +129,12 @@ class SearchSettings:
               "search=tpe with search.objectives=[fid,nfe]")
         confirm_top_k = get_int(cfg, "search.confirm_top_k", 0)
         if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
-            extra["confirm_blocks"] = confirm_blocks(cfg)
+            extra["confirm_blocks"] = confirm_blocks(cfg, confirm_top_k > 0)
         if OmegaConf.select(cfg, "search.max_failures") is not None:
             extra["max_failures"] = get_int(cfg, "search.max_failures", 1)
+        expansion = bound_expansion(cfg)  # checked even while expand_bounds is off
         if get_bool(cfg, "search.expand_bounds", default=False):
-            extra.update(expand_bounds=True, **bound_expansion(cfg))
+            extra.update(expand_bounds=True, **expansion)
         return cls(study_name(cfg), step_counts(cfg), tuple(objectives), sampler,
                    get_int(cfg, "search.seed", 0, SEED_LIMIT - 1),
                    get_int(cfg, "search.n_trials", 1), get_int(cfg, "search.worker", 0),
@@ -137,15 +143,15 @@ class SearchSettings:
                    samplers=searched_samplers(cfg), disc_rho=disc_rho_range(cfg), **extra)
 
 
-def confirm_blocks(cfg: DictConfig) -> int:
+def confirm_blocks(cfg: DictConfig, confirming: bool = True) -> int:
     """``search.confirm_blocks``: 2 or more, each with an image, each left out leaving 2 images.
 
     Block b holds the seeds at positions p with p * blocks // n == b, so the largest holds
-    ceil(n / blocks) of the n = metric.final_samples images.
+    ceil(n / blocks) of the n = metric.final_samples images (checked when ``confirming``).
     """
     blocks = get_int(cfg, "search.confirm_blocks", 2)
     n = OmegaConf.select(cfg, "metric.final_samples")
-    check(not isinstance(n, int) or (n >= blocks and n - -(-n // blocks) >= 2),
+    check(not confirming or not isinstance(n, int) or (n >= blocks and n - -(-n // blocks) >= 2),
           "search.confirm_blocks", blocks,
           f"cuts metric.final_samples={n} images into blocks of at least one, and each FID "
           "with a block left out needs 2 images; use fewer blocks or more final samples")
@@ -154,6 +160,8 @@ def confirm_blocks(cfg: DictConfig) -> int:
 
 def bound_expansion(cfg: DictConfig) -> dict[str, object]:
     """``search.expand_step`` and ``search.bound_limit``, within the coefficients' range."""
+    if OmegaConf.select(cfg, "search.bound_limit") is None:
+        return {}
     low = get_float(cfg, "search.bound_limit.low", RHO_RANGE[0], RHO_RANGE[1])
     high = get_float(cfg, "search.bound_limit.high", low, RHO_RANGE[1])
     return {"expand_step": get_float(cfg, "search.expand_step", 0.0, 10.0),

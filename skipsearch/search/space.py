@@ -9,9 +9,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import optuna
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule, param_names
+
+# The most points a grid search may list (Optuna's GridSampler holds them all in memory).
+MAX_GRID = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,15 @@ class SearchSpace:
                        window=window, disc_rho=bounds("disc_rho", self.disc_rho))
 
     def grid(self, points: int) -> dict[str, list]:
-        """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas)."""
+        """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas).
+
+        ConfigError when it would hold more than ``MAX_GRID`` points (Optuna lists them all).
+        """
+        axes = len(self.bounds) + 2 * (self.window is not None) + (self.disc_rho is not None)
+        size = points ** axes * max(len(self.profiles), 1)
+        check(size <= MAX_GRID, "search.grid_points", points,
+              f"makes a grid of {size:.3g} points over {axes} parameters, more than "
+              f"{MAX_GRID:.0e}; take fewer points per parameter or search=tpe")
         grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()
                                  for name, b in self.bounds.items()}
         if self.window is not None:

@@ -86,8 +86,9 @@ def test_an_rgb_edm_sweep_on_inception_fid(inception_file, reference_npz, tmp_pa
     result = run_cli("sweep", "model=edm", f"model.path={path}", "model.trust_pickle=true",
                      "metric=inception_fid", f"metric.inception_weights={inception_file}",
                      f"metric.reference={reference_npz}", "metric.n_samples=6",
-                     "metric.final_samples=6", "batch_size=6", f"out_dir={out}", "logger=none",
-                     "device=cpu", "search.steps=[2]", "search.n_trials=2")
+                     "metric.final_samples=6", "search.confirm_blocks=3", "batch_size=6",
+                     f"out_dir={out}", "logger=none", "device=cpu", "search.steps=[2]",
+                     "search.n_trials=2")
     assert result.returncode == 0, result.stderr
     record = yaml.safe_load((out / "exports" / "edm-heun-linear" / "best.yaml").read_text())
     assert record["score"]["feature_extractor"] == "inception-v3-compat"
@@ -106,7 +107,7 @@ def test_a_text_to_image_sweep_takes_a_prompts_file(inception_file, reference_np
                      f"model.prompts={prompts}", "metric=inception_fid",
                      f"metric.inception_weights={inception_file}",
                      f"metric.reference={reference_npz}",
-                     "metric.n_samples=4", "metric.final_samples=4",
+                     "metric.n_samples=4", "metric.final_samples=4", "search.confirm_blocks=2",
                      "batch_size=4", f"out_dir={out}", "logger=none",
                      "device=cpu", "search.steps=[2]", "search.n_trials=2",
                      "sampler.sigma_min=0.03", "sampler.sigma_max=14.6")
@@ -127,7 +128,7 @@ def test_the_ready_sweeps_run_with_paths_as_overrides(inception_file, reference_
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cat\n")
     metric = [f"metric.inception_weights={inception_file}", f"metric.reference={reference_npz}",
-              "metric.n_samples=4", "metric.final_samples=4",
+              "metric.n_samples=4", "metric.final_samples=4", "search.confirm_blocks=2",
               "batch_size=4", "logger=none", "device=cpu",
               "search.n_trials=1"]
     runs = {"edm_imagenet64": [f"model.path={edm}", "model.trust_pickle=true"],
