@@ -28,6 +28,10 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during a command; the message says what was finished and how to resume."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler ending the job) during a command: handled as Ctrl-C, exit code 143."""
+
+
 def environment_cause(err: BaseException | None) -> BaseException | None:
     """The OS or database error behind ``err`` (itself or in its chain of causes); else None."""
     seen: set[int] = set()

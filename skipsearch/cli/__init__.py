@@ -8,8 +8,11 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -21,6 +24,7 @@ from ..errors import (
     ConfigError,
     Interrupted,
     RunFailedError,
+    Terminated,
     describe_failure,
     environment_cause,
 )
@@ -57,7 +61,7 @@ USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra fl
   train-toy  train the bundled digits model and FID feature network
 
   studies            the sweeps in storage.url: model, cells, trials, best FID per NFE
-  studies delete S   delete sweep S from the storage (asks first; --yes does not)
+  studies delete S   delete sweep S (asks first; --yes does not; --force: while it runs)
   show S             sweep S's FID per NFE and where its exports are
   compare A B        two sweeps' best FID per NFE side by side
 
@@ -243,30 +247,63 @@ def precheck_args(command: str, args: list[str], built: dict | None = None) -> i
     return 0
 
 
+@contextmanager
+def sigterm_interrupts() -> Iterator[list[int]]:
+    """Within: SIGTERM raises Terminated in the main thread, as Ctrl-C raises KeyboardInterrupt.
+
+    SLURM and Kubernetes send SIGTERM before they kill a job; the trial running then ends as
+    with Ctrl-C. The list yielded receives each SIGTERM; those after the first are ignored while
+    the first unwinds. The handler before is restored on the way out.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received  # signal handlers belong to the main thread
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            raise Terminated("terminated by SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield received
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def interrupted(err: KeyboardInterrupt, terminated: bool) -> int:
+    """One line for Ctrl-C (exit code 130) or SIGTERM (143): what was finished, how to resume."""
+    text = str(err) if isinstance(err, Interrupted) else "interrupted"
+    if terminated:
+        text = "terminated by SIGTERM" + text.removeprefix("interrupted")
+    print(f"skipsearch: {text}", file=sys.stderr)
+    return 128 + signal.SIGTERM if terminated else 130
+
+
 def guarded(call: Callable[[], object]) -> int:
     """Run ``call``; a known failure becomes one line on stderr and its exit code.
 
-    2: bad input (ConfigError); 130: Ctrl-C; 1: a failure of the machine after work began
-    (disk full, study database gone), with how to resume.
+    2: bad input (ConfigError); 130: Ctrl-C; 143: SIGTERM, handled as Ctrl-C; 1: a failure
+    after work began (disk full, study database gone, sweep deleted), with how to resume.
     """
-    try:
-        call()
-    except ConfigError as err:
-        return fail(str(err))
-    except KeyboardInterrupt as err:
-        text = str(err) if isinstance(err, Interrupted) else "interrupted"
-        print(f"skipsearch: {text}", file=sys.stderr)
-        return 130
-    except RunFailedError as err:
-        print(f"skipsearch: error: {err}", file=sys.stderr)
-        return 1
-    except Exception as err:
-        cause = environment_cause(err)  # a full disk, a failed database; anything else is a bug
-        if cause is None:
-            raise
-        print(f"skipsearch: error: {describe_failure(cause)}; run the same command again once "
-              "that is fixed", file=sys.stderr)
-        return 1
+    with sigterm_interrupts() as received:
+        try:
+            call()
+        except ConfigError as err:
+            return fail(str(err))
+        except KeyboardInterrupt as err:
+            return interrupted(err, bool(received) or isinstance(err, Terminated))
+        except RunFailedError as err:
+            print(f"skipsearch: error: {err}", file=sys.stderr)
+            return 1
+        except Exception as err:
+            cause = environment_cause(err)  # a full disk, a failed database; else a bug
+            if cause is None:
+                raise
+            print(f"skipsearch: error: {describe_failure(cause)}; run the same command again "
+                  "once that is fixed", file=sys.stderr)
+            return 1
     return 0
 
 

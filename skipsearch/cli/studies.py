@@ -12,7 +12,7 @@ Nothing here imports torch or creates a storage: a storage that does not exist i
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hydra.errors import HydraException
@@ -33,6 +33,8 @@ from ..search.catalog import (
     make_storage,
     open_sweep,
     paired_rows,
+    plain_studies,
+    running_trials,
     summarize,
 )
 from ..search.storage import StorageSettings
@@ -102,14 +104,15 @@ def run_studies(args: list[str]) -> int:
     """``studies``: one row per sweep; ``studies delete NAME [--yes]``."""
     words, flags, overrides = split(args)
     if words and words[0] == "delete":
-        expect("studies delete", words[1:], ["study"], flags, ("--yes", "-y"))
-        return run_delete(words[1], overrides, bool(flags))
+        expect("studies delete", words[1:], ["study"], flags, ("--yes", "-y", "--force"))
+        return run_delete(words[1], overrides, bool(set(flags) & {"--yes", "-y"}),
+                          "--force" in flags)
     if words and not flags:  # with a flag (say --cfg job) the flag is what is wrong
         raise UsageError(f"studies: unknown subcommand {words[0]!r}; usage: skipsearch studies "
-                         "[key=value ...] or skipsearch studies delete STUDY [--yes]")
+                         "[key=value ...] or skipsearch studies delete STUDY [--yes] [--force]")
     expect("studies", words, [], flags)
     opened = Opened(overrides)
-    print_catalog(catalog(opened.storage), opened.url)
+    print_catalog(catalog(opened.storage), opened.url, plain_studies(opened.storage))
     return 0
 
 
@@ -118,11 +121,19 @@ def compact(best: dict[int, float]) -> str:
     return "  ".join(f"{nfe}: {fid:.3f}" for nfe, fid in best.items()) or "-"
 
 
-def print_catalog(entries: list[CatalogEntry], url: str) -> None:
-    """The sweeps as a table, or one line saying there is none."""
-    if not entries:
+def print_catalog(entries: list[CatalogEntry], url: str, plain: Sequence[str] = ()) -> None:
+    """The sweeps as a table (or one line saying there is none), then the studies left out."""
+    if entries:
+        console().print(catalog_table(entries, url))
+    else:
         print(f"no sweeps in {url}; `skipsearch sweep` runs one")
-        return
+    if plain:
+        print(f"left out, not skipsearch sweeps (Optuna studies without a sweep's records): "
+              f"{', '.join(plain)}")
+
+
+def catalog_table(entries: list[CatalogEntry], url: str) -> Table:
+    """One row per sweep: model, cells, finished and all trials, best FID per NFE."""
     table = Table(title=f"sweeps in {url}")
     for col in ("study", "model", "cells", "trials", "best FID per NFE"):
         table.add_column(col, justify="left" if col in ("study", "model") else "right",
@@ -130,7 +141,7 @@ def print_catalog(entries: list[CatalogEntry], url: str) -> None:
     for e in entries:
         cells = "1 (one study)" if e.legacy else str(e.cells)
         table.add_row(e.name, e.model, cells, f"{e.finished}/{e.trials}", compact(e.best))
-    console().print(table)
+    return table
 
 
 def confirm_delete(name: str, cells: int, trials: int, url: str) -> bool:
@@ -142,11 +153,19 @@ def confirm_delete(name: str, cells: int, trials: int, url: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def run_delete(name: str, overrides: list[str], yes: bool) -> int:
-    """Delete every cell study of sweep ``name`` after asking (or with ``--yes``)."""
+def run_delete(name: str, overrides: list[str], yes: bool, force: bool = False) -> int:
+    """Delete every cell study of sweep ``name`` after asking (or with ``--yes``).
+
+    A sweep with running trials (a worker on it) is kept unless ``force``.
+    """
     opened = Opened(overrides)
     study = opened.sweep(name)
     url = opened.url
+    running = running_trials(study)
+    if running and not force:
+        raise UsageError(f"studies delete: sweep {name} has {running} running trial(s): a "
+                         "worker is on it and would fail; stop its workers first, or add "
+                         "--force to delete it anyway")
     if not yes and not confirm_delete(name, len(study.cells), len(study.trials), url):
         print(f"kept sweep {name}")
         return 1

@@ -24,7 +24,7 @@ from ..runtime import (
     setup_device,
 )
 from ..search import record as keys
-from ..search.allocate import poll_seconds, run_cells
+from ..search.allocate import deleted_error, poll_seconds, run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
 from ..search.group import Sweep, load_sweep
@@ -172,7 +172,10 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
                    for i, cell in enumerate(cells)]
     run_cells(studies, objectives_, target, TRIAL_ERRORS, before, poll_seconds(studies[0]),
               search.max_failures)
-    study = load_sweep(storage, name)
+    try:
+        study = load_sweep(storage, name)
+    except KeyError:  # deleted (studies delete --force) as the last trial ended
+        raise deleted_error(name) from None
     scores = {}
     protocol = settings.final_protocol
     if search.confirm_top_k > 0:

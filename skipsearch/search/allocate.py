@@ -22,6 +22,7 @@ from ..errors import RunFailedError
 from .group import cell_label
 from .record import TrialRecord, write
 from .study import FINISHED
+from .workers import fail_orphans, this_worker
 
 log = logging.getLogger(__name__)
 optuna_log = logging.getLogger("optuna.study._optimize")  # a failed trial's warnings
@@ -68,11 +69,15 @@ def check_unique(trial: optuna.Trial) -> None:
 
 
 def counts(study: optuna.Study) -> tuple[int, int]:
-    """(finished, running) trials of a cell, after failing trials whose heartbeat stopped."""
+    """(finished, running) trials of a cell, after failing trials whose worker is gone.
+
+    Gone: its heartbeat stopped, or its process on this host no longer exists.
+    """
     if is_heartbeat_enabled(study._storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+    fail_orphans(study)
     trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
     running = sum(t.state == TrialState.RUNNING for t in trials)
     return len(trials) - running, running
@@ -122,6 +127,36 @@ class QuietTrialEnds(logging.Filter):
             self.pending = False
             return False
         return True
+
+
+def recording_worker(objective: Callable) -> Callable:
+    """``objective`` that first records this process on the trial (``TrialRecord.worker``)."""
+
+    def run(trial: optuna.Trial):
+        write(trial, TrialRecord(worker=this_worker()))
+        return objective(trial)
+
+    return run
+
+
+def deleted_cell(studies: Sequence[optuna.Study]) -> str | None:
+    """The name of a cell no longer in its storage (deleted while this worker ran), or None."""
+    for study in studies:
+        try:
+            study._storage.get_study_id_from_name(study.study_name)
+        except KeyError:
+            return study.study_name
+        except Exception:  # the storage itself failed: that is the error to report
+            return None
+    return None
+
+
+def deleted_error(cell: str) -> RunFailedError:
+    """The one line of a worker whose sweep was deleted under it."""
+    sweep = cell.rpartition("/")[0] or cell
+    return RunFailedError(f"sweep {sweep} was deleted from the storage while this worker ran "
+                          f"it (its cell {cell} is gone, with its trials); the same command "
+                          "starts it anew")
 
 
 def finished_elsewhere(err: ValueError) -> bool:
@@ -213,7 +248,7 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
             if before is not None:
                 before(i)
             try:
-                studies[i].optimize(objectives[i], n_trials=1,
+                studies[i].optimize(recording_worker(objectives[i]), n_trials=1,
                                     catch=(*catch, SkippedTrialError), callbacks=[remember])
             except ValueError as err:
                 if not finished_elsewhere(err):
@@ -233,6 +268,11 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
             elif trial is not None:
                 skips[i] = failures[i] = 0
                 ran += trial.state in FINISHED
+    except Exception:
+        cell = deleted_cell(studies)  # `skipsearch studies delete` while this worker ran
+        if cell is None:
+            raise
     finally:
         optuna_log.removeFilter(quiet)
         optuna.logging.set_verbosity(verbosity)
+    raise deleted_error(cell)  # out of the handler: the error of the deleted rows is no cause

@@ -10,17 +10,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import optuna
+from optuna.trial import TrialState
 
 from ..seed_range import SeedRange
-from .group import Sweep, group_studies, legacy_study, load_sweep
-from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME
+from .group import Sweep, group_studies, legacy_study, load_sweep, plain_studies
+from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, TrialRecord
 from .results import Protocol, confirmed
 from .study import FINISHED, make_storage, open_sweep
 from .summary import SummaryRow, summarize
+from .workers import gone
 
 __all__ = ["CatalogEntry", "Protocol", "SummaryRow", "Sweep", "catalog", "delete_sweep",
-           "final_scores", "make_storage", "open_sweep", "paired_rows", "recorded_protocols",
-           "summarize"]
+           "final_scores", "make_storage", "open_sweep", "paired_rows", "plain_studies",
+           "recorded_protocols", "running_trials", "summarize"]
 
 
 def recorded_protocols(study: Sweep) -> list[Protocol]:
@@ -78,6 +80,12 @@ def catalog(storage: optuna.storages.BaseStorage) -> list[CatalogEntry]:
     entries += [describe(load_sweep(storage, name), legacy=True) for name in single
                 if name not in grouped]
     return sorted(entries, key=lambda e: e.name)
+
+
+def running_trials(study: Sweep) -> int:
+    """The sweep's running trials, less those whose worker process is known to be gone."""
+    return sum(not gone(TrialRecord.of(t).worker)
+               for t in study.get_trials(states=(TrialState.RUNNING,)))
 
 
 def delete_sweep(storage: optuna.storages.BaseStorage, name: str) -> list[str]:

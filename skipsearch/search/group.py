@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..samplers.spec import SamplerSpec
-from .record import CONFIRM_PREFIX, GROUP_ATTR, NFE
+from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, NFE
 
 
 def cell_key(cell: SamplerSpec) -> str:
@@ -136,10 +136,23 @@ def sweep_names(storage: optuna.storages.BaseStorage) -> list[str]:
                    if GROUP_ATTR in s.user_attrs})
 
 
+def ours(attrs: dict) -> bool:
+    """Whether a study's attributes are a skipsearch sweep's: a cell, or an older single study."""
+    return GROUP_ATTR in attrs or MODEL_NAME in attrs
+
+
 def legacy_study(storage: optuna.storages.BaseStorage, name: str) -> bool:
     """True when ``name`` is one study searching the step count as a parameter (older sweeps)."""
     return any(s.study_name == name and GROUP_ATTR not in s.user_attrs
-               for s in storage.get_all_studies())
+               and MODEL_NAME in s.user_attrs for s in storage.get_all_studies())
+
+
+def plain_studies(storage: optuna.storages.BaseStorage) -> list[str]:
+    """The studies of ``storage`` that are no skipsearch sweep (made with Optuna itself), sorted.
+
+    A sweep's cell records the sweep it belongs to, an older single study its model.
+    """
+    return sorted(s.study_name for s in storage.get_all_studies() if not ours(s.user_attrs))
 
 
 def load_sweep(storage: optuna.storages.BaseStorage | str, name: str) -> Sweep:

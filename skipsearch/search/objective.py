@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import optuna
 
+from ..errors import Terminated
 from ..evaluate import evaluate
 from ..metrics.fid import FIDScorer
 from ..models import LoadedModel
@@ -95,8 +96,9 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
     def interruptible(trial: optuna.Trial) -> float | tuple[float, float]:
         try:
             return objective(trial)
-        except KeyboardInterrupt:  # Optuna marks the trial FAIL; this says why
-            write(trial, TrialRecord(fail_reason="interrupted (Ctrl-C)"))
+        except KeyboardInterrupt as err:  # Optuna marks the trial FAIL; this says why
+            reason = str(err) if isinstance(err, Terminated) else "interrupted (Ctrl-C)"
+            write(trial, TrialRecord(fail_reason=reason))
             raise
 
     return interruptible

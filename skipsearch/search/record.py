@@ -57,6 +57,7 @@ class TrialRecord:
     fail_reason: str | None = None  # why a trial failed (non-finite images, Ctrl-C)
     skipped: str | None = None  # why a trial never ran (surplus, duplicate)
     duplicate_of: int | None = None  # the trial holding the same parameters
+    worker: dict | None = None  # the process running it: host, pid, start (search/workers.py)
 
     @classmethod
     def of(cls, trial) -> TrialRecord:

@@ -38,9 +38,47 @@ class StorageSettings:
                     for key, minimum in (("heartbeat_interval", 1), ("grace_period", 1),
                                          ("max_retry", 0))
                     if OmegaConf.select(cfg, f"storage.{key}") is not None}
+        check_lasting(url)
+        storage = cls(url, **settings)
+        if not url.startswith("journal:///"):  # a journal file has no heartbeats
+            check_grace(storage.heartbeat_interval, storage.grace_period)
         check_reachable(url)
         check_study_file(url, must_exist=must_exist)
-        return cls(url, **settings)
+        return storage
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names an SQLite database that lives only as long as its process."""
+    if not url.startswith("sqlite:"):
+        return False
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: check_reachable says so
+        return False
+    database = parsed.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or "mode=memory" in database or parsed.query.get("mode") == "memory")
+
+
+def check_lasting(url: str) -> None:
+    """A study must outlive the process: an in-memory storage is refused."""
+    if in_memory(url):
+        raise ConfigError("storage.url", url,  # SQLite URLs hold no password
+                          "an in-memory database ends with this process, and a study must "
+                          "outlive it (resume, other workers, export, report); give a file, "
+                          "e.g. storage.url=sqlite:///outputs/studies.db")
+
+
+def check_grace(heartbeat_interval: int, grace_period: int) -> None:
+    """A live worker's trial must not look dead: the grace period spans two heartbeats."""
+    if grace_period < 2 * heartbeat_interval:
+        raise ConfigError("storage.grace_period", grace_period,
+                          f"shorter than two heartbeats (storage.heartbeat_interval="
+                          f"{heartbeat_interval}), so workers would fail each other's live "
+                          f"trials; set storage.grace_period>={2 * heartbeat_interval} or "
+                          "a shorter storage.heartbeat_interval")
 
 
 def check_reachable(url: str) -> None:

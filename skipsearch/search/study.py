@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 import warnings
@@ -24,6 +25,7 @@ from .group import (
     group_studies,
     legacy_study,
     load_sweep,
+    plain_studies,
     sweep_names,
 )
 from .names import OPTUNA_SAMPLERS
@@ -53,6 +55,23 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 JOURNAL = "journal:///"
+# what a run leaves on its trial; a retry of the trial starts without them
+RUN_RECORDS = ("worker", "fail_reason", "stage_fids", "n_samples", "seconds", "skipped",
+               "duplicate_of")
+
+
+class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
+    """Optuna's retry of a dead worker's trial, queued with what the trial was queued with.
+
+    The failed run's records (its worker, reason and stage FIDs) stay on the failed trial: a
+    retry that carried its worker would look like a trial of a dead process once it runs.
+    """
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Queue the retry of ``trial`` without its run's records."""
+        queued = copy.copy(trial)
+        queued.user_attrs = {k: v for k, v in trial.user_attrs.items() if k not in RUN_RECORDS}
+        super().__call__(study, queued)
 
 
 def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
@@ -72,7 +91,7 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        retry = RetryHeartbeatStaleTrialCallback(max_retry=int(cfg.max_retry))
+        retry = RetryStaleTrial(max_retry=int(cfg.max_retry))
         settings = {"heartbeat_interval": int(cfg.heartbeat_interval),
                     "grace_period": int(cfg.grace_period),
                     "heartbeat_stale_trial_callback": retry}
@@ -99,8 +118,13 @@ def open_sweep(storage_cfg: StorageSettings, name: str,
     except KeyError:
         known = sweep_names(storage)
         there = f"its sweeps: {', '.join(known)}" if known else "it holds no sweep"
+        url = safe_url(str(storage_cfg.url))
+        if name in plain_studies(storage):
+            raise ConfigError("search.study_name", name,
+                              f"not a skipsearch sweep: an Optuna study in {url} without the "
+                              f"records a sweep writes (model, cells, seeds); {there}") from None
         raise ConfigError("search.study_name", name,
-                          f"no such study in {safe_url(str(storage_cfg.url))} ({there}); run "
+                          f"no such study in {url} ({there}); run "
                           "`skipsearch sweep` with the same overrides first, or name one "
                           "with search.study_name=NAME") from None
 
@@ -306,6 +330,10 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
         raise ConfigError("search.study_name", group,
                           "this study searched every step count in one study (an older "
                           "skipsearch); pick a new search.study_name to search per cell")
+    if group in plain_studies(storage):
+        raise ConfigError("search.study_name", group,
+                          "the storage holds an Optuna study of this name that is not a "
+                          "skipsearch sweep; pick another search.study_name")
     existing = set(group_studies(storage, group))
     distributions = space.distributions()
     names = [cell_study_name(group, cell) for cell in cells]

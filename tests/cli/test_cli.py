@@ -11,12 +11,16 @@ from pathlib import Path
 
 import optuna
 import pytest
+import torch
 import yaml
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
 from skipsearch.schedule import SkipSchedule
 from skipsearch.schedule_file import FORMAT
 from skipsearch.search.group import GROUP_ATTR, load_sweep
+from skipsearch.weights import file_sha256
 from tests.conftest import run_cli, run_cli_process
 
 SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]
@@ -128,10 +132,53 @@ BAD = {
     "database that does not answer": (["sweep", "storage.url=postgresql+psycopg://skipsearch:"
                                        "s3cret@127.0.0.1:1/nowhere"], "storage.url='postgresql"),
     "unknown database driver": (["sweep", "storage.url=nosuchdb://host/db"], "storage.url"),
+    "study database in memory": (["sweep", "storage.url=sqlite:///:memory:"],
+                                 "storage.url='sqlite:///:memory:': an in-memory database"),
+    "export from memory": (["export", "storage.url=sqlite://"], "a study must outlive it"),
+    "studies of memory": (["studies", "storage.url=sqlite://"], "a study must outlive it"),
+    "grace period under two heartbeats": (["sweep", "storage.heartbeat_interval=60",
+                                           "storage.grace_period=100"],
+                                          "storage.grace_period=100: shorter than two heartbeats"),
     "model weights that are not safetensors": (["sweep", "model.weights=pyproject.toml"],
                                                "model.weights"),
     "feature weights that are not safetensors": (["sweep", "metric.weights=README.md"],
                                                  "metric.weights"),
+    "model weights without a config": (["sweep", "model.weights={files}/no_config.safetensors"],
+                                       "no metadata 'config': not written by skipsearch's"),
+    "model weights whose config is not JSON": (
+        ["sweep", "model.weights={files}/config_not_json.safetensors"],
+        "metadata 'config' is not JSON"),
+    "model weights with another network's config": (
+        ["sweep", "model.weights={files}/config_fields.safetensors"],
+        "metadata 'config' lacks label_dim"),
+    "model weights with a word for sigma_data": (
+        ["sweep", "model.weights={files}/sigma_data_word.safetensors"],
+        "metadata 'sigma_data' is 'abc'"),
+    "model weights with a foreign tensor": (
+        ["sweep", "model.weights={files}/foreign_tensor.safetensors"],
+        "tensor extra.weight is not part of the digits denoiser"),
+    "model weights missing a tensor": (
+        ["inspect", "model.weights={files}/missing_tensor.safetensors"],
+        "tensor conv_in.weight is missing"),
+    "model weights of another shape": (
+        ["inspect", "model.weights={files}/misshapen.safetensors"],
+        "tensor conv_in.weight has shape [4, 1, 3, 3], the network built from the file's "
+        "config wants [8, 1, 3, 3]"),
+    "model weights with an extra tensor": (
+        ["inspect", "model.weights={files}/extra_tensor.safetensors"],
+        "tensor enc.9.weight is not in the network built from the file's config"),
+    "classifier weights as the model": (["sweep", "model.weights={files}/classifier.safetensors"],
+                                        "looks like the digits classifier's weights"),
+    "model weights as the feature network": (
+        ["sweep", "metric.weights={files}/model.safetensors"],
+        "not the digits classifier's; give the digits classifier's file as metric.weights"),
+    "feature weights without a config": (
+        ["sweep", "metric.weights={files}/classifier_no_config.safetensors"],
+        "classifier_no_config.safetensors': no metadata 'config'"),
+    "feature weights of another shape": (
+        ["refstats", "metric.weights={files}/classifier_misshapen.safetensors"],
+        "tensor head.weight has shape [3, 16], the network built from the file's config "
+        "wants [10, 16]"),
     "reference file of the wrong format": (["sweep", "metric.reference=pyproject.toml"],
                                            "metric.reference"),
     "edm checkpoint that is not a pickle": (["inspect", "model=edm", "model.path=README.md",
@@ -171,6 +218,30 @@ BAD = {
                                                 "4 coefficients for a model with 6 skips"),
     "schedule of other weights": (["sample", "schedule={files}/other_weights.yaml"],
                                   "weights sha256 0123456789ab"),
+    "schedule with two schedule keys": (["inspect", "schedule={files}/twice.yaml"],
+                                        "the key 'schedule' appears twice, on line"),
+    "schedule with a word for its FID": (["sample", "schedule={files}/fid_word.yaml"],
+                                         "score.fid is 'abc'; it must be a finite number"),
+    "schedule with a word for its sample count": (["sample", "schedule={files}/count_word.yaml"],
+                                                  "score.n_samples is 'many'"),
+    "schedule with sigma_min above sigma_max": (["sample", "schedule={files}/sigmas_swapped.yaml"],
+                                                "sampler.sigma_min is 100.0 and "
+                                                "sampler.sigma_max 80.0"),
+    "schedule with an infinite sigma_max": (["sample", "schedule={files}/sigma_inf.yaml"],
+                                            "sampler.sigma_max is inf"),
+    "schedule with a word for rho": (["windows", "schedule={files}/rho_word.yaml"],
+                                     "sampler.rho is 'seven'"),
+    "schedule with an option its sampler lacks": (["sample", "schedule={files}/heun_churn.yaml"],
+                                                  "sampler.options has 'S_churn', which heun "
+                                                  "does not take"),
+    "schedule with a word for an option": (["sample", "schedule={files}/churn_word.yaml"],
+                                           "sampler.options.S_churn is 'lots'"),
+    "schedule with a UniPC order of 5": (["sample", "schedule={files}/order5.yaml"],
+                                         "sampler.options.order is 5"),
+    "schedule with rising sigmas": (["sample", "schedule={files}/sigmas_rising.yaml"],
+                                    "sampler.sigmas: noise levels must strictly decrease"),
+    "schedule with an unknown profile": (["inspect", "schedule={files}/wavy.yaml"],
+                                         "schedule.profile is 'wavy'"),
     "NaN skip.params": (["sample", "skip.params.rho_top=nan"], "skip.params.rho_top=nan"),
     "negative skip.params": (["inspect", "skip.params.rho_bottom=-1"],
                              "skip.params.rho_bottom=-1"),
@@ -192,7 +263,13 @@ BAD = {
     "seed start at 2**64": (["sweep", "metric.seed_start=18446744073709551616"],
                             "metric.seed_start=18446744073709551616"),
     "final seeds past 2**63": (["sweep", "metric.final_seed_start=9223372036854775800"],
-                               "metric.final_samples=30"),
+                               "metric.final_seed_start=9223372036854775800: with "
+                               "metric.final_samples=30 the seeds reach"),
+    "final seeds after search seeds past 2**63": (
+        ["sweep", "metric.seed_start=9223372036854775000", "metric.n_samples=800"],
+        "metric.final_samples=30: the final seeds follow the search's"),
+    "report grid of a million images": (["report", "storage.url=sqlite:///{files}/study.db",
+                                         "report.grid=1000000"], "report.grid=1000000"),
     "search seed at 2**64": (["sweep", "search.seed=18446744073709551616"], "search.seed"),
     "search seed a word": (["sweep", "search.seed=abc"], "search.seed='abc'"),
     "analyze seeds past 2**63": (["analyze", "analyze.seed_start=9223372036854775807"],
@@ -223,7 +300,18 @@ BAD = {
                                  "search.study_name=a/b"], "search.study_name='a/b'"),
     "study name of 101 characters": (["sweep", f"search.study_name={'x' * 101}"],
                                      "search.study_name="),
-    "model name that makes a path": (["sweep", "model.name=../up"], "model.name="),
+    "model name that makes a path": (["sweep", "model.name=../up"],
+                                     "the default name '../up-heun-linear'"),
+    "expand step infinite while expansion is off": (["sweep", "search.expand_step=inf"],
+                                                    "search.expand_step=inf"),
+    "a million grid points a parameter": (["sweep", "search=grid",
+                                           "search.grid_points=1000000"],
+                                          "search.grid_points=1000000"),
+    "a grid too large to list": (["sweep", "search=grid", "skip=per_skip",
+                                  "search.grid_points=20"],
+                                 "makes a grid of 6.4e+07 points over 6 parameters"),
+    "schedule whose study name climbs out": (["windows", "schedule={files}/climbing_study.yaml"],
+                                             "its study.name '../../up' becomes the report"),
     # overrides a schedule file would silently win over
     "skip.params beside a schedule": (["sample", "schedule={files}/four.yaml",
                                        "skip.params.rho_top=0.5"],
@@ -288,6 +376,44 @@ BAD = {
                                       "assets_dir="),
     "train-toy docs under a file": (["train-toy", "docs_dir={files}/a_file/docs"], "docs_dir="),
     "train-toy unknown key": (["train-toy", "diffusion.stepz=3"], "diffusion.stepz"),
+    "train-toy batch size zero": (["train-toy", "diffusion.batch_size=0"],
+                                  "diffusion.batch_size=0"),
+    "train-toy fractional batch size": (["train-toy", "classifier.batch_size=1.5"],
+                                        "classifier.batch_size=1.5"),
+    "train-toy no held-out share": (["train-toy", "classifier.test_fraction=0"],
+                                    "classifier.test_fraction=0: must be a number in (0, 1)"),
+    "train-toy all held out": (["train-toy", "classifier.test_fraction=1.0"],
+                               "classifier.test_fraction=1.0"),
+    "train-toy zero learning rate": (["train-toy", "diffusion.lr=0"], "diffusion.lr=0"),
+    "train-toy NaN learning rate": (["train-toy", "classifier.lr=nan"], "classifier.lr=nan"),
+    "train-toy EMA decay of one": (["train-toy", "diffusion.ema_decay=1.0"],
+                                   "diffusion.ema_decay=1.0: must be a number in [0, 1)"),
+    "train-toy empty channel_mult": (["train-toy", "diffusion.channel_mult=[]"],
+                                     "diffusion.channel_mult=[]"),
+    "train-toy zero in channel_mult": (["train-toy", "diffusion.channel_mult=[1,0]"],
+                                       "diffusion.channel_mult=[1, 0]"),
+    "train-toy no model channels": (["train-toy", "diffusion.model_channels=0"],
+                                    "diffusion.model_channels=0"),
+    "train-toy negative blocks per level": (["train-toy", "diffusion.blocks_per_level=-1"],
+                                            "diffusion.blocks_per_level=-1"),
+    "train-toy zero sigma_data": (["train-toy", "diffusion.sigma_data=0"],
+                                  "diffusion.sigma_data=0"),
+    "train-toy zero P_std": (["train-toy", "diffusion.P_std=0"], "diffusion.P_std=0"),
+    "train-toy infinite P_mean": (["train-toy", "diffusion.P_mean=inf"], "diffusion.P_mean=inf"),
+    "train-toy log every zero steps": (["train-toy", "diffusion.log_every=0"],
+                                       "diffusion.log_every=0"),
+    "train-toy negative shift": (["train-toy", "classifier.max_shift=-1"],
+                                 "classifier.max_shift=-1"),
+    "train-toy empty grid": (["train-toy", "grid.n=0"], "grid.n=0"),
+    "train-toy fractional seed": (["train-toy", "seed=1.5"], "seed=1.5"),
+    "train-toy seed beyond torch": (["train-toy", "seed=18446744073709551616"],
+                                    "seed=18446744073709551616"),
+    "train-toy diffusion maybe": (["train-toy", "diffusion.enabled=maybe"],
+                                  "diffusion.enabled='maybe'"),
+    "train-toy classifier no": (["train-toy", "classifier.enabled=no"],
+                                "classifier.enabled='no'"),
+    "train-toy empty out_dir": (["train-toy", "out_dir=''"], "out_dir='': must be a non-empty"),
+    "train-toy assets null": (["train-toy", "assets_dir=null"], "assets_dir=package"),
     # Hydra's flags and the shell
     "multirun with a bad value": (["sweep", "--multirun", "search.n_trials=many"],
                                   "search.n_trials"),
@@ -311,16 +437,45 @@ def case_args(case: str, tiny_overrides: list[str], files: Path, port: int) -> l
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
     if "metric=inception_fid" in args:  # nor the digits classifier's in the inception group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("metric.weights")]
-    if args[0] == "train-toy":
-        tiny_overrides = [o.replace("out_dir=", "docs_dir=") for o in tiny_overrides
-                          if o.startswith("out_dir=")]
+    if args[0] == "train-toy":  # it writes under out_dir alone
+        tiny_overrides = [o for o in tiny_overrides if o.startswith("out_dir=")]
     given = {a.split("=", 1)[0] for a in args}  # the case's own value of a key wins
     return [*args, *(o for o in tiny_overrides if o.split("=", 1)[0] not in given)]
 
 
+def write_bad_weights(folder: Path, tiny: dict[str, Path]) -> None:
+    """The tiny networks' files, and broken copies: metadata, tensors, bytes."""
+    model, classifier = (load_file(str(tiny[k])) for k in ("model", "classifier"))
+    with safe_open(str(tiny["model"]), framework="pt") as f:
+        config = f.metadata()["config"]
+    with safe_open(str(tiny["classifier"]), framework="pt") as f:
+        classifier_config = f.metadata()["config"]
+
+    def write(name: str, tensors: dict, metadata: dict | None = None, **changed) -> None:
+        save_file({**tensors, **changed}, str(folder / name), metadata=metadata)
+
+    for name in ("model", "classifier"):
+        (folder / f"{name}.safetensors").write_bytes(tiny[name].read_bytes())
+    write("no_config.safetensors", model, {"sigma_data": "0.5"})
+    write("config_not_json.safetensors", model, {"config": "{channels: 8"})
+    write("config_fields.safetensors", model, {"config": classifier_config})
+    write("sigma_data_word.safetensors", model, {"config": config, "sigma_data": "abc"})
+    write("foreign_tensor.safetensors", model, {"config": config}, **{
+        "extra.weight": torch.zeros(2)})
+    write("extra_tensor.safetensors", model, {"config": config}, **{
+        "enc.9.weight": torch.zeros(2)})
+    write("misshapen.safetensors", model, {"config": config}, **{
+        "conv_in.weight": torch.zeros(4, 1, 3, 3)})
+    write("missing_tensor.safetensors",
+          {k: v for k, v in model.items() if k != "conv_in.weight"}, {"config": config})
+    write("classifier_no_config.safetensors", classifier)
+    write("classifier_misshapen.safetensors", classifier, {"config": classifier_config}, **{
+        "head.weight": torch.zeros(3, 16)})
+
+
 @pytest.fixture(scope="module")
-def bad_files(tmp_path_factory) -> Path:
-    """Broken schedules, databases and journals, a regular file, and one good study file."""
+def bad_files(tmp_path_factory, tiny_weights) -> Path:
+    """Broken schedules, weights, databases and journals, a regular file, a good study file."""
     folder = tmp_path_factory.mktemp("bad")
     good = {"format": FORMAT, "model": {"name": "digits", "sha256": "0" * 64},
             "sampler": {"name": "heun", "steps": 2, "sigma_min": 0.002, "sigma_max": 80.0,
@@ -347,6 +502,26 @@ def bad_files(tmp_path_factory) -> Path:
     variant("rk9.yaml", lambda r: r["sampler"].update(name="rk9"))
     variant("pareto.yaml", lambda r: r.update(format="skipsearch-pareto/1"))
     variant("other_weights.yaml", lambda r: r["model"].update(sha256="0123456789ab" * 5))
+    tiny_sha = file_sha256(tiny_weights["model"])  # a schedule that fits the tiny model
+    variant("climbing_study.yaml", lambda r: (r["model"].update(sha256=tiny_sha),
+                                              r["study"].update(name="../../up")))
+    variant("fid_word.yaml", lambda r: r["score"].update(fid="abc"))
+    variant("count_word.yaml", lambda r: r["score"].update(n_samples="many"))
+    variant("sigmas_swapped.yaml", lambda r: r["sampler"].update(sigma_min=100.0))
+    variant("sigma_inf.yaml", lambda r: r["sampler"].update(sigma_max=float("inf")))
+    variant("rho_word.yaml", lambda r: r["sampler"].update(rho="seven"))
+    variant("heun_churn.yaml", lambda r: r["sampler"].update(options={"S_churn": 3.0}))
+    variant("churn_word.yaml", lambda r: r["sampler"].update(
+        name="edm_stochastic", options={"S_churn": "lots", "S_min": 0.0, "S_max": 1e9,
+                                        "S_noise": 1.0}))
+    variant("order5.yaml", lambda r: r["sampler"].update(name="unipc", options={"order": 5}))
+    variant("sigmas_rising.yaml", lambda r: r["sampler"].update(sigmas=[1.0, 5.0]))
+    variant("wavy.yaml", lambda r: r["schedule"].update(profile="wavy"))
+    twice = copy.deepcopy(good)
+    twice["schedule"].update(coefficients=[1.0] * 6)
+    (folder / "twice.yaml").write_text(  # PyYAML alone would keep the second silently
+        yaml.safe_dump(good) + yaml.safe_dump({"schedule": twice["schedule"]}))
+    write_bad_weights(folder, tiny_weights)
     (folder / "binary.yaml").write_bytes(bytes(range(256)) * 4)
     (folder / "empty.yaml").write_text("")
     (folder / "exports").mkdir()

@@ -30,10 +30,8 @@ def closed(run_file: Path) -> bool:
     return any(r.WhichOneof("record_type") == "exit" for r in records(run_file))
 
 
-def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides, tmp_path):
-    out = tmp_path / "out"
-    db = f"sqlite:///{out / 'studies.db'}"
-    args = [*(o for o in tiny_overrides if o != "logger=none"), "logger=wandb", *SLOW]
+def start_and_signal(args: list[str], db: str, signum: int) -> tuple[int, str]:
+    """Start a sweep, send it ``signum`` while a trial runs after a finished one; its end."""
     worker = start_cli("sweep", *args)
     deadline, sent = time.monotonic() + 300, False
     while not sent and time.monotonic() < deadline and worker.poll() is None:
@@ -44,18 +42,34 @@ def test_ctrl_c_is_one_line_exit_130_and_the_same_command_resumes(tiny_overrides
             continue  # not created yet
         states = [t.state for t in trials]
         if TrialState.COMPLETE in states and TrialState.RUNNING in states:
-            worker.send_signal(signal.SIGINT)
+            worker.send_signal(signum)
             sent = True
     _, err = worker.communicate(timeout=120)
     assert sent, "the sweep never had a running trial after a finished one"
-    assert worker.returncode == 130, err
+    return worker.returncode, err
+
+
+# Ctrl-C, and SIGTERM (what SLURM and Kubernetes send first): the same end, its own code
+STOPS = {"ctrl-c": (signal.SIGINT, 130, "interrupted", "interrupted (Ctrl-C)"),
+         "sigterm": (signal.SIGTERM, 143, "terminated by SIGTERM", "terminated by SIGTERM")}
+
+
+@pytest.mark.parametrize("stop", list(STOPS))
+def test_a_stop_is_one_line_and_its_exit_code_and_the_same_command_resumes(
+        tiny_overrides, tmp_path, stop):
+    signum, exit_code, said, reason = STOPS[stop]
+    out = tmp_path / "out"
+    db = f"sqlite:///{out / 'studies.db'}"
+    args = [*(o for o in tiny_overrides if o != "logger=none"), "logger=wandb", *SLOW]
+    code, err = start_and_signal(args, db, signum)
+    assert code == exit_code, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     study = load_sweep(db, "digits-heun-linear")
     finished = len(study.get_trials(states=FINISHED))
-    assert err.strip().splitlines()[-1] == (f"skipsearch: interrupted; {finished} trials "
+    assert err.strip().splitlines()[-1] == (f"skipsearch: {said}; {finished} trials "
                                             "finished, resume with the same command")
     failed = study.get_trials(states=(TrialState.FAIL,))
-    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == "interrupted (Ctrl-C)"
+    assert len(failed) == 1 and failed[0].user_attrs["fail_reason"] == reason
     assert not study.get_trials(states=(TrialState.RUNNING,))
     assert not (out / "exports").exists()  # no partial export
     run_files = list((out / "wandb").rglob("run-*.wandb"))
@@ -138,3 +152,51 @@ def test_load_schedule_names_the_missing_key(tmp_path):
     assert loaded.schedule.coefficients == (0.9, 0.8)
     with pytest.raises(schedule_file.ConfigError, match="the key model is missing"):
         schedule_file.load_schedule(path, sections=("model", "sampler", "score"))
+
+
+def test_sigterm_in_any_command_is_one_line_143_and_the_handler_before_comes_back(capsys):
+    seen = []
+
+    def before(signum, frame) -> None:  # this process's own handler (so no test dies of it)
+        seen.append(signum)
+
+    def work() -> None:
+        os.kill(os.getpid(), signal.SIGTERM)  # as a scheduler sends it
+        time.sleep(10)  # cut short by the signal
+
+    previous = signal.signal(signal.SIGTERM, before)
+    try:
+        code = guarded(work)
+        assert signal.getsignal(signal.SIGTERM) is before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 143 and not seen
+    assert capsys.readouterr().err == "skipsearch: terminated by SIGTERM\n"
+
+
+def test_a_worker_whose_sweep_is_deleted_ends_with_one_line(tiny_overrides, tmp_path):
+    db = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    args = [*tiny_overrides, *SLOW, "search.n_trials=50"]
+    worker = start_cli("sweep", *args)
+    deadline, refused, deleted = time.monotonic() + 300, None, None
+    while deleted is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = load_sweep(db, "digits-heun-linear").trials
+        except (KeyError, OperationalError):
+            continue  # not created yet
+        if any(t.state == TrialState.RUNNING for t in trials):
+            refused = run_cli("studies", "delete", "digits-heun-linear", "--yes",
+                              f"storage.url={db}")
+            deleted = run_cli("studies", "delete", "digits-heun-linear", "--yes", "--force",
+                              f"storage.url={db}")
+    _, err = worker.communicate(timeout=120)
+    assert refused is not None, "the sweep never had a running trial"
+    assert refused.returncode == 2 and "1 running trial(s)" in refused.stderr, refused.stderr
+    assert "--force" in refused.stderr
+    assert deleted.returncode == 0 and "deleted sweep digits-heun-linear" in deleted.stdout
+    assert worker.returncode == 1, err
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith(
+        "skipsearch: error: sweep digits-heun-linear was deleted from the storage while this "
+        "worker ran it"), err

@@ -20,6 +20,7 @@ from skipsearch.cli import main
 from skipsearch.schedule import SkipSchedule
 from skipsearch.search.catalog import catalog, recorded_protocols
 from skipsearch.search.group import load_sweep
+from tests.conftest import run_cli
 
 LEVELS = [0, 1, 2]  # three skips, bottom to top
 SKIPS = [{"index": i, "level": lv, "resolution": 4 << i, "skip_channels": 8,
@@ -293,3 +294,61 @@ def test_an_older_single_study_is_listed_and_shown(store, capsys):
     code, out, err = run(capsys, "show", "old", *store["over"])
     assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cell)" \
         in out, err
+
+
+def test_delete_refuses_a_sweep_a_worker_runs_unless_forced(store, capsys):
+    cell = optuna.load_study(study_name="alpha/heun-steps2", storage=store["url"])
+    cell.ask()  # a worker's trial, running
+    code, out, err = run(capsys, "studies", "delete", "alpha", "--yes", *store["over"])
+    assert code == 2 and out == "", err
+    assert err.count("\n") == 1 and err.startswith("skipsearch: error: "), err
+    assert "sweep alpha has 1 running trial(s)" in err and "--force" in err
+    assert len(load_sweep(store["url"], "alpha").trials) == 6  # kept, the running one too
+    code, out, err = run(capsys, "studies", "delete", "alpha", "--yes", "--force",
+                         *store["over"])
+    assert code == 0 and "deleted sweep alpha: 2 cell studies, 6 trials" in out, err
+    with pytest.raises(KeyError):
+        load_sweep(store["url"], "alpha")
+
+
+@pytest.fixture
+def plain(store) -> dict:
+    """``store`` plus a study made with Optuna itself: no sweep, model or seed records."""
+    study = optuna.create_study(study_name="plain", storage=store["url"])
+    for x in (0.2, 0.7):
+        study.add_trial(optuna.trial.create_trial(
+            params={"x": x}, distributions={"x": FloatDistribution(0.0, 1.0)}, value=x))
+    return store
+
+
+@pytest.mark.parametrize("argv", [["show", "plain"], ["export", "--study", "plain"],
+                                  ["report", "--study", "plain"], ["compare", "alpha", "plain"],
+                                  ["studies", "delete", "plain", "--yes"]])
+def test_a_plain_optuna_study_is_named_not_a_sweep(plain, capsys, argv):
+    code, out, err = run(capsys, *argv, *plain["over"])
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and err.startswith("skipsearch: error: "), err
+    assert "search.study_name='plain': not a skipsearch sweep" in err and "alpha, beta" in err
+    assert "plain" in [s.study_name for s in
+                       optuna.storages.get_storage(plain["url"]).get_all_studies()]
+
+
+def test_studies_leaves_a_plain_optuna_study_out_with_a_note(plain, capsys):
+    code, out, err = run(capsys, "studies", *plain["over"])
+    assert code == 0, err
+    names = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 3]
+    assert names == ["alpha", "beta"]
+    assert out.strip().splitlines()[-1] == ("left out, not skipsearch sweeps (Optuna studies "
+                                            "without a sweep's records): plain")
+
+
+def test_a_sweep_never_takes_the_name_of_a_plain_optuna_study(plain, tiny_overrides):
+    result = run_cli("sweep", *tiny_overrides, *plain["over"], "search.study_name=plain",
+                     "search.steps=[2]", "search.n_trials=1")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "skipsearch: error: search.study_name='plain': the storage holds an Optuna study of "
+        "this name that is not a skipsearch sweep; pick another search.study_name")
+    names = [s.study_name for s in optuna.storages.get_storage(plain["url"]).get_all_studies()]
+    assert sorted(names) == ["alpha/heun-steps2", "alpha/heun-steps3", "beta/heun-steps2",
+                             "plain"]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
+import sys
 import threading
 import warnings
 
 import optuna
 import pytest
+from omegaconf import OmegaConf
 from optuna.storages import JournalStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -21,6 +26,8 @@ from skipsearch.search.allocate import (
     run_cells,
 )
 from skipsearch.search.sqlite_storage import LockedSQLiteStorage
+from skipsearch.search.study import make_storage
+from skipsearch.search.workers import this_worker
 
 
 def test_a_queued_trial_another_worker_finished_first_is_not_an_error(tmp_path, caplog):
@@ -141,3 +148,31 @@ def test_a_skipped_trial_is_one_line_not_a_traceback(tmp_path, caplog):
     assert "cell trial 0 skipped: surplus: the cell already has 0 of 0 trials" in caplog.text
     assert not [r.getMessage() for r in optuna_out.records if r.levelno >= logging.WARNING]
     assert not any(isinstance(f, QuietTrialEnds) for f in optuna_log.filters)  # removed after
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")  # the other worker asks
+def test_a_trial_whose_worker_process_ended_is_failed_and_rerun_without_waiting(
+        tmp_path, caplog):
+    """A trial stays RUNNING when its worker is killed; a worker on its host sees the process
+    gone and reruns the trial at once, long before its heartbeat goes stale."""
+    url = f"sqlite:///{tmp_path}/s.db"
+    storage = make_storage(OmegaConf.create({"url": url, "heartbeat_interval": 60,
+                                             "grace_period": 120, "max_retry": 1}))
+    mine = optuna.create_study(study_name="cell", storage=storage)
+    other = optuna.load_study(study_name="cell", storage=heartbeat_storage(url, 120))
+    dead = other.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    other._storage.record_heartbeat(dead._trial_id)  # a heartbeat a moment ago
+    probe = subprocess.Popen([sys.executable, "-c", "pass"])
+    probe.wait()  # the worker, ended
+    dead.set_user_attr("worker", {**this_worker(), "pid": probe.pid})
+    with caplog.at_level(logging.INFO):
+        ran = run_cells([mine], [lambda t: t.suggest_float("x", 0.0, 1.0)], target=1,
+                        catch=(), poll=poll_seconds(mine))
+    first, retry = mine.get_trials()
+    assert ran == 1 and (first.state, retry.state) == (TrialState.FAIL, TrialState.COMPLETE)
+    assert first.user_attrs["fail_reason"] == \
+        f"its worker (host {socket.gethostname()}, pid {probe.pid}) is gone"
+    assert retry.params == first.params and retry.system_attrs["failed_trial"] == 0
+    assert "fail_reason" not in retry.user_attrs  # the retry starts clean ...
+    assert retry.user_attrs["worker"]["pid"] == os.getpid()  # ... and names who ran it
+    assert "waiting for" not in caplog.text and "is gone" in caplog.text

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -17,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from skipsearch.cli import compose_config
 from skipsearch.search.group import Sweep, load_sweep
 from skipsearch.search.study import make_storage
+from skipsearch.search.workers import gone, proc_stat, this_worker
 from tests.conftest import run_cli, start_cli
 
 POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
@@ -132,3 +136,68 @@ def test_the_slurm_preset_selects_submitit_with_one_gpu_per_worker():
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.tasks_per_node == 1
     assert cfg.device == "cuda"
+
+
+def ended_pid() -> int:
+    """The process id of a process that ran and ended (and was reaped)."""
+    probe = subprocess.Popen([sys.executable, "-c", "pass"])
+    probe.wait()
+    return probe.pid
+
+
+def test_a_worker_is_gone_only_when_its_process_surely_ended():
+    me = this_worker()
+    assert me["host"] == socket.gethostname() and me["pid"] == os.getpid()
+    assert not gone(me)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        theirs = {**me, "pid": alive.pid, "started": proc_stat(alive.pid)[1]}
+        assert not gone(theirs)
+        assert gone({**theirs, "started": theirs["started"] - 1})  # its id, handed out again
+        assert not gone({**theirs, "host": "elsewhere"})  # another host's ids mean nothing here
+        assert not gone({**theirs, "pidns": "pid:[1]"})  # nor another namespace's ...
+        assert not gone({**theirs, "boot": "another"})  # ... or a namesake machine's
+    finally:
+        alive.kill()
+        alive.wait()
+    assert gone({**me, "pid": ended_pid()})
+    assert not gone(None) and not gone({"host": me["host"]})
+
+
+def test_a_resumed_sweep_fails_the_trial_of_its_killed_worker_at_once(tiny_overrides, tmp_path):
+    """SIGKILL mid-trial, then the same command: no wait for the heartbeat's grace period."""
+    db = f"sqlite:///{tmp_path / 'out' / 'studies.db'}"
+    args = [*tiny_overrides, "metric.n_samples=2000", "batch_size=100", "search.steps=[2]",
+            "search.n_trials=2", "search.confirm_top_k=0"]
+    worker = start_cli("sweep", *args)
+    killed = None
+    deadline = time.monotonic() + 300
+    while killed is None and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.05)
+        try:
+            trials = load_sweep(name="digits-heun-linear", storage=db).trials
+        except (KeyError, OperationalError):
+            continue  # not created yet
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
+        if running and any(t.state == TrialState.COMPLETE for t in trials):
+            os.kill(worker.pid, signal.SIGKILL)
+            killed = running[0].number
+    worker.communicate(timeout=60)
+    assert killed is not None, "the worker never had a running trial after a finished one"
+
+    again = run_cli("sweep", *args)  # the cell is full but for the dead worker's trial
+    assert again.returncode == 0, again.stderr
+    trials = load_sweep(name="digits-heun-linear", storage=db).trials
+    assert trials[killed].state == TrialState.FAIL
+    assert trials[killed].user_attrs["fail_reason"] == (
+        f"its worker (host {socket.gethostname()}, pid {worker.pid}) is gone")
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].params == trials[killed].params
+    assert "fail_reason" not in retries[0].user_attrs
+    assert retries[0].user_attrs["worker"]["pid"] == os.getpid()  # the resume ran it
+    logs = "".join(p.read_text() for p in (tmp_path / "out" / "logs").rglob("*.log"))
+    for text in (again.stdout, again.stderr, logs):
+        assert "waiting for" not in text
+    assert "is gone" in logs
