@@ -10,6 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 from .errors import check
 
 
+def is_number(value: object) -> bool:
+    """An int or a float (booleans are not numbers, though Python counts them as ints)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def get(cfg: DictConfig, key: str) -> Any:
     """The value at dotted ``key``; ConfigError if it is missing."""
     value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
@@ -31,8 +36,7 @@ def get_int(cfg: DictConfig, key: str, minimum: int, maximum: int | None = None)
 def get_float(cfg: DictConfig, key: str, low: float, high: float = math.inf) -> float:
     """A finite number at ``key`` in (low, high]."""
     value = get(cfg, key)
-    check(isinstance(value, (int, float)) and not isinstance(value, bool), key, value,
-          "must be a number")
+    check(is_number(value), key, value, "must be a number")
     bounds = f"({low:g}, {high:g}]" if math.isfinite(high) else f"> {low:g} and finite"
     check(math.isfinite(value) and low < value <= high, key, value, f"must be {bounds}")
     return float(value)

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .keys import is_number
 from .samplers.discretization import positive_levels
 from .samplers.names import (
     MAX_STEPS,
@@ -113,11 +114,6 @@ def lookup(data: Mapping, dotted: str) -> object:
             raise KeyError(".".join(dotted.split(".")[: i + 1]))
         value = value[part]
     return value
-
-
-def is_number(value: object) -> bool:
-    """An int or a float (YAML's booleans are not numbers)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def integer_problem(key: str, value: object, low: int, high: int | None = None) -> str | None:

@@ -25,10 +25,19 @@ def test_overlap_matches_shared_seeds(a, b, shared):
     assert x.overlaps(y) == y.overlaps(x) == shared == bool(set(x.seeds) & set(y.seeds))
 
 
-@pytest.mark.parametrize("start, count", [(-1, 5), (0, 0), (3, -2)])
+@pytest.mark.parametrize("start, count", [(-1, 5), (0, 0), (3, -2), (2**63 - 1, 2),
+                                          (2**64, 1)])
 def test_bad_ranges_are_refused(start, count):
-    with pytest.raises(ValueError, match="start >= 0 and count >= 1"):
+    with pytest.raises(ValueError, match=r"start >= 0, count >= 1 and start \+ count <= 2\*\*63"):
         SeedRange(start, count)
+
+
+def test_the_last_seed_below_2_to_the_63_is_allowed_and_torch_takes_it():
+    import torch
+
+    seeds = SeedRange(2**63 - 2, 2)
+    assert seeds.stop == 2**63
+    assert torch.Generator().manual_seed(seeds.seeds[-1]).initial_seed() == 2**63 - 1
 
 
 def test_non_integers_are_refused():

@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import check
-from ..keys import get, get_bool, get_float, get_int, get_list, get_path
+from ..keys import get, get_bool, get_float, get_int, get_list, get_path, is_number
 from ..paths import ASSETS_DIR
 from ..preflight import check_writable
 
@@ -64,11 +64,6 @@ def check_classifier(cfg: DictConfig) -> None:
     get_float(cfg, "classifier.lr", 0.0)
     get_fraction(cfg, "classifier.test_fraction", zero_allowed=False)
     get_int(cfg, "classifier.max_shift", 0)
-
-
-def is_number(value: object) -> bool:
-    """An int or a float (booleans are not numbers)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def get_fraction(cfg: DictConfig, key: str, zero_allowed: bool) -> float:
