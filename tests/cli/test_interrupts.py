@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from skipsearch import schedule_file
 from skipsearch.cli import compose_config, guarded
@@ -38,8 +38,8 @@ def start_and_signal(args: list[str], db: str, signum: int) -> tuple[int, str]:
         time.sleep(0.05)
         try:
             trials = load_sweep(db, "digits-heun-linear").trials
-        except (KeyError, OperationalError):
-            continue  # not created yet
+        except (KeyError, SQLAlchemyError):
+            continue  # not created yet, or its tables are being created (by both of us)
         states = [t.state for t in trials]
         if TrialState.COMPLETE in states and TrialState.RUNNING in states:
             worker.send_signal(signum)
@@ -183,8 +183,8 @@ def test_a_worker_whose_sweep_is_deleted_ends_with_one_line(tiny_overrides, tmp_
         time.sleep(0.05)
         try:
             trials = load_sweep(db, "digits-heun-linear").trials
-        except (KeyError, OperationalError):
-            continue  # not created yet
+        except (KeyError, SQLAlchemyError):
+            continue  # not created yet, or its tables are being created (by both of us)
         if any(t.state == TrialState.RUNNING for t in trials):
             refused = run_cli("studies", "delete", "digits-heun-linear", "--yes",
                               f"storage.url={db}")

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from skipsearch.cli import compose_config
 from skipsearch.search.group import Sweep, load_sweep
@@ -94,7 +94,7 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
         time.sleep(0.05)
         try:
             trials = load_sweep(name="digits-heun-linear", storage=db).trials
-        except (KeyError, OperationalError):
+        except (KeyError, SQLAlchemyError):  # its tables may be half made by the worker
             continue  # not created yet
         running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
         done = [t for t in trials if t.state == TrialState.COMPLETE]
@@ -177,7 +177,7 @@ def test_a_resumed_sweep_fails_the_trial_of_its_killed_worker_at_once(tiny_overr
         time.sleep(0.05)
         try:
             trials = load_sweep(name="digits-heun-linear", storage=db).trials
-        except (KeyError, OperationalError):
+        except (KeyError, SQLAlchemyError):  # its tables may be half made by the worker
             continue  # not created yet
         running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
         if running and any(t.state == TrialState.COMPLETE for t in trials):
