@@ -27,7 +27,6 @@ from .search.settings import PrunerSettings, SearchSettings, study_name
 from .search.storage import StorageSettings
 from .skip_config import SkipConfig
 from .tracking import TrackerSettings
-from .train.settings import ToyOutputs, check_train_toy_keys
 
 if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a schedule
     from .schedule_file import ExportedSchedule
@@ -145,8 +144,3 @@ def check_output(cfg: DictConfig, command: str) -> None:
     if command == "sweep" and cfg.logger.get("kind") == "wandb" and \
             cfg.logger.get("dir") is not None:
         check_writable("logger.dir", Path(get_path(cfg, "logger.dir")))
-
-
-def check_train_toy(cfg: DictConfig) -> ToyOutputs:
-    """Every key of ``train-toy`` (``train/settings.py``); where it writes, checked writable."""
-    return check_train_toy_keys(cfg)

@@ -172,7 +172,8 @@ def precheck(command: str, overrides: list[str], values: bool = True,
     The checked settings go into ``built`` under the job's overrides, for its runner. With
     ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
     """
-    from ..config import build, check_schedule_overrides, check_train_toy
+    from ..config import build, check_schedule_overrides
+    from ..train.settings import check_train_toy
 
     try:
         cfg = compose_config(overrides, COMMANDS[command][0])

@@ -13,13 +13,7 @@ from ..errors import ConfigError
 from ..metrics.reference import reference_images
 from ..models import LoadedModel
 from ..report.instruments import LOSS_CSV, save_loss
-from ..runtime import (
-    build_extractor,
-    build_model,
-    check_metric_fits,
-    fit_settings,
-    setup_device,
-)
+from ..runtime import build_extractor, build_model, check_metric_fits, setup_device
 from .instruments import report_folder, studied_schedule
 
 
@@ -52,7 +46,6 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     settings = settings or build(cfg, "analyze")
     device = setup_device(settings)
     model = build_model(settings, device)
-    settings = fit_settings(settings, model)
     schedule, _, study = studied_schedule(settings, model)
     extractor = build_extractor(settings, device)
     check_metric_fits(model, extractor)

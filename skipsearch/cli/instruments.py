@@ -7,7 +7,7 @@ from pathlib import Path
 from ..config import Settings
 from ..errors import ConfigError, check
 from ..models import LoadedModel
-from ..runtime import fit_sampler
+from ..runtime import fit_sampler, fit_settings
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from ..schedule_file import check_fits
@@ -16,7 +16,10 @@ from ..search.settings import NAME_RULE, is_study_name
 
 def studied_schedule(settings: Settings, model: LoadedModel
                      ) -> tuple[SkipSchedule, SamplerSpec, str]:
-    """Schedule, sampler and study name: from ``schedule=FILE`` if given, else the config."""
+    """Schedule, sampler and study name: from ``schedule=FILE`` if given, else the config.
+
+    The sampler is fitted to the network's trained noise range (``runtime``'s fit).
+    """
     exported = settings.schedule_file
     if exported is not None:
         check_fits(exported, model)
@@ -27,6 +30,7 @@ def studied_schedule(settings: Settings, model: LoadedModel
               f"its study.name {name!r} becomes the report folder's name, and is not a folder "
               f"name ({NAME_RULE}); correct it in the file")
         return exported.schedule, sampler, name
+    settings = fit_settings(settings, model)  # the profile's range uses the fitted levels
     levels = [p.level for p in model.denoiser.skips]
     schedule = settings.fixed_schedule(levels)
     if schedule.is_identity:

@@ -138,7 +138,7 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
                         (sampler.sigma_min, sampler.sigma_max), settings.samplers,
                         search.disc_rho)
     if search.sampler == "grid":
-        space.grid(search.grid_points)  # its size, checked before anything is written
+        space.check_grid(search.grid_points)  # before anything is written
     scorer = build_scorer(settings, device, model)
     name = search.study_name
     objectives = list(search.objectives)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import check_train_toy
+from ..train.settings import check_train_toy
 from ..train.toy import train_toy
 
 log = logging.getLogger(__name__)

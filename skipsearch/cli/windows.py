@@ -14,7 +14,7 @@ from ..analysis.windows import (
 from ..config import Settings, build
 from ..errors import ConfigError
 from ..report.instruments import WINDOWS_CSV, save_windows
-from ..runtime import build_model, build_scorer, fit_settings, setup_device
+from ..runtime import build_model, build_scorer, setup_device
 from .instruments import report_folder, studied_schedule
 
 
@@ -31,7 +31,6 @@ def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
     settings = settings or build(cfg, "windows")
     device = setup_device(settings)
     model = build_model(settings, device)
-    settings = fit_settings(settings, model)
     schedule, sampler, study = studied_schedule(settings, model)
     levels = evaluated_levels(sampler.sigmas())
     width, count = settings.options.width, settings.options.count

@@ -9,10 +9,11 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import check
+from ..keys import is_number
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_number(value) and math.isfinite(value)
 
 
 def _int(minimum: int) -> tuple[Callable[[Any], bool], str]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, check
-from ..keys import get, get_choice, get_float, get_int
+from ..keys import get, get_choice, get_float, get_int, is_number
 from ..paths import REPO_DIR
 from .discretization import positive_levels
 from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT, UNBOUNDED_OPTIONS
@@ -94,7 +94,7 @@ def check_sampler_section(cfg: DictConfig) -> None:
     get_float(cfg, "sampler.rho", 0.0, 1000.0)
     for option in SAMPLER_OPTIONS[name]:
         value = get(cfg, f"sampler.{option}")
-        check(isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+        check(is_number(value) and value >= 0
               and (math.isfinite(value) or option in UNBOUNDED_OPTIONS), f"sampler.{option}",
               value, "must be a finite number >= 0")
     if name == "unipc":

@@ -77,10 +77,10 @@ def counts(study: optuna.Study) -> tuple[int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-    fail_orphans(study)
     trials = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return len(trials) - running, running
+    running = [t for t in trials if t.state == TrialState.RUNNING]
+    orphans = fail_orphans(study, running)  # failed now: no longer running
+    return len(trials) - len(running), len(running) - len(orphans)
 
 
 def announce(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -109,16 +109,20 @@ class SearchSpace:
         return replace(self, bounds={n: bounds(n, b) for n, b in self.bounds.items()},
                        window=window, disc_rho=bounds("disc_rho", self.disc_rho))
 
-    def grid(self, points: int) -> dict[str, list]:
-        """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas).
-
-        ConfigError when it would hold more than ``MAX_GRID`` points (Optuna lists them all).
-        """
+    def check_grid(self, points: int) -> None:
+        """ConfigError when a grid of ``points`` per parameter holds more than ``MAX_GRID``."""
         axes = len(self.bounds) + 2 * (self.window is not None) + (self.disc_rho is not None)
         size = points ** axes * max(len(self.profiles), 1)
         check(size <= MAX_GRID, "search.grid_points", points,
               f"makes a grid of {size:.3g} points over {axes} parameters, more than "
               f"{MAX_GRID:.0e}; take fewer points per parameter or search=tpe")
+
+    def grid(self, points: int) -> dict[str, list]:
+        """A grid over the space: ``points`` values per coefficient (log-spaced for sigmas).
+
+        ConfigError when it would hold more than ``MAX_GRID`` points (Optuna lists them all).
+        """
+        self.check_grid(points)
         grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()
                                  for name, b in self.bounds.items()}
         if self.window is not None:

@@ -16,13 +16,13 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import is_heartbeat_enabled
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from .group import cell_label
 from .record import TrialRecord
@@ -103,15 +103,16 @@ def gone_reason(worker: Mapping) -> str:
     return f"its worker (host {worker.get('host')}, pid {worker.get('pid')}) is gone"
 
 
-def fail_orphans(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials of ``study`` whose worker process is gone; their numbers.
+def fail_orphans(study: optuna.Study, running: Sequence[FrozenTrial]) -> list[int]:
+    """Fail those of ``study``'s RUNNING trials whose worker process is gone; their numbers.
 
-    Each gets the reason in ``fail_reason``; where the storage retries trials whose heartbeat
-    stopped, the same callback queues a retry (up to ``storage.max_retry``).
+    ``running``: the trials as the caller just read them. Each failed trial gets the reason
+    in ``fail_reason``; where the storage retries trials whose heartbeat stopped, the same
+    callback queues a retry (up to ``storage.max_retry``).
     """
     storage = study._storage
     failed = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in running:
         worker = TrialRecord.of(trial).worker
         if worker is None or not gone(worker):
             continue

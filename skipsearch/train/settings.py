@@ -27,7 +27,7 @@ class ToyOutputs:
     docs_dir: Path
 
 
-def check_train_toy_keys(cfg: DictConfig) -> ToyOutputs:
+def check_train_toy(cfg: DictConfig) -> ToyOutputs:
     """Every key ``train-toy`` reads, then the folders it writes; the first problem raises."""
     get_int(cfg, "seed", 0, SEED_MAX)
     check_diffusion(cfg)

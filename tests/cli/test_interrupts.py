@@ -19,6 +19,7 @@ from skipsearch.cli.sweep import run_sweep
 from skipsearch.search.group import load_sweep
 from skipsearch.search.study import FINISHED
 from tests.conftest import run_cli, start_cli
+from tests.support.polling import running_after_finished
 from tests.support.wandb_records import records
 
 SLOW = ["metric.n_samples=2000", "batch_size=100", "search.steps=[2]", "search.n_trials=3",
@@ -33,17 +34,9 @@ def closed(run_file: Path) -> bool:
 def start_and_signal(args: list[str], db: str, signum: int) -> tuple[int, str]:
     """Start a sweep, send it ``signum`` while a trial runs after a finished one; its end."""
     worker = start_cli("sweep", *args)
-    deadline, sent = time.monotonic() + 300, False
-    while not sent and time.monotonic() < deadline and worker.poll() is None:
-        time.sleep(0.05)
-        try:
-            trials = load_sweep(db, "digits-heun-linear").trials
-        except (KeyError, SQLAlchemyError):
-            continue  # not created yet, or its tables are being created (by both of us)
-        states = [t.state for t in trials]
-        if TrialState.COMPLETE in states and TrialState.RUNNING in states:
-            worker.send_signal(signum)
-            sent = True
+    sent = running_after_finished(worker, db) is not None
+    if sent:
+        worker.send_signal(signum)
     _, err = worker.communicate(timeout=120)
     assert sent, "the sweep never had a running trial after a finished one"
     return worker.returncode, err

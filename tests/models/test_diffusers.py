@@ -34,6 +34,7 @@ from tests.support.diffusers_nets import (
     tiny_unet2d,
 )
 from tests.support.sd_pipeline import TINY_SD_UNET
+from tests.support.timesteps import timesteps_seen
 
 # The Stable Diffusion 1.x layout at reduced width and depth.
 TINY_SD = TINY_SD_UNET
@@ -277,15 +278,9 @@ def test_sigma_timestep_round_trip():
     assert ends.tolist() == [0.0, 999.0]
 
 
-class UNetReachedError(Exception):
-    """Raised by the spy once it has the UNet's inputs: the UNet itself need not run."""
-
-
 @pytest.mark.parametrize("config", [LINEAR, SCALED_LINEAR])
 def test_each_training_level_reaches_the_unet_as_its_integer_timestep(config, unet2d):
     """Regression: the level was rounded to float32 before its timestep was found."""
-    from skipsearch.generation import network_denoise
-
     start, end = config["beta_start"], config["beta_end"]
     if config["beta_schedule"] == "linear":  # DDPM: beta linear in t
         betas = [start + (end - start) * i / 999 for i in range(1000)]
@@ -296,22 +291,7 @@ def test_each_training_level_reaches_the_unet_as_its_integer_timestep(config, un
         abar *= 1 - beta
         levels.append(((1 - abar) / abar) ** 0.5)
     denoiser = DiffusersUNet2DDenoiser(unet2d, alphas_cumprod_from_config(config))
-    seen = []
-
-    def spy(module, args):
-        seen.append(args[1])
-        raise UNetReachedError
-
-    handle = unet2d.register_forward_pre_hook(spy)
-    denoise = network_denoise(denoiser, None)  # a 0-dim float64 level per call, as sampled
-    x = torch.zeros(1, 3, 16, 16, dtype=torch.float64)
-    try:
-        for sigma in levels:
-            with pytest.raises(UNetReachedError):
-                denoise(x, sigma)
-    finally:
-        handle.remove()
-    fed = [float(t) for t in seen]
+    fed = [float(t) for t in timesteps_seen(denoiser, unet2d, levels)]
     wrong = [(t, got) for t, got in enumerate(fed) if got != t]
     assert not wrong, f"{len(wrong)} levels missed their timestep, e.g. {wrong[:3]}"
     assert denoiser.sigma_range == pytest.approx((levels[0], levels[-1]), rel=1e-12)

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from skipsearch.errors import ConfigError
-from skipsearch.generation import network_denoise
 from skipsearch.models.guided_diffusion import load_adm, load_ldm
 from skipsearch.models.guided_unet import GuidedUNet, GuidedUNetConfig
 from skipsearch.models.vp_schedules import adm_cosine_betas, adm_linear_betas
@@ -27,6 +26,7 @@ from tests.support.guided_format import (
     write_autoencoder,
     write_ldm,
 )
+from tests.support.timesteps import timesteps_seen
 
 ADM_FLAGS = {"image_size": 16, "num_res_blocks": 1, "channel_mult": [1, 2],
              "attention_resolutions": [8], "num_head_channels": 16,
@@ -203,28 +203,9 @@ def cumulative_products(betas: list[float]) -> list[float]:
     return out
 
 
-class UNetReachedError(Exception):
-    """Raised by the spy once it has the UNet's inputs: the UNet itself need not run."""
-
-
 def timesteps_fed(denoiser, levels: list[float], labels=None) -> list[float]:
     """The timestep the network receives for each level, through the sampler's call path."""
-    seen = []
-
-    def spy(module, args):
-        seen.append(args[1])
-        raise UNetReachedError
-
-    channels, size = denoiser.img_channels, denoiser.img_resolution
-    x = torch.zeros(1, channels, size, size, dtype=torch.float64)
-    denoise = network_denoise(denoiser, labels)  # a 0-dim float64 level per call, as sampled
-    handle = denoiser.net.register_forward_pre_hook(spy)
-    try:
-        for sigma in levels:
-            with pytest.raises(UNetReachedError):
-                denoise(x, sigma)
-    finally:
-        handle.remove()
+    seen = timesteps_seen(denoiser, denoiser.net, levels, labels)
     assert all(t.dtype == torch.float32 and t.shape == (1,) for t in seen)
     return [float(t) for t in seen]
 

@@ -15,13 +15,13 @@ import optuna
 import pytest
 from omegaconf import OmegaConf
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
 from skipsearch.cli import compose_config
 from skipsearch.search.group import Sweep, load_sweep
 from skipsearch.search.study import make_storage
 from skipsearch.search.workers import gone, proc_stat, this_worker
 from tests.conftest import run_cli, start_cli
+from tests.support.polling import running_after_finished
 
 POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
 PER_CELL = 4
@@ -89,18 +89,11 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
             "search.n_trials=3", "search.confirm_top_k=0"]
     worker = start_cli("sweep", *args)
     killed, before = None, []
-    deadline = time.monotonic() + 300
-    while killed is None and time.monotonic() < deadline and worker.poll() is None:
-        time.sleep(0.05)
-        try:
-            trials = load_sweep(name="digits-heun-linear", storage=db).trials
-        except (KeyError, SQLAlchemyError):  # its tables may be half made by the worker
-            continue  # not created yet
-        running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
-        done = [t for t in trials if t.state == TrialState.COMPLETE]
-        if done and running:  # killed while it samples
-            os.kill(worker.pid, signal.SIGKILL)
-            killed, before = running[0].number, done
+    trials = running_after_finished(worker, db)
+    if trials is not None:  # killed while it samples
+        os.kill(worker.pid, signal.SIGKILL)
+        killed = next(t.number for t in trials if t.state == TrialState.RUNNING and t.params)
+        before = [t for t in trials if t.state == TrialState.COMPLETE]
     worker.communicate(timeout=60)
     assert killed is not None, "the worker never had a running trial after a finished one"
 
@@ -172,17 +165,10 @@ def test_a_resumed_sweep_fails_the_trial_of_its_killed_worker_at_once(tiny_overr
             "search.n_trials=2", "search.confirm_top_k=0"]
     worker = start_cli("sweep", *args)
     killed = None
-    deadline = time.monotonic() + 300
-    while killed is None and time.monotonic() < deadline and worker.poll() is None:
-        time.sleep(0.05)
-        try:
-            trials = load_sweep(name="digits-heun-linear", storage=db).trials
-        except (KeyError, SQLAlchemyError):  # its tables may be half made by the worker
-            continue  # not created yet
-        running = [t for t in trials if t.state == TrialState.RUNNING and t.params]
-        if running and any(t.state == TrialState.COMPLETE for t in trials):
-            os.kill(worker.pid, signal.SIGKILL)
-            killed = running[0].number
+    trials = running_after_finished(worker, db)
+    if trials is not None:
+        os.kill(worker.pid, signal.SIGKILL)
+        killed = next(t.number for t in trials if t.state == TrialState.RUNNING and t.params)
     worker.communicate(timeout=60)
     assert killed is not None, "the worker never had a running trial after a finished one"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from skipsearch.cli import compose_config
 from skipsearch.cli.train_toy import run_train_toy
-from skipsearch.config import check_train_toy
 from skipsearch.models.digits import load_digits_denoiser
 from skipsearch.paths import ASSETS_DIR
+from skipsearch.train.settings import check_train_toy
 from skipsearch.weights import file_sha256
 
 QUICK = ["classifier.epochs=1", "diffusion.steps=2", "diffusion.model_channels=4",
