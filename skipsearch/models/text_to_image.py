@@ -61,12 +61,16 @@ class TextToImageDenoiser(Denoiser):
             self._embeddings[prompt] = self.text_encoder(ids.to(device))[0]
         return self._embeddings[prompt]
 
-    def condition_for(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> Any:
-        """Embeddings of prompt ``seed % len(prompts)`` for each seed, (B, length, dim)."""
+    def prompts_for(self, seeds: Sequence[int]) -> list[str]:
+        """The prompt of each seed: ``prompts[seed % len(prompts)]``."""
         if not self.prompts:
             raise ConfigError("model.prompts", None, "text-to-image sampling needs prompts: "
                               "model.prompts=FILE with one prompt a line")
-        rows = [self.embed(self.prompts[int(s) % len(self.prompts)]) for s in seeds]
+        return [self.prompts[int(s) % len(self.prompts)] for s in seeds]
+
+    def condition_for(self, seeds: Sequence[int], device: torch.device | str = "cpu") -> Any:
+        """Embeddings of prompt ``seed % len(prompts)`` for each seed, (B, length, dim)."""
+        rows = [self.embed(prompt) for prompt in self.prompts_for(seeds)]
         return torch.cat(rows).to(device)
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
