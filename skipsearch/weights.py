@@ -64,7 +64,10 @@ DENOISER_FILE = NetworkFile(
 CLASSIFIER_FILE = NetworkFile(
     "the digits classifier", "metric.weights", roots=("convs", "penultimate", "head"),
     fields=("img_resolution", "img_channels", "width", "feature_dim", "num_classes"))
-NETWORK_FILES = (DENOISER_FILE, CLASSIFIER_FILE)
+AUTOENCODER_FILE = NetworkFile(
+    "the digits autoencoder", "metric.autoencoder_weights", roots=("encoder", "decoder"),
+    fields=("img_resolution", "img_channels", "width", "feature_dim"))
+NETWORK_FILES = (DENOISER_FILE, CLASSIFIER_FILE, AUTOENCODER_FILE)
 
 
 def save_weights(module: nn.Module, path: Path, config: dict, **meta: str) -> None:

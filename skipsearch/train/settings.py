@@ -32,6 +32,7 @@ def check_train_toy(cfg: DictConfig) -> ToyOutputs:
     get_int(cfg, "seed", 0, SEED_MAX)
     check_diffusion(cfg)
     check_classifier(cfg)
+    check_autoencoder(cfg)
     get_int(cfg, "grid.steps", 1)
     get_int(cfg, "grid.n", 1)
     return toy_outputs(cfg)
@@ -64,6 +65,15 @@ def check_classifier(cfg: DictConfig) -> None:
     get_float(cfg, "classifier.lr", 0.0)
     get_fraction(cfg, "classifier.test_fraction", zero_allowed=False)
     get_int(cfg, "classifier.max_shift", 0)
+
+
+def check_autoencoder(cfg: DictConfig) -> None:
+    """The ``autoencoder`` section: epochs, batches, the held-out share, the network's size."""
+    get_bool(cfg, "autoencoder.enabled")
+    for key in ("epochs", "batch_size", "width", "feature_dim"):
+        get_int(cfg, f"autoencoder.{key}", 1)
+    get_float(cfg, "autoencoder.lr", 0.0)
+    get_fraction(cfg, "autoencoder.test_fraction", zero_allowed=False)
 
 
 def get_fraction(cfg: DictConfig, key: str, zero_allowed: bool) -> float:

@@ -1,4 +1,4 @@
-"""``skipsearch train-toy``: train and write the bundled digits model and feature network."""
+"""``skipsearch train-toy``: train and write the bundled digits model and feature networks."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import torch
 
 from ..generation import generate
 from ..images import save_grid
+from ..metrics.digits_autoencoder import autoencoder_config_dict
 from ..metrics.features import config_dict
 from ..samplers import edm_sigmas, heun_nfe
 from ..weights import save_weights
+from .autoencoder import train_autoencoder
 from .classifier import train_classifier
 from .diffusion import train_diffusion
 
@@ -19,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def train_toy(cfg, assets_dir: Path, docs_dir: Path) -> dict[str, Path]:
-    """Train both networks with ``cfg.seed``; write weights, the log and a 35-NFE sample grid."""
+    """Train the networks with ``cfg.seed``; write weights, the log and a 35-NFE sample grid."""
     torch.set_num_threads(max(1, torch.get_num_threads()))
     written: dict[str, Path] = {}
     lines = [f"seed {cfg.seed}", "== digits classifier (FID feature network) =="]
@@ -29,6 +31,13 @@ def train_toy(cfg, assets_dir: Path, docs_dir: Path) -> dict[str, Path]:
         written["classifier"] = assets_dir / "digits_classifier.safetensors"
         save_weights(clf, written["classifier"], config_dict(clf.config),
                      held_out_accuracy=f"{acc:.4f}", seed=str(cfg.seed))
+    lines.append("== digits autoencoder (second FID feature network) ==")
+    if cfg.autoencoder.enabled:
+        ae, mse, ae_lines = train_autoencoder(cfg.autoencoder, cfg.seed)
+        lines += [*ae_lines, f"final held-out mse {mse:.4f}"]
+        written["autoencoder"] = assets_dir / "digits_autoencoder.safetensors"
+        save_weights(ae, written["autoencoder"], autoencoder_config_dict(ae.config),
+                     held_out_mse=f"{mse:.6f}", seed=str(cfg.seed))
     lines.append("== digits diffusion model (EDM loss) ==")
     if cfg.diffusion.enabled:
         denoiser, diff_lines = train_diffusion(cfg.diffusion, cfg.seed)

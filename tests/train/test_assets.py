@@ -6,15 +6,17 @@ import torch
 
 from skipsearch.data.digits import digits_tensors, train_test_split_indices
 from skipsearch.generation import generate
+from skipsearch.metrics.digits_autoencoder import DIGITS_AUTOENCODER
 from skipsearch.metrics.features import DIGITS_CLASSIFIER, load_digits_classifier
 from skipsearch.models.digits import DIGITS_WEIGHTS, load_digits_denoiser
 from skipsearch.samplers import edm_sigmas, labels_from_seeds
 
 
 def test_bundled_files_are_small_safetensors():
-    for path in (DIGITS_WEIGHTS, DIGITS_CLASSIFIER):
+    for path in (DIGITS_WEIGHTS, DIGITS_CLASSIFIER, DIGITS_AUTOENCODER):
         assert path.suffix == ".safetensors"
         assert path.stat().st_size < 5 * 2**20
+    assert DIGITS_AUTOENCODER.stat().st_size < 2**20
 
 
 def test_classifier_held_out_accuracy_is_at_least_98_percent():
