@@ -101,10 +101,12 @@ def build(cfg: DictConfig, command: str) -> Settings:
         parts["sampler"] = SamplerSpec.from_config(cfg)
         parts["skip"] = SkipConfig.from_config(cfg, searched=command == "sweep")
     scored = command in SCORING and not (command == "sample" and not options.score)
-    parts["metric"] = MetricSettings.from_config(cfg, scored=scored)
-    if command == "sweep":
+    search = SearchSettings.from_config(cfg) if command == "sweep" else None
+    parts["metric"] = MetricSettings.from_config(
+        cfg, scored=scored, objectives=search.objectives if search else (),
+        confirming=search is not None and search.confirm_top_k > 0)
+    if search is not None:
         parts["tracker"] = TrackerSettings.from_config(cfg)
-        search = SearchSettings.from_config(cfg)
         parts["search"] = search
         parts["pruner"] = PrunerSettings.from_config(cfg, search.multi_objective)
         parts["samplers"] = sampler_choices(cfg, parts["sampler"])

@@ -1,4 +1,4 @@
-"""Sample a seed range under a skip schedule and stream the batches into FID."""
+"""Sample a seed range under a skip schedule and stream the batches into the metrics."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .generation import generate
-from .metrics.blocks import BlockSums
-from .metrics.fid import FIDScorer
 from .metrics.fid_infinity import infinity_counts
+from .metrics.scorer import Scorer
+from .metrics.statistic import Accumulator
 from .models import LoadedModel
 from .samplers.spec import SamplerSpec  # also importable from here, as before
 from .schedule import SkipSchedule
@@ -24,14 +24,20 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Evaluation:
-    """FID of one schedule (and FID-infinity if asked), its NFE and the first images."""
+    """The scores of one schedule (primary first), its NFE and the first images.
 
-    fid: float | None
+    ``score`` is the scorer's primary metric (FID-infinity too, if asked); ``scores`` every
+    metric of the pass; ``accumulators`` their per-block state when ``blocks`` were asked.
+    """
+
+    score: float | None
     nfe: int
     preview: torch.Tensor
     images: torch.Tensor | None = None
-    fid_infinity: float | None = None
-    blocks: BlockSums | None = None
+    score_infinity: float | None = None
+    scores: dict[str, float] | None = None
+    parts: dict[str, dict[str, float]] | None = None
+    accumulators: dict[str, Accumulator] | None = None
 
 
 def batch_ranges(n: int, batch_size: int, cuts: Sequence[int] = ()) -> list[tuple[int, int]]:
@@ -95,36 +101,43 @@ def generate_fitting(model: LoadedModel, seeds: Sequence[int], sigmas: torch.Ten
 
 def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
              seeds: Sequence[int], batch_size: int, device: torch.device | str,
-             scorer: FIDScorer | None = None, preview: int = 64,
+             scorer: Scorer | None = None, preview: int = 64,
              keep_images: bool = False, stages: Sequence[int] = (),
              on_stage: Callable[[int, float], None] | None = None,
-             fid_infinity: bool = False, desc: str = "images", blocks: int = 0) -> Evaluation:
+             fid_infinity: bool = False, desc: str = "images", blocks: int = 0,
+             metrics: Sequence[str] | None = None) -> Evaluation:
     """Generate images for ``seeds`` and score them; images are not kept unless asked.
 
-    After the first ``k`` images for each ``k`` in ``stages`` (and after all of them),
-    ``on_stage(k, fid)`` is called; it may raise to stop early (a pruned trial). With
-    ``blocks`` the feature sums per block of seeds come back too (``Evaluation.blocks``).
+    ``metrics``: the scorer's metrics to score (its primary alone if None). After the first
+    ``k`` images for each ``k`` in ``stages`` (and after all of them), ``on_stage(k, score)``
+    is called with the primary score; it may raise to stop early (a pruned trial). With
+    ``blocks`` each metric's per-block state comes back too (``Evaluation.accumulators``).
     """
     if scorer is not None:
         scorer.reset(checkpoints=infinity_counts(len(seeds)) if fid_infinity else (),
-                     blocks=blocks, total=len(seeds))
+                     blocks=blocks, total=len(seeds), names=metrics)
+    prompts_for = getattr(model.denoiser, "prompts_for", None)
+    prompted = scorer is not None and scorer.needs_prompts()
     stops = {*(k for k in stages if 0 < k < len(seeds))}
     first, kept, done = [], [], 0
     for chunk, images in sample_batches(model, schedule, sampler, seeds, batch_size, device,
                                         desc, cuts=sorted(stops)):
         done += len(chunk)
         if scorer is not None:
-            scorer.update(images)
+            scorer.update(images, prompts_for(chunk) if prompted and prompts_for else None)
             if on_stage is not None and done in stops:
                 on_stage(done, scorer.compute())
         if sum(len(f) for f in first) < preview:
             first.append(images[:preview].cpu())
         if keep_images:
             kept.append(images.cpu())
-    fid = scorer.compute() if scorer is not None else None
-    if fid is not None and on_stage is not None:
-        on_stage(done, fid)
-    infinity = scorer.compute_infinity().value if fid is not None and fid_infinity else None
-    return Evaluation(fid, sampler.nfe, torch.cat(first)[:preview],
-                      torch.cat(kept) if keep_images else None, infinity,
-                      scorer.blocks if scorer is not None and blocks else None)
+    if scorer is None:
+        return Evaluation(None, sampler.nfe, torch.cat(first)[:preview],
+                          torch.cat(kept) if keep_images else None)
+    score = scorer.compute()
+    if on_stage is not None:
+        on_stage(done, score)
+    infinity = scorer.compute_infinity().value if fid_infinity else None
+    return Evaluation(score, sampler.nfe, torch.cat(first)[:preview],
+                      torch.cat(kept) if keep_images else None, infinity, scorer.values(),
+                      scorer.parts(), dict(scorer.accumulators) if blocks else None)

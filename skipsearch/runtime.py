@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
@@ -10,11 +11,10 @@ from .acceleration import accelerate
 from .config import Settings
 from .errors import ConfigError
 from .execution import Execution, resolve_device
-from .metrics.features import DIGITS_CLASSIFIER, FeatureExtractor, digits_feature_extractor
-from .metrics.fid import FIDScorer
-from .metrics.inception import InceptionFeatures, inception_features
-from .metrics.reference import cached_reference
-from .metrics.settings import MetricSettings
+from .metrics.build import build_network
+from .metrics.build import build_scorer as build_metrics
+from .metrics.registry import network_of
+from .metrics.scorer import Scorer
 from .models import LoadedModel, load_model
 from .precision import Precision, channels_last_wanted
 from .samplers.spec import SamplerSpec, fit_to_network
@@ -61,42 +61,35 @@ def fit_settings(settings: Settings, model: LoadedModel) -> Settings:
     return replace(settings, sampler=sampler, samplers=samplers)
 
 
-def build_extractor(settings: Settings, device: str) -> FeatureExtractor | InceptionFeatures:
-    """The FID feature network of the ``metric`` group on ``device``, in ``precision.features``."""
-    metric, precision = settings.metric, settings.execution.features
-    if metric.feature == "inception":
-        extractor = inception_features(metric.inception_weights)
-    else:
-        extractor = digits_feature_extractor(metric.weights or DIGITS_CLASSIFIER, "metric.weights")
-    if precision != "fp32":  # other features, other statistics: named apart, cached apart
-        extractor.precision = precision
-        extractor.name = f"{extractor.name}-{precision}"
-    return extractor.to(device)
+def build_extractor(settings: Settings, device: str) -> torch.nn.Module:
+    """The feature network of the search metric, on ``device``, in ``precision.features``."""
+    network = network_of(settings.metric.name)
+    return build_network(network.name, settings.metric.files.get(network.name),
+                         settings.execution.features, device)
 
 
-def check_metric_fits(model: LoadedModel,
-                      extractor: FeatureExtractor | InceptionFeatures) -> None:
+def check_metric_fits(model: LoadedModel, extractor: torch.nn.Module) -> None:
     """The feature network must take the model's images (channels); ConfigError otherwise."""
     wanted, made = extractor.img_channels, model.denoiser.image_channels
     if made != wanted:
-        raise ConfigError("metric.feature", extractor.name,
+        raise ConfigError("metric.name", extractor.name,
                           f"scores {wanted}-channel images, but {model.name} makes {made}-channel "
-                          "ones; for RGB images use metric=inception_fid")
+                          "ones; for RGB images use metric=fid")
 
 
-def build_scorer(settings: Settings, device: str, model: LoadedModel) -> FIDScorer:
-    """FID of ``model``'s images against the cached statistics of ``metric.reference``."""
-    extractor = build_extractor(settings, device)
-    check_metric_fits(model, extractor)
-    reference = cached_reference(settings.metric.reference, extractor,
-                                 settings.out_dir / "cache" / "reference")
-    return FIDScorer(extractor, reference, device)
-
-
-def metric_provenance(scorer: FIDScorer, metric: MetricSettings) -> dict:
-    """How FID was measured: feature network (with hash) and reference data set."""
-    return {"metric": "fid", "feature_extractor": scorer.extractor.name,
-            "feature_sha256": scorer.extractor.sha256, "reference": metric.reference}
+def build_scorer(settings: Settings, device: str, model: LoadedModel | None = None,
+                 names: Sequence[str] | None = None) -> Scorer:
+    """The metrics ``names`` (the search metric, objectives and confirm's by default) of
+    ``model``'s images against ``metric.reference``, reference statistics cached."""
+    metric = settings.metric
+    if names is None:
+        objectives = settings.search.objectives if settings.search is not None else ()
+        names = metric.used(objectives) if settings.search is not None else (metric.name,)
+    return build_metrics(list(names), metric.files, metric.reference,
+                         settings.out_dir / "cache" / "reference", device,
+                         settings.execution.features,
+                         model.denoiser.image_channels if model is not None else None,
+                         model.name if model is not None else "the model")
 
 
 def precision_provenance(execution: Execution) -> dict:

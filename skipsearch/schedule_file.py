@@ -33,7 +33,8 @@ from .schedule import (
 )
 from .seed_range import SEED_LIMIT
 
-FORMAT = "skipsearch-schedule/1"
+FORMAT = "skipsearch-schedule/2"  # what export writes: every metric the confirmation scored
+FORMATS = ("skipsearch-schedule/1", FORMAT)  # what readers take (/1: one FID, score.fid)
 
 
 def check_fits(exported: ExportedSchedule, model, key: str = "schedule") -> None:
@@ -64,6 +65,19 @@ class ExportedSchedule:
     study: Mapping
     path: Path
 
+    @property
+    def value(self) -> float | None:
+        """The search metric's exported score (``score.fid`` in files of format /1)."""
+        return self.score.get("value", self.score.get("fid"))
+
+    @property
+    def metric(self) -> str:
+        """The registered name of the exported score's metric (files /1: an FID)."""
+        name = str(self.score.get("metric", "fid"))
+        if name == "fid" and str(self.score.get("feature_extractor", "")).startswith("digits"):
+            return "digits_fid"  # format /1 named every Frechet distance fid
+        return name
+
 
 # The keys of an exported schedule, by the section a reader needs: ``sample`` reads all three
 # (and reproduces the score), ``inspect`` the model; ``apply`` only the schedule itself.
@@ -71,8 +85,10 @@ REQUIRED_KEYS = {
     "model": ("model.name", "model.sha256"),
     "sampler": ("sampler.name", "sampler.steps", "sampler.sigma_min", "sampler.sigma_max",
                 "sampler.rho"),
-    "score": ("score.fid", "score.n_samples", "score.seeds.start", "score.seeds.stop"),
+    "score": ("score.value", "score.n_samples", "score.seeds.start", "score.seeds.stop"),
 }
+# Where format /1 kept what /2 renamed
+OLD_KEYS = {"score.value": "score.fid"}
 
 
 class DuplicateKeyError(ValueError):
@@ -150,7 +166,9 @@ def sections_problem(data: Mapping, sections: Sequence[str]) -> str | None:
         value = data.get(name)
         if value is not None and not isinstance(value, Mapping):
             return f"{name} is {value!r}, not a mapping"
+    old = data.get("format") == FORMATS[0]
     for key in ("schedule.coefficients", *(k for s in sections for k in REQUIRED_KEYS[s])):
+        key = OLD_KEYS.get(key, key) if old else key
         try:
             lookup(data, key)
         except KeyError as err:
@@ -266,11 +284,12 @@ def model_problem(model: Mapping) -> str | None:
 
 
 def score_problem(score: Mapping) -> str | None:
-    """Why the ``score`` section is unusable: a finite FID, its image count and seeds."""
+    """Why the ``score`` section is unusable: a finite score, its image count and seeds."""
     seeds = score["seeds"]
     if not isinstance(seeds, Mapping):
         return f"score.seeds is {seeds!r}, not a mapping"
-    problem = (finite_problem("score.fid", score["fid"])
+    key = "value" if "value" in score else "fid"
+    problem = (finite_problem(f"score.{key}", score[key])
                or integer_problem("score.n_samples", score["n_samples"], 1)
                or integer_problem("score.seeds.start", seeds["start"], 0, SEED_LIMIT - 1))
     return problem or integer_problem("score.seeds.stop", seeds["stop"], seeds["start"] + 1,
@@ -290,9 +309,9 @@ def schedule_file_problem(data: object, sections: Sequence[str] = ()) -> str | N
     """
     if data is None:
         return "the file is empty"
-    if not isinstance(data, Mapping) or data.get("format") != FORMAT:
+    if not isinstance(data, Mapping) or data.get("format") not in FORMATS:
         found = data.get("format") if isinstance(data, Mapping) else type(data).__name__
-        return f"format is {found!r}, not {FORMAT}"
+        return f"format is {found!r}, not {' or '.join(FORMATS)}"
     problem = sections_problem(data, sections) or schedule_problem(data["schedule"])
     for section in sections:
         problem = problem or SECTION_PROBLEMS[section](data[section])

@@ -39,7 +39,10 @@ class Tracker(Protocol):
 
 @dataclass(frozen=True)
 class StudySummary:
-    """What the study run shows: a table of trials, the FID-vs-NFE front, the export folder."""
+    """What the study run shows: a table of trials, the score-vs-NFE front, the export folder.
+
+    ``metric``: the search metric's registered name (empty: the run config's ``metric.name``).
+    """
 
     columns: list[str]
     trials: list[list]
@@ -48,6 +51,21 @@ class StudySummary:
     exports: Path | None
     per_nfe_columns: list[str] = field(default_factory=list)
     per_nfe: list[list] = field(default_factory=list)  # the summary's table, one row per NFE
+    metric: str = ""
+
+    def reversals(self) -> dict[str, str]:
+        """NFE -> the metrics its best's gain reverses on, for the NFEs where it does."""
+        if "reversed_on" not in self.per_nfe_columns:
+            return {}
+        nfe, rev = (self.per_nfe_columns.index(c) for c in ("nfe", "reversed_on"))
+        return {str(row[nfe]): str(row[rev]) for row in self.per_nfe if row[rev]}
+
+
+def metric_label(name: str) -> str:
+    """How W&B names metric ``name``: its registered label, else the name (``score``)."""
+    from .metrics.registry import label
+
+    return label(name) if name else "score"
 
 
 class NoTracker:
@@ -121,14 +139,18 @@ class WandbTracker:
     def log_trial(self, number: int, config: Mapping, metrics: Mapping,
                   preview: torch.Tensor | None,
                   stages: Sequence[tuple[int, float]] = ()) -> None:
-        """The trial's run: FID at each stage (history), final metrics and a sample grid."""
+        """The trial's run: the score at each stage, every metric it got and a sample grid.
+
+        ``metrics`` holds the search metric as ``score`` and under its own name, and every
+        other metric the trial was scored on; all of them are logged as they come.
+        """
         import wandb
 
         from .images import grid_array
 
         def fill(run) -> None:
-            for count, fid in stages:
-                run.log({"stage/n_samples": count, "stage/fid": fid})
+            for count, score in stages:
+                run.log({"stage/n_samples": count, "stage/score": score})
             images = {} if preview is None else \
                 {"samples": wandb.Image(grid_array(preview, scale=2))}
             run.log({**metrics, **images})
@@ -136,21 +158,35 @@ class WandbTracker:
         self._run(f"trial {number}", fill, "trial", f"{self.group}-trial{number}",
                   {**self.run_config, **config, "trial": number})
 
+    def metric(self, summary: StudySummary) -> str:
+        """The sweep's search metric: the summary's, else the run config's ``metric.name``."""
+        return summary.metric or str((self.run_config.get("metric") or {}).get("name") or "")
+
     def log_study(self, summary: StudySummary) -> None:
-        """The study's run: a table of all trials, the Pareto front, the schedules artifact."""
+        """The study's run: trials, Pareto front, per-NFE table, reversals and schedules.
+
+        The per-NFE table holds each confirm metric's score, change and ``worse`` columns;
+        the run's summary names the search metric and the NFEs whose gain reverses.
+        """
         import wandb
 
+        name = self.metric(summary)
+        label = metric_label(name)
 
         def fill(run) -> None:
             front = wandb.Table(columns=summary.front_columns, data=summary.front)
             run.log({"trials": wandb.Table(columns=summary.columns, data=summary.trials),
                      "pareto_front": front,
-                     "fid_vs_nfe": wandb.plot.line(front, "nfe", "fid",
-                                                   title="best FID per NFE (Pareto front)")})
+                     "score_vs_nfe": wandb.plot.line(
+                         front, "nfe", "score", title=f"best {label} per NFE (Pareto front)")})
             if summary.per_nfe:
                 run.log({"per_nfe": wandb.Table(columns=summary.per_nfe_columns,
                                                 data=summary.per_nfe)})
             run.summary["n_trials"] = len(summary.trials)
+            run.summary["metric"] = name
+            reversals = summary.reversals()
+            run.summary["reversed"] = "; ".join(f"NFE {nfe}: reversed on {names}"
+                                                for nfe, names in reversals.items()) or "-"
             if summary.exports is not None and summary.exports.is_dir():
                 artifact = wandb.Artifact(artifact_name(f"{self.group}-schedules"),
                                           type="schedules")

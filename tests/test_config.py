@@ -38,7 +38,8 @@ def test_a_sweep_gets_typed_components(tiny_overrides):
                           "pruner.stages=[0.5]", "search.samplers=[heun,euler]"])
     s = build(cfg, "sweep")
     assert s.search.steps == (2, 3) and s.search.n_trials == cfg.search.n_trials
-    assert s.search.objectives == ("fid",) and not s.search.multi_objective
+    assert s.search.objectives == ("digits_fid",) and not s.search.multi_objective
+    assert s.metric.name == "digits_fid" and s.metric.confirm == ("digits_fd_ae",)
     assert s.pruner.kind == "median" and s.pruner.stages == (12,)  # half of 24 images
     assert s.metric.search == SeedRange(0, 24)
     assert s.metric.final == SeedRange(24, 30)  # right after the search's seeds

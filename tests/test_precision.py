@@ -110,11 +110,11 @@ def test_the_config_sets_the_policy_and_bf16_fid_is_close(tiny_overrides):
         model = build_model(settings, "cpu")
         assert model.precision == Precision(name, "float64", False)
         scorer = build_scorer(settings, "cpu", model)
-        assert scorer.extractor.name == ("digits-classifier" if name == "fp32"
-                                         else "digits-classifier-bf16")
+        assert scorer.metrics["digits_fid"].network.name == (
+            "digits-classifier" if name == "fp32" else "digits-classifier-bf16")
         result = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
                           SamplerSpec("heun", 6), range(64), 32, "cpu", scorer)
-        fids[name] = result.fid
+        fids[name] = result.score
     # same seeds, so the difference is the precision's alone; measured 0.3%
     assert fids["bf16"] == pytest.approx(fids["fp32"], rel=0.03), fids
     out = Path(next(o for o in overrides if o.startswith("out_dir=")).split("=", 1)[1])

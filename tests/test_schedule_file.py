@@ -23,7 +23,7 @@ GOOD = {"format": FORMAT, "model": {"name": "digits", "sha256": "ab" * 32},
         "sampler": {"name": "heun", "steps": 2, "sigma_min": 0.002, "sigma_max": 80.0,
                     "rho": 7.0, "options": {}, "sigmas": None, "nfe": 3},
         "schedule": SkipSchedule((0.9,) * 6).to_dict(),
-        "score": {"fid": 1.5, "n_samples": 24, "seeds": {"start": 0, "stop": 24}},
+        "score": {"value": 1.5, "n_samples": 24, "seeds": {"start": 0, "stop": 24}},
         "study": {"name": "digits-heun-linear"}}
 
 
@@ -70,8 +70,8 @@ def test_an_exported_record_passes():
 
 
 @pytest.mark.parametrize("record, why", [
-    (edited(score={"fid": "abc"}), "score.fid is 'abc'; it must be a finite number"),
-    (edited(score={"fid": math.nan}), "score.fid is nan"),
+    (edited(score={"value": "abc"}), "score.value is 'abc'; it must be a finite number"),
+    (edited(score={"value": math.nan}), "score.value is nan"),
     (edited(score={"n_samples": True}), "score.n_samples is True"),
     (edited(sampler={"sigma_min": 90.0}), "sampler.sigma_min is 90.0 and sampler.sigma_max 80.0"),
     (edited(sampler={"sigma_min": 0.0}), "sampler.sigma_min is 0.0; it must be a finite"),
@@ -100,3 +100,26 @@ def test_sections_a_reader_skips_are_not_checked():
     record = edited(sampler={"sigma_min": 90.0})
     assert schedule_file_problem(record) is None
     assert "sampler.sigma_min" in schedule_file_problem(record, ("sampler",))
+
+
+def test_a_file_of_format_1_still_loads_with_its_fid_as_the_value(tmp_path):
+    """Format /1 kept one FID under score.fid; readers take it as the score of that metric."""
+    old = copy.deepcopy(GOOD)
+    old["format"] = "skipsearch-schedule/1"
+    old["score"] = {"fid": 2.25, "n_samples": 24, "seeds": {"start": 0, "stop": 24},
+                    "metric": "fid", "feature_extractor": "digits-classifier"}
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    exported = load_schedule(path, sections=SECTIONS)
+    assert exported.value == 2.25 and exported.metric == "digits_fid"
+    old["score"].pop("fid")
+    assert "the key score.fid is missing" in schedule_file_problem(old, SECTIONS)
+    old["format"] = "skipsearch-schedule/9"
+    assert "not skipsearch-schedule/1 or skipsearch-schedule/2" in schedule_file_problem(old)
+
+
+def test_a_file_of_format_2_names_its_metric(tmp_path):
+    path = tmp_path / "new.yaml"
+    path.write_text(yaml.safe_dump(edited(score={"metric": "fd_dinov2", "value": 3.5})))
+    exported = load_schedule(path, sections=SECTIONS)
+    assert (exported.metric, exported.value) == ("fd_dinov2", 3.5)

@@ -30,7 +30,7 @@ SETTINGS = {"adm_imagenet64": ("adm", {"heun": 19}),
 def test_the_family_sweeps_hold_the_papers_settings(sweep):
     kind, nfe = SETTINGS[sweep]
     cfg = compose_config([f"sweeps={sweep}"])
-    assert cfg.model.kind == kind and cfg.metric.feature == "inception"
+    assert cfg.model.kind == kind and cfg.metric.name == "fid"
     assert list(cfg.search.steps) == [10] and cfg.skip.parameterization == "linear"
     assert {name: nfe_of(name, 10) for name in sampler_choices(cfg)} == nfe
 

@@ -1,11 +1,14 @@
-"""W&B offline runs: one per trial, grouped by the study, with config, FID, NFE and a grid."""
+"""W&B offline runs: one per trial, grouped by the study, with config, scores, NFE and a grid."""
 
 from __future__ import annotations
 
 import json
+import time
 
 import optuna
+import pytest
 import yaml
+from google.protobuf.message import DecodeError
 
 from skipsearch.search.group import load_sweep
 from tests.conftest import free_port, run_cli, run_cli_process, start_cli
@@ -13,7 +16,8 @@ from tests.support.wandb_records import records
 
 
 def read_run(run_dir):
-    """The run record's group, job type and config, merged history items, artifact entries."""
+    """The run record's group, job type and config, merged history and summary items (under
+    ``summary/``), artifact entries."""
     (path,) = run_dir.glob("run-*.wandb")
     info, history, artifacts = {}, {}, {}
     for record in records(path):
@@ -26,6 +30,10 @@ def read_run(run_dir):
                 key = "/".join(item.nested_key) or item.key
                 history.setdefault(key + "[]", []).append(json.loads(item.value_json))
                 history[key] = json.loads(item.value_json)
+        elif kind == "summary":
+            for item in record.summary.update:
+                key = "/".join(item.nested_key) or item.key
+                history[f"summary/{key}"] = json.loads(item.value_json)
         elif kind == "artifact":
             artifacts[record.artifact.type] = sorted(
                 e.path for e in record.artifact.manifest.contents)
@@ -43,6 +51,7 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
                        storage=f"sqlite:///{out}/studies.db")
     logged, study_runs = {}, []
     for run in sorted((out / "wandb").glob("offline-run-*")):
+        wait_for_exit(run)
         info, history, artifacts = read_run(run)
         assert info["group"] == "digits-heun-linear"
         assert info["config"]["model"]["name"] == "digits" and "storage" not in info["config"]
@@ -52,16 +61,18 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
         assert info["job_type"] == "trial" and history["nfe"] == 3
         number = info["config"]["trial"]
         trial = study.trials[number]
-        # FID at every stage is in the run's history, in order
+        # the search score at every stage is in the run's history, in order
         assert history["stage/n_samples[]"] == sorted(trial.intermediate_values)
-        assert history["stage/fid[]"] == [trial.intermediate_values[k]
-                                          for k in sorted(trial.intermediate_values)]
+        assert history["stage/score[]"] == [trial.intermediate_values[k]
+                                            for k in sorted(trial.intermediate_values)]
+        # the search metric as score and under its own name
+        assert history["digits_fid"] == history["score"]
         if history["pruned"]:
             assert "samples/path" not in history
         else:
             assert history["samples/_type"] == "image-file"
             assert (run / "files" / history["samples/path"]).is_file()
-        logged[number] = history["fid"]
+        logged[number] = history["score"]
     assert logged == {t.number: t.intermediate_values[max(t.intermediate_values)]
                       for t in study.trials}
 
@@ -79,7 +90,17 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     exported = yaml.safe_load((out / "exports" / "digits-heun-linear" / "nfe003.yaml").read_text())
     assert (row["nfe"], row["cell"], row["trial"]) == (3, "heun-steps2",
                                                        exported["study"]["trial"])
-    assert row["best_fid"] == exported["score"]["fid"]
+    assert row["best_score"] == exported["score"]["value"]
+    # the confirm metric (digits_fid's default: digits_fd_ae) of the best, and the reversals
+    other = exported["score"]["metrics"]["digits_fd_ae"]
+    assert row["digits_fd_ae_score"] == other["value"]
+    assert row["digits_fd_ae_delta"] == other.get("delta")
+    assert row["digits_fd_ae_worse"] == other.get("worse")
+    assert row["reversed_on"] == ",".join(exported["score"]["reversed"])
+    assert history["summary/metric"] == "digits_fid"
+    assert history["summary/reversed"] == ("NFE 3: reversed on digits_fd_ae"
+                                           if exported["score"]["reversed"] else "-")
+    assert any(key.startswith("score_vs_nfe") for key in history), sorted(history)
     staged = list((out / "wandb" / "data" / "artifacts" / "staging").iterdir())
     assert staged, "W&B staged the schedules outside the output folder"
 
@@ -106,7 +127,7 @@ def test_an_unreachable_wandb_server_falls_back_to_offline_runs(tiny_overrides, 
                        storage=f"sqlite:///{out}/studies.db")
     runs = offline_runs(out)
     assert sorted(j for j, _, _ in runs) == ["study", "trial", "trial"]
-    assert {n: h["fid"] for j, n, h in runs if j == "trial"} == {
+    assert {n: h["score"] for j, n, h in runs if j == "trial"} == {
         t.number: t.value for t in study.trials}
 
 
@@ -127,3 +148,51 @@ def test_two_workers_on_one_study_log_every_trial_once(tiny_overrides, tmp_path)
     trial_runs = sorted(n for j, n, _ in runs if j == "trial")
     assert trial_runs == [t.number for t in complete]  # each trial once, none lost
     assert sum(j == "study" for j, _, _ in runs) == 2  # one study run per worker
+
+
+def wait_for_exit(run_dir, seconds: float = 60.0) -> None:
+    """Wait until W&B's writer, which flushes after the run closes, wrote its exit record."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for path in run_dir.glob("run-*.wandb"):
+            try:
+                if any(r.WhichOneof("record_type") == "exit" for r in records(path)):
+                    return
+            except DecodeError:  # a record the writer is still writing
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"W&B wrote no exit record to {run_dir} in {seconds} s")
+
+
+def test_the_study_run_names_the_metric_and_a_reversal(tmp_path, monkeypatch):
+    """A hand-made sweep whose best at NFE 3 gains on digits FID and loses on digits FD-AE."""
+    from skipsearch.search.catalog import final_scores
+    from skipsearch.search.summary import study_tables, summarize
+    from skipsearch.tracking import WandbTracker
+    from tests.cli.test_studies import confirm_two_metrics, make_sweep
+
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    url = f"sqlite:///{tmp_path}/studies.db"
+    make_sweep(url, "gamma", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8)],
+                                        3: [(20.0, 1.0, 1.0), (18.5, 0.95, 0.9)]},
+               metric="digits_fid")
+    confirm_two_metrics(url, "gamma", 2, 0, 1, (31.0, 26.0, (-6.0, -4.0)),
+                        (4.0, 4.7, (0.2, 1.2)))
+    sweep = load_sweep(url, "gamma")
+    rows = summarize(sweep, final_scores(sweep)[1])
+    tracker = WandbTracker("skipsearch", None, "gamma", "offline", tmp_path,
+                           {"metric": {"name": "digits_fid"}})
+    tracker.log_study(study_tables(sweep, rows, None))
+    (run,) = (tmp_path / "wandb").glob("offline-run-*")
+    wait_for_exit(run)
+    info, history, _ = read_run(run)
+    assert info["job_type"] == "study"
+    assert history["summary/metric"] == "digits_fid"
+    assert history["summary/reversed"] == "NFE 3: reversed on digits_fd_ae"
+    per_nfe = json.loads((run / "files" / history["per_nfe/path"]).read_text())
+    table = [dict(zip(per_nfe["columns"], r, strict=True)) for r in per_nfe["data"]]
+    assert [(r["nfe"], r["reversed_on"], r["digits_fd_ae_worse"]) for r in table] == [
+        (3, "digits_fd_ae", True), (5, "", None)]
+    assert table[0]["digits_fd_ae_delta"] == pytest.approx(0.7)
+    assert table[0]["best_score"] == 26.0 and table[1]["best_score"] == 18.5

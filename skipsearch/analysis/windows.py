@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ..evaluate import evaluate
-from ..metrics.fid import FIDScorer
+from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
@@ -106,14 +106,14 @@ class WindowRow:
 
 def run_window_study(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
                      windows: Sequence[NoiseWindow], seeds: Sequence[int], batch_size: int,
-                     device: torch.device | str, scorer: FIDScorer,
+                     device: torch.device | str, scorer: Scorer,
                      on_row: Callable[[WindowRow], None] | None = None) -> list[WindowRow]:
     """FID of the baseline, of ``schedule`` everywhere, and of it within each window."""
     k = len(schedule.coefficients)
 
     def fid_of(s: SkipSchedule, desc: str) -> float:  # preview=1: the least evaluate keeps
         return float(evaluate(model, s, sampler, seeds, batch_size, device, scorer,
-                              preview=1, desc=desc).fid)
+                              preview=1, desc=desc).score)
 
     base = fid_of(SkipSchedule.identity(k), "baseline")
     rows = [WindowRow("baseline", base, base, len(seeds)),

@@ -20,7 +20,8 @@ def run_export(cfg: DictConfig, settings: Settings | None = None) -> list[Path]:
     settings = settings or build(cfg, "export")
     study = open_sweep(settings.storage, settings.study_name)
     scores = confirmed(study, settings.final_protocol)
-    paths = export_best(study, settings.options.export_dir, settings.storage.url, scores)
+    paths = export_best(study, settings.options.export_dir, settings.storage.url, scores,
+                        settings.metric.on_reversal)
     for path in paths:
         print(path)
     return paths

@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from ..config import Settings, build
 from ..evaluate import evaluate
 from ..images import save_grid, to_uint8
+from ..metrics.registry import METRICS
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, fit_sampler, fit_settings, setup_device
 from ..samplers import labels_from_seeds
@@ -35,7 +36,7 @@ def plan(settings: Settings, model: LoadedModel):
 
 
 def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
-    """Write grid.png and samples.npz; print FID next to the exported FID, if any."""
+    """Write grid.png and samples.npz; print the score next to the exported one, if any."""
     settings = settings or build(cfg, "sample")
     options = settings.options
     device = setup_device(settings)
@@ -53,15 +54,28 @@ def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
                         labels=labels.argmax(1).numpy() if labels is not None else np.zeros(0),
                         coefficients=np.asarray(schedule.coefficients))
     line = f"{len(seeds)} images at {sampler.nfe} NFE -> {out}"
-    if result.fid is not None:
-        line += f"\nFID {result.fid:.10g}"
-        if exported is not None and len(seeds) == exported.score["n_samples"]:
-            line += f" (exported: {exported.score['fid']:.10g})"
-        elif exported is not None:  # FID is biased by the image count: say so, not compare
-            count = exported.score["n_samples"]
-            line += (f" on {len(seeds)} images; the exported {exported.score['fid']:.10g} is on "
-                     f"{count} (FID depends on the image count: sample.n={count} compares)")
-    if result.fid_infinity is not None:
-        line += f"\nFID-infinity {result.fid_infinity:.10g}"
+    if result.score is not None:
+        line += f"\n{score_line(settings.metric.name, result.score, len(seeds), exported)}"
+    if result.score_infinity is not None:
+        line += f"\nFID-infinity {result.score_infinity:.10g}"
     print(line)
-    return {"fid": result.fid, "dir": out, "nfe": sampler.nfe}
+    return {"score": result.score, "metric": settings.metric.name, "dir": out,
+            "nfe": sampler.nfe}
+
+
+def score_line(metric: str, score: float, count: int, exported) -> str:
+    """``metric score``, next to the exported score when it was measured the same way."""
+    label = METRICS[metric].label
+    line = f"{label} {score:.10g}"
+    if exported is None:
+        return line
+    theirs = f"{exported.value:.10g}"
+    if exported.metric != metric:
+        return line + (f" (the export's score is {METRICS.get(exported.metric, exported.metric)}"
+                       f" {theirs}: another metric, not compared)")
+    if count == exported.score["n_samples"]:
+        return line + f" (exported: {theirs})"
+    # a score on other images is biased differently by their count: say so, do not compare
+    n = exported.score["n_samples"]
+    return line + (f" on {count} images; the exported {theirs} is on {n} (the score depends "
+                   f"on the image count: sample.n={n} compares)")

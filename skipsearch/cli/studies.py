@@ -26,11 +26,16 @@ from ..paths import CONF_DIR
 from ..search import record as keys
 from ..search.catalog import (
     CatalogEntry,
+    SummaryRow,
     Sweep,
     catalog,
     delete_sweep,
     final_scores,
+    higher_is_better,
+    label_of,
     make_storage,
+    metric_label,
+    metric_name,
     open_sweep,
     paired_rows,
     plain_studies,
@@ -117,8 +122,8 @@ def run_studies(args: list[str]) -> int:
 
 
 def compact(best: dict[int, float]) -> str:
-    """Best FID per NFE in one cell: ``5: 12.31  7: 8.02``."""
-    return "  ".join(f"{nfe}: {fid:.3f}" for nfe, fid in best.items()) or "-"
+    """Best score per NFE in one cell: ``5: 12.31  7: 8.02``."""
+    return "  ".join(f"{nfe}: {value:.4g}" for nfe, value in best.items()) or "-"
 
 
 def print_catalog(entries: list[CatalogEntry], url: str, plain: Sequence[str] = ()) -> None:
@@ -133,14 +138,16 @@ def print_catalog(entries: list[CatalogEntry], url: str, plain: Sequence[str] = 
 
 
 def catalog_table(entries: list[CatalogEntry], url: str) -> Table:
-    """One row per sweep: model, cells, finished and all trials, best FID per NFE."""
+    """One row per sweep: model, metric, cells, trials, best score per NFE, reversals."""
     table = Table(title=f"sweeps in {url}")
-    for col in ("study", "model", "cells", "trials", "best FID per NFE"):
-        table.add_column(col, justify="left" if col in ("study", "model") else "right",
-                         no_wrap=col != "best FID per NFE", overflow="fold")
+    for col in ("study", "model", "metric", "cells", "trials", "best per NFE",
+                "reversed at NFE"):
+        table.add_column(col, justify="left" if col in ("study", "model", "metric")
+                         else "right", no_wrap=col != "best per NFE", overflow="fold")
     for e in entries:
         cells = "1 (one study)" if e.legacy else str(e.cells)
-        table.add_row(e.name, e.model, cells, f"{e.finished}/{e.trials}", compact(e.best))
+        table.add_row(e.name, e.model, e.metric, cells, f"{e.finished}/{e.trials}",
+                      compact(e.best), ", ".join(map(str, e.reversed)) or "-")
     return table
 
 
@@ -192,8 +199,11 @@ def run_show(args: list[str]) -> int:
     protocol, scores = final_scores(study)
     attrs = study.user_attrs
     out = console()
-    out.print(summary_table(study, summarize(study, scores), attrs.get(keys.SEARCH_N, "?"),
+    rows = summarize(study, scores)
+    out.print(summary_table(study, rows, attrs.get(keys.SEARCH_N, "?"),
                             protocol.seed_range.count if protocol else None))
+    for line in findings(study, rows):
+        out.print(line)
     sha = str(attrs.get(keys.MODEL_SHA256, ""))[:12]
     out.print(f"study:   {study.study_name} in {opened.url}")
     out.print(f"model:   {attrs.get(keys.MODEL_NAME, '?')} (weights sha256 {sha or '?'})")
@@ -212,30 +222,64 @@ def run_show(args: list[str]) -> int:
     return 0
 
 
-def fid(value: float | None) -> str:
-    """A FID with three decimals, ``-`` when absent."""
-    return "-" if value is None else f"{value:.3f}"
+def findings(study: Sweep, rows: list[SummaryRow]) -> list[str]:
+    """The lines under ``show``'s table: the metrics, unsure changes and reversed gains."""
+    label = metric_label(study)
+    others = list(dict.fromkeys(n for r in rows for n in r.confirm))
+    also = f"; confirmed also on {', '.join(map(label_of, others))}" if others else ""
+    way = "higher" if higher_is_better(study) else "lower"
+    lines = [f"metric:  {label} ({metric_name(study)}, {way} is better){also}"]
+    unsure = [r.nfe for r in rows if r.significant is False]
+    if unsure:
+        lines.append(f"not significant: the 95% interval of the {label} change reaches zero at "
+                     f"NFE {', '.join(map(str, unsure))}")
+    lines += [f"reversed on {', '.join(map(label_of, r.reversed))}: NFE {r.nfe} (trial "
+              f"{r.best_trial}) gains on {label} but is worse on "
+              f"{', '.join(map(label_of, r.reversed))} (95% interval on the worse side)"
+              for r in rows if r.reversed]
+    return lines
+
+
+def score(value: float | None) -> str:
+    """A score with four significant digits, ``-`` when absent."""
+    return "-" if value is None else f"{value:.4g}"
+
+
+def reversed_on(row: SummaryRow | None) -> str:
+    """The metrics a row's gain reverses on, ``-`` when none (or no row)."""
+    return ", ".join(map(label_of, row.reversed)) if row and row.reversed else "-"
 
 
 def run_compare(args: list[str]) -> int:
-    """``compare A B``: the two sweeps' baseline and best FID per NFE side by side."""
+    """``compare A B``: the two sweeps' baseline and best score per NFE side by side.
+
+    Sweeps that search different metrics are shown side by side without a difference.
+    """
     words, flags, overrides = split(args)
     expect("compare", words, ["a", "b"], flags)
     opened = Opened(overrides)
     a, b = opened.sweep(words[0]), opened.sweep(words[1])
     rows_a, rows_b = (summarize(s, final_scores(s)[1]) for s in (a, b))
-    table = Table(title=f"{a.study_name} (A) vs {b.study_name} (B): FID per NFE "
+    same = metric_name(a) == metric_name(b)
+    what = (metric_label(a) if same
+            else f"A on {metric_label(a)}, B on {metric_label(b)}")
+    table = Table(title=f"{a.study_name} (A) vs {b.study_name} (B): {what} per NFE "
                         "(confirmed where recorded)")
-    for col in ("NFE", "best FID A", "best FID B", "B - A", "baseline A", "baseline B",
-                "change A [95% CI]", "change B [95% CI]"):
+    for col in ("NFE", "best A", "best B", "B - A", "baseline A", "baseline B",
+                "change A [95% CI]", "change B [95% CI]", "reversed on A", "reversed on B"):
         table.add_column(col, justify="right", no_wrap=True)
     for nfe, ra, rb in paired_rows(rows_a, rows_b):
-        diff = rb.best_fid - ra.best_fid if ra and rb else None
-        table.add_row(str(nfe), fid(ra and ra.best_fid), fid(rb and rb.best_fid),
-                      "-" if diff is None else f"{diff:+.3f}",
-                      fid(ra and ra.baseline_fid), fid(rb and rb.baseline_fid),
-                      fmt_delta(ra) if ra else "-", fmt_delta(rb) if rb else "-")
-    console().print(table)
+        diff = rb.best_score - ra.best_score if ra and rb and same else None
+        table.add_row(str(nfe), score(ra and ra.best_score), score(rb and rb.best_score),
+                      "-" if diff is None else f"{diff:+.4g}",
+                      score(ra and ra.baseline_score), score(rb and rb.baseline_score),
+                      fmt_delta(ra) if ra else "-", fmt_delta(rb) if rb else "-",
+                      reversed_on(ra), reversed_on(rb))
+    out = console()
+    out.print(table)
+    if not same:
+        out.print(f"A searched {metric_label(a)} and B {metric_label(b)}: their scores are not "
+                  "comparable, so B - A is left out")
     return 0
 
 

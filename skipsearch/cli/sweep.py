@@ -19,7 +19,6 @@ from ..runtime import (
     build_model,
     build_scorer,
     fit_settings,
-    metric_provenance,
     precision_provenance,
     setup_device,
 )
@@ -42,7 +41,7 @@ from .tables import summary_table
 
 
 def study_provenance(settings: Settings, model, scorer) -> dict:
-    """What a study's FIDs depend on; a resumed study must match it."""
+    """What a study's scores depend on; a resumed study must match it."""
     seeds = settings.metric.search
     return {
         keys.VERSION: __version__,
@@ -50,7 +49,7 @@ def study_provenance(settings: Settings, model, scorer) -> dict:
         keys.SAMPLER: settings.sampler.to_dict(),
         keys.PARAMETERIZATION: settings.skip.parameterization,
         keys.SKIPS: [asdict(p) for p in model.denoiser.skips],
-        keys.METRIC: metric_provenance(scorer, settings.metric),
+        keys.METRIC: scorer.provenance(),
         keys.PRECISION: precision_provenance(settings.execution),
         keys.SEARCH_N: seeds.count, keys.SEARCH_START: seeds.start,
     }
@@ -62,10 +61,12 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
     console = Console(width=max(Console().width, 160))
     table = summary_table(study, rows, settings.metric.search.count, settings.metric.final.count)
     console.print(table)
+    objectives = settings.search.objectives
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])
-        console.print("Pareto front of the search (NFE: FID, trial): " + ", ".join(
-            f"{int(t.values[1])}: {t.values[0]:.3f} (#{t.number})" for t in front))
+        console.print(f"Pareto front of the search ({objectives[1]}: {objectives[0]}, trial): "
+                      + ", ".join(f"{t.values[1]:.4g}: {t.values[0]:.4g} (#{t.number})"
+                                  for t in front))
     if limit:
         console.print(limit)
     for row in rows:
@@ -76,6 +77,13 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
     if unsure:
         console.print(f"not significant: the 95% interval of the change reaches zero at NFE "
                       f"{', '.join(map(str, unsure))}; those schedules are never best.yaml")
+    reversed_rows = [r for r in rows if r.reversed]
+    if reversed_rows:
+        never = ("never best.yaml" if settings.metric.on_reversal == "drop"
+                 else "still eligible for best.yaml (metric.on_reversal=keep)")
+        console.print("reversed: " + "; ".join(
+            f"NFE {r.nfe} gains on {settings.metric.name} but is worse on "
+            f"{', '.join(r.reversed)}" for r in reversed_rows) + f"; those schedules are {never}")
     pruned = len(study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)))
     if pruned:
         console.print(f"pruned:  {pruned} trials stopped early")
@@ -181,7 +189,8 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     if search.confirm_top_k > 0:
         scores = confirm_top(study, model, protocol, search.confirm_top_k, batch_size, device,
                              scorer, search.confirm_blocks)
-    exports = export_best(study, settings.options.export_dir, settings.storage.url, scores)
+    exports = export_best(study, settings.options.export_dir, settings.storage.url, scores,
+                          settings.metric.on_reversal)
     rows = summarize(study, scores)
     limit = None
     if scores and search.limit_steps:
@@ -190,5 +199,7 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
         limit = answer(study, model, protocol, scores, rows, batch_size, device, scorer,
                        search.confirm_blocks)
     tracker.log_study(study_tables(study, rows, exports[0].parent))
-    print_summary(study, rows, exports, settings, log_dir, limit_line(limit))
+    definition = settings.metric.definition
+    print_summary(study, rows, exports, settings, log_dir,
+                  limit_line(limit, definition.label, definition.higher_is_better))
     return study

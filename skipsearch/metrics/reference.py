@@ -111,40 +111,55 @@ def reference_images(name: str) -> torch.Tensor:
     return _npz_images(path)
 
 
+#: the statistics a published file holds, by the extractor that computed them
+PUBLISHED_KEYS = {"inception-v3-compat": "fid", "dinov2-vitl14": "fd_dinov2"}
+
+
 def published_statistics(path: Path, extractor: FeatureExtractor,
                          count: int = 50000) -> FeatureSums | None:
-    """Sums equivalent to an npz of FID statistics ``mu``, ``sigma`` (EDM's files); else None.
+    """Sums equivalent to published ``mu``, ``sigma`` (EDM's npz, EDM2's pkl); else None.
 
     The sums reproduce mu and sigma exactly for any count; published files come from 50k images.
     """
-    if path.suffix.lower() != ".npz" or not path.is_file():
+    if not path.is_file() or path.suffix.lower() not in (".npz", ".pkl"):
         return None
-    with np.load(path) as data:
-        if "mu" not in data or "sigma" not in data:
-            return None
-        mu = torch.from_numpy(data["mu"]).double().flatten()
-        sigma = torch.from_numpy(data["sigma"]).double()
+    if path.suffix.lower() == ".pkl":
+        from .edm2_reference import read_edm2_reference
+
+        held = read_edm2_reference(path)
+        key = PUBLISHED_KEYS.get(extractor.name.removesuffix(f"-{extractor.precision}"))
+        if key not in held:
+            raise ConfigError("metric.reference", str(path),
+                              f"holds statistics of {', '.join(held)}, none of "
+                              f"{extractor.name}; give that network's statistics or images")
+        mu, sigma = (torch.from_numpy(a).double() for a in held[key])
+    else:
+        with np.load(path) as data:
+            if "mu" not in data or "sigma" not in data:
+                return None
+            mu = torch.from_numpy(data["mu"]).double().flatten()
+            sigma = torch.from_numpy(data["sigma"]).double()
     _check_published(path, extractor, mu, sigma)
     return FeatureSums(mu * count, sigma * (count - 1) + count * torch.outer(mu, mu), count)
 
 
 def _check_published(path: Path, extractor: FeatureExtractor, mu: torch.Tensor,
                      sigma: torch.Tensor) -> None:
-    """Published statistics must be InceptionV3's, with the extractor's feature dimension."""
+    """Published statistics must be of the extractor's network, in fp32, of its size."""
     d = mu.numel()
     if extractor.precision != "fp32":
         raise ConfigError("precision.features", extractor.precision,
-                          f"{path} holds statistics of fp32 InceptionV3 features; compare them "
+                          f"{path} holds statistics of fp32 features; compare them "
                           "with fp32 features: precision.features=fp32")
-    if extractor.name != "inception-v3-compat":
+    if extractor.name not in PUBLISHED_KEYS:
         raise ConfigError("metric.reference", str(path),
-                          f"holds {d}-d InceptionV3 statistics, which {extractor.name} "
-                          "features cannot be compared with; use metric.feature=inception")
+                          f"holds published {d}-d statistics, which {extractor.name} "
+                          "features cannot be compared with; give reference images")
     if d != extractor.num_features or tuple(sigma.shape) != (d, d):
         raise ConfigError("metric.reference", str(path),
                           f"holds mu of {d} and sigma of {tuple(sigma.shape)} features, but "
                           f"{extractor.name} gives {extractor.num_features}; use statistics of "
-                          f"{extractor.num_features}-d pool features")
+                          f"{extractor.num_features}-d features")
 
 
 @torch.no_grad()
@@ -170,13 +185,14 @@ def _data_sha256(name: str, images: torch.Tensor | None) -> str:
     return images_sha256(images) if images is not None else content_sha256(Path(name))
 
 
-def _read_cache(path: Path, extractor: FeatureExtractor, data_sha: str) -> FeatureSums:
-    """Cached sums, refused (ConfigError) unless they are of this data set and extractor."""
+def _read_checked(path: Path, extractor: FeatureExtractor,
+                  data_sha: str) -> tuple[dict, dict[str, torch.Tensor]]:
+    """A cache file's metadata and tensors, refused unless of this data set and extractor."""
     delete = f"delete {path} to recompute"
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
-        t = load_file(str(path))
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ConfigError("metric.reference", str(path),
                           f"unreadable cache file ({err}); {delete}") from None
@@ -185,22 +201,69 @@ def _read_cache(path: Path, extractor: FeatureExtractor, data_sha: str) -> Featu
         if meta.get(key) != value:
             raise ConfigError("metric.reference", str(path), f"cached {key} is "
                               f"{meta.get(key)}, not {value}; {delete}")
+    return meta, tensors
+
+
+def _read_cache(path: Path, extractor: FeatureExtractor, data_sha: str) -> FeatureSums:
+    """Cached sums, refused (ConfigError) unless they are of this data set and extractor."""
+    _, t = _read_checked(path, extractor, data_sha)
     d = extractor.num_features
     if tuple(t["total"].shape) != (d,) or tuple(t["outer"].shape) != (d, d):
         raise ConfigError("metric.reference", str(path), f"cached features are "
-                          f"{t['total'].numel()}-d, but {extractor.name} gives {d}-d; {delete}")
+                          f"{t['total'].numel()}-d, but {extractor.name} gives {d}-d; "
+                          f"delete {path} to recompute")
     return FeatureSums(t["total"], t["outer"], int(t["count"].item()))
 
 
-def _write_cache(path: Path, sums: FeatureSums, extractor: FeatureExtractor,
+def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], extractor: FeatureExtractor,
                  data_sha: str) -> None:
-    """Store sums with the hashes they depend on, atomically (write, then rename)."""
+    """Store tensors with the hashes they depend on, atomically (write, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: workers race
-    save_file({"total": sums.total.cpu(), "outer": sums.outer.cpu(),
-               "count": torch.tensor(sums.count)}, str(tmp),
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp),
               metadata={"extractor_sha256": extractor.sha256, "data_sha256": data_sha})
     tmp.replace(path)
+
+
+@torch.no_grad()
+def all_features(extractor: FeatureExtractor, images: torch.Tensor,
+                 batch_size: int = 500) -> torch.Tensor:
+    """The features of ``images`` (float64, on the CPU), in batches."""
+    device = next(extractor.parameters(), torch.empty(0)).device
+    return torch.cat([extractor(b.to(device)).double().cpu() for b in images.split(batch_size)])
+
+
+def cached_features(name: str, extractor: FeatureExtractor, cache_dir: Path) -> torch.Tensor:
+    """Reference features (N, D) for (data set, extractor), read from ``cache_dir`` or made.
+
+    KID and precision/recall need the features themselves; a statistics file holds none.
+    """
+    path = Path(name)
+    if (path.is_file() and path.suffix.lower() == ".pkl") or \
+            published_statistics(path, extractor) is not None:
+        raise ConfigError("metric.reference", name, "holds statistics only; KID and "
+                          "precision/recall need reference images (a folder, zip or npz)")
+    _check_known(name)
+    images = reference_images(name) if name == "digits" else None
+    data_sha = _data_sha256(name, images)
+    path = cache_dir / f"{_cache_stem(name, data_sha, extractor)}-features.safetensors"
+    if path.is_file():
+        _, tensors = _read_checked(path, extractor, data_sha)
+        features = tensors["features"]
+        if features.ndim != 2 or features.shape[1] != extractor.num_features:
+            raise ConfigError("metric.reference", str(path), "cached features have shape "
+                              f"{tuple(features.shape)}; delete {path} to recompute")
+        return features.double()
+    log.info("computing reference features of %s with %s", name, extractor.name)
+    features = all_features(extractor, images if images is not None else reference_images(name))
+    _atomic_save(path, {"features": features.float().contiguous()}, extractor, data_sha)
+    return features.float().double()
+
+
+def _cache_stem(name: str, data_sha: str, extractor: FeatureExtractor) -> str:
+    """The cache file name of (data set, extractor), without suffix."""
+    label = "digits" if name == "digits" else Path(name).name
+    return f"{label}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
 
 
 def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) -> FeatureSums:
@@ -216,11 +279,11 @@ def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) ->
     images = reference_images(name) if name == "digits" else None
     data_sha = _data_sha256(name, images)
     label = "digits" if name == "digits" else Path(name).name
-    stem = f"{label}-{data_sha[:12]}-{extractor.name}-{extractor.sha256[:12]}"
-    path = cache_dir / f"{stem}.safetensors"
+    path = cache_dir / f"{_cache_stem(name, data_sha, extractor)}.safetensors"
     if path.is_file():
         return _read_cache(path, extractor, data_sha)
     log.info("computing reference statistics of %s with %s", label, extractor.name)
     sums = feature_sums(extractor, images if images is not None else reference_images(name))
-    _write_cache(path, sums, extractor, data_sha)
+    _atomic_save(path, {"total": sums.total, "outer": sums.outer,
+                        "count": torch.tensor(sums.count)}, extractor, data_sha)
     return sums

@@ -63,17 +63,19 @@ class ModelSpec:
 
 def check_text_to_image(cfg: DictConfig, command: str) -> None:
     """Prompts for sampling; sweeps and scores need the InceptionV3 metric."""
-    rgb_metric = OmegaConf.select(cfg, "metric.feature") == "inception"
-    check(command != "sweep" or rgb_metric, "metric.feature",
-          OmegaConf.select(cfg, "metric.feature"),
-          "text-to-image sweeps score RGB images: use metric=inception_fid")
+    from ..metrics.registry import METRICS, NETWORKS
+
+    name = OmegaConf.select(cfg, "metric.name")
+    rgb_metric = name in METRICS and NETWORKS[METRICS[name].network].channels == 3
+    check(command != "sweep" or rgb_metric, "metric.name", name,
+          "text-to-image sweeps score RGB images: use metric=fid (or clip_score)")
     if command in ("sample", "sweep"):
         prompts = OmegaConf.select(cfg, "model.prompts")
         check(prompts is not None and Path(prompts).is_file(), "model.prompts", prompts,
               "give a text file with one prompt a line: model.prompts=FILE")
     if command == "sample":
         check(cfg.sample.score is False or rgb_metric, "sample.score", cfg.sample.score,
-              "scoring RGB images needs metric=inception_fid; or set sample.score=false")
+              "scoring RGB images needs metric=fid; or set sample.score=false")
     scale = get_float(cfg, "model.guidance_scale", 0.0)
     check(scale >= 1.0, "model.guidance_scale", scale, "must be >= 1 (1: no guidance)")
 

@@ -9,12 +9,19 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
+from ..metrics.registry import label as label_of
 from ..search import record as keys
 from ..search.group import Sweep, cell_label
 from ..search.limit import limit_line, limit_records
-from ..search.record import search_seeds
-from ..search.results import Protocol
-from ..search.summary import SummaryRow, fmt_delta, summarize
+from ..search.record import TrialRecord, search_seeds
+from ..search.results import (
+    Protocol,
+    final_value,
+    higher_is_better,
+    metric_label,
+    metric_name,
+)
+from ..search.summary import SummaryRow, fmt_confirm, fmt_delta, summarize
 from ..urls import safe_url
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
@@ -26,8 +33,8 @@ from .page import (
     esc,
     figure,
     fmt_change,
-    fmt_fid,
     fmt_params,
+    fmt_score,
     note,
     paragraph,
     section,
@@ -35,15 +42,37 @@ from .page import (
 )
 from .samples import Grid
 
-FIGURES = ("fid-vs-nfe.png", "contour.png", "history.png", "importance.png")
+FIGURES = ("score-vs-nfe.png", "contour.png", "history.png", "importance.png")
+OLD_FIGURES = ("fid-vs-nfe.png",)  # the names reports before the metric registry wrote
 SAMPLE_GLOB = "samples-nfe*-*.png"
 
 
 def clear_folder(folder: Path) -> None:
     """Remove the files an earlier report wrote to ``folder`` (and nothing else)."""
-    for path in [folder / "index.html", *(folder / n for n in FIGURES),
+    for path in [folder / "index.html", *(folder / n for n in (*FIGURES, *OLD_FIGURES)),
                  *folder.glob(SAMPLE_GLOB)]:
         path.unlink(missing_ok=True)
+
+
+def better(higher: bool) -> str:
+    """``higher is better`` or ``lower is better``."""
+    return f"{'higher' if higher else 'lower'} is better"
+
+
+def confirm_metrics(scores: Mapping[int, Mapping], primary: str) -> list[str]:
+    """The metrics other than ``primary`` that the confirmation records score, in order."""
+    return list(dict.fromkeys(n for r in scores.values() for n in r.get("metrics", {})
+                              if n != primary))
+
+
+def objectives_text(study: Sweep, label: str) -> str:
+    """The search's objectives: the metric, or it and the NFE or a second metric (a front)."""
+    if len(study.directions) == 1:
+        return label
+    primary = metric_name(study)
+    second = next((n for t in study.trials for n in (TrialRecord.of(t).scores or {})
+                   if n != primary), None)
+    return f"{label} and {label_of(second) if second else 'NFE'} (a Pareto front)"
 
 
 def saved(fig: Figure | None, path: Path) -> Path | None:
@@ -60,6 +89,8 @@ def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
         states[r.state.lower()] = states.get(r.state.lower(), 0) + 1
     seeds = search_seeds(attrs)
     model = f"{attrs.get(keys.MODEL_NAME, '?')} (sha256 {str(attrs.get(keys.MODEL_SHA256))[:12]})"
+    name, label = metric_name(study), metric_label(study)
+    others = confirm_metrics(scores, name)
     items = {
         "study": study.study_name,
         "cells": ", ".join(cell_label(c) for c in study.cells),
@@ -67,79 +98,109 @@ def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
         "model": model,
         "sampler": (attrs.get(keys.SAMPLER) or {}).get("name", "?"),
         "parameterization": attrs.get(keys.PARAMETERIZATION, "?"),
-        "objectives": "FID" if len(study.directions) == 1 else "FID and NFE (a Pareto front)",
+        "metric": f"{label} ({name}, {better(higher_is_better(study))})",
+        "objectives": objectives_text(study, label),
         "feature network": (attrs.get(keys.METRIC) or {}).get("feature_extractor", "?"),
-        "search FID": (f"{seeds.count} images, seeds {seeds.start}..{seeds.stop - 1}"
-                       if seeds is not None else "?"),
+        "search": (f"{label} on {seeds.count} images, seeds {seeds.start}..{seeds.stop - 1}"
+                   if seeds is not None else "?"),
         "trials": ", ".join(f"{v} {k}" for k, v in sorted(states.items())) or "none",
     }
     if protocol is not None:
         final = protocol.seed_range
-        items["confirmed FID"] = (f"{len(scores)} trials re-scored on {final.count} "
-                                  f"fresh images, seeds {final.start}..{final.stop - 1}"
-                                  if scores else
-                                  f"no trial confirmed under {final.count} images from "
-                                  f"seed {final.start}; search FIDs are shown")
+        items["confirmation"] = (f"{len(scores)} trials re-scored on {final.count} "
+                                 f"fresh images, seeds {final.start}..{final.stop - 1}"
+                                 if scores else
+                                 f"no trial confirmed under {final.count} images from "
+                                 f"seed {final.start}; search scores are shown")
+        if others:
+            items["confirm metrics"] = ", ".join(f"{label_of(n)} ({n})" for n in others)
     items["generated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     return definitions(items)
 
 
+def reversal_line(row: SummaryRow, label: str) -> str:
+    """``reversed on X``: the best at an NFE gains on the search metric, loses on others."""
+    names = ", ".join(label_of(n) for n in row.reversed)
+    return (f"reversed on {names}: the best schedule at NFE {row.nfe} (trial {row.best_trial}) "
+            f"gains on {label} but its 95% interval on {names} lies on the worse side; under "
+            "metric.on_reversal=drop (the default) it is never best.yaml")
+
+
 def summary_section(summary: Sequence[SummaryRow], path: Path | None,
-                    limit: str | None = None) -> str:
-    """Baseline and best FID per NFE (the numbers the export writes) and the FID-vs-NFE plot."""
-    title = "FID vs NFE: baseline and tuned"
+                    limit: str | None = None, label: str = "score") -> str:
+    """Baseline and best score per NFE, confirm metrics, reversals and the score-vs-NFE plot.
+
+    The scores are the numbers the export writes; each confirm metric's change comes from the
+    same confirmation images, and a gain that reverses on one is flagged in a note.
+    """
+    title = f"{label} per NFE: baseline and tuned"
     if not summary:
-        return section("fid-vs-nfe", title, note("no trial has completed yet"))
-    headers = ["NFE", "steps", "baseline FID", "best FID", "change", "FID change [95% CI]",
-               "search FID", "confirmed", "Pareto front", "trial", "best parameters",
-               "on a bound (within 2% of the range)"]
+        return section("score-vs-nfe", title, note("no trial has completed yet"))
+    others = list(dict.fromkeys(n for r in summary for n in r.confirm))
+    headers = ["NFE", "steps", f"baseline {label}", f"best {label}", "change",
+               f"{label} change [95% CI]",
+               *(f"{label_of(n)} change [95% CI]" for n in others),
+               f"search {label}", "confirmed", "Pareto front", "trial", "best parameters",
+               "on a bound (within 2% of the range)", *(["reversed on"] if others else [])]
     rows = [({"data-nfe": str(r.nfe)},
-             [Cell(r.nfe, "nfe"), r.steps, Cell(fmt_fid(r.baseline_fid), "baseline-fid"),
-              Cell(fmt_fid(r.best_fid), "best-fid"), Cell(fmt_change(r.change), "change"),
+             [Cell(r.nfe, "nfe"), r.steps, Cell(fmt_score(r.baseline_score), "baseline"),
+              Cell(fmt_score(r.best_score), "best"), Cell(fmt_change(r.change), "change"),
               Cell(fmt_delta(r), "delta"),
-              Cell(fmt_fid(r.search_fid), "search-fid"),
+              *(Cell(fmt_confirm(r, n), f"confirm-{n}") for n in others),
+              Cell(fmt_score(r.search_score), "search"),
               Cell("yes" if r.confirmed else "no", "confirmed"),
               Cell("*" if r.on_front else "", "front"), Cell(r.best_trial, "trial"),
-              Cell(fmt_params(r.params), "text"), Cell(r.on_bound, "on-bound")])
+              Cell(fmt_params(r.params), "text"), Cell(r.on_bound, "on-bound"),
+              *([Cell(", ".join(map(label_of, r.reversed)) or "-", "reversed")]
+                if others else [])])
             for r in summary]
-    parts = [paragraph("Best FID is the confirmed score on fresh seeds where the trial was "
-                       "confirmed, else the search FID; the Pareto front holds the NFEs whose "
-                       "best FID beats every smaller NFE. The FID change is FID(best) - "
-                       "FID(baseline) on the same confirmation seeds, with a 95% jackknife "
-                       "interval over blocks of seeds; n.s. marks an interval that reaches "
-                       "zero (such a schedule is never best.yaml)."),
+    higher = summary[0].higher_is_better
+    others_text = (f" The other columns of changes are the confirm metrics ("
+                   f"{', '.join(label_of(n) for n in others)}), scored on the same images: "
+                   "worse marks an interval on the worse side, and a gain that reverses on one "
+                   "is named under reversed on." if others else "")
+    parts = [paragraph(f"Best {label} ({better(higher)}) is the confirmed score on fresh seeds "
+                       f"where the trial was confirmed, else the search score; the Pareto front "
+                       f"holds the NFEs whose best beats every smaller NFE. The {label} change "
+                       f"is {label}(best) - {label}(baseline) on the same confirmation seeds, "
+                       "with a 95% jackknife interval over blocks of seeds; n.s. marks an "
+                       "interval that reaches zero (such a schedule is never best.yaml)."
+                       + others_text),
              table("summary-table", headers, rows)]
+    parts += [note(reversal_line(r, label)) for r in summary if r.reversed]
     if limit:
         parts.append(paragraph(limit))
     if path is not None:
-        parts.append(figure(path, "FID vs NFE, baseline and best schedule"))
-    return section("fid-vs-nfe", title, *parts)
+        parts.append(figure(path, f"{label} per NFE, baseline and best schedule; error bars: "
+                                  "the 95% interval of a confirmed change"))
+    return section("score-vs-nfe", title, *parts)
 
 
-def contour_section(path: Path | None, parameterization: str) -> str:
-    """FID over rho_bottom x rho_top per NFE, or why it is missing."""
-    title = "FID over rho_top x rho_bottom"
+def contour_section(path: Path | None, parameterization: str, label: str = "score") -> str:
+    """The search score over rho_bottom x rho_top per NFE, or why it is missing."""
+    title = f"search {label} over rho_top x rho_bottom"
     if path is None:
         return section("contour", title, note(
             f"skipped: the study has no completed trials with rho_top and rho_bottom parameters "
             f"(parameterization {parameterization}); this figure is for the linear one"))
     return section("contour", title, figure(
-        path, "FID of completed trials over (rho_bottom, rho_top), one panel per NFE; "
-              "the star is the lowest search FID"))
+        path, f"search {label} of completed trials over (rho_bottom, rho_top), one panel per "
+              "NFE; the star is the best search score"))
 
 
-def history_section(path: Path | None) -> str:
-    """FID per trial number."""
+def history_section(path: Path | None, label: str = "score") -> str:
+    """The search score per trial number."""
     title = "Optimisation history"
     if path is None:
-        return section("history", title, note("no trial has reported an FID yet"))
+        return section("history", title, note(f"no trial has reported a {label} yet"))
     return section("history", title, figure(
-        path, "search FID per trial, a colour per NFE; crosses are pruned trials at their last "
-              "stage; the line is the best so far per NFE"))
+        path, f"search {label} per trial, a colour per NFE; crosses are pruned trials at their "
+              "last stage; the line is the best so far per NFE"))
 
 
 def importance_section(importances: Mapping[str, Mapping[str, float]],
-                       missing: Mapping[str, str], path: Path | None) -> str:
+                       missing: Mapping[str, str], path: Path | None,
+                       label: str = "score") -> str:
     """fANOVA parameter importances per cell, and the cells where they could not be computed."""
     title = "Parameter importances per cell"
     notes = [note(f"{cell}: {reason}") for cell, reason in missing.items()]
@@ -149,8 +210,9 @@ def importance_section(importances: Mapping[str, Mapping[str, float]],
                                                      f"{v:.3f}"])
             for cell, imp in importances.items() for k, v in imp.items()]
     return section("importance", title,
-                   paragraph("fANOVA importance of each parameter for the search FID over the "
-                             "completed trials of each cell (solver and step count fixed)."),
+                   paragraph(f"fANOVA importance of each parameter for the search {label} "
+                             "over the completed trials of each cell (solver and step count "
+                             "fixed)."),
                    table("importance-table", ["cell", "parameter", "importance"], rows),
                    figure(path, "parameter importances per cell"), *notes)
 
@@ -173,22 +235,23 @@ def samples_section(grids: Sequence[Grid] | None, reason: str | None) -> str:
     return section("samples", title, *parts)
 
 
-def trials_section(rows: Sequence[TrialRow]) -> str:
-    """Every trial: number, state, NFE, parameters, FID, sample count, confirmed FID."""
-    headers = ["trial", "state", "NFE", "baseline", "parameters", "FID", "n_samples",
-               "confirmed FID"]
+def trials_section(rows: Sequence[TrialRow], label: str = "score") -> str:
+    """Every trial: number, state, NFE, parameters, score, sample count, confirmed score."""
+    headers = ["trial", "state", "NFE", "baseline", "parameters", f"search {label}",
+               "n_samples", f"confirmed {label}"]
     body = []
     for r in rows:
         kind = "baseline" if r.baseline else r.state.lower()
         body.append(({"data-trial": str(r.number), "class": kind},
                      [Cell(r.number, "trial"), Cell(r.state.lower(), "state"),
                       "-" if r.nfe is None else r.nfe, "yes" if r.baseline else "",
-                      Cell(fmt_params(r.params), "text"), Cell(fmt_fid(r.fid), "fid"),
+                      Cell(fmt_params(r.params), "text"), Cell(fmt_score(r.score), "score"),
                       "-" if r.n_samples is None else r.n_samples,
-                      Cell(fmt_fid(r.final_fid), "final-fid")]))
+                      Cell(fmt_score(r.final_score), "final-score")]))
     return section("trials", "All trials",
-                   paragraph("FID is the search FID; for a pruned trial, the FID at the stage "
-                             "where it stopped (n_samples images)."),
+                   paragraph(f"Search {label} is the trial's score during the search; for a "
+                             "pruned trial, the score at the stage where it stopped "
+                             "(n_samples images)."),
                    table("trials-table", headers, body))
 
 
@@ -199,30 +262,32 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
     """Write the figures and ``index.html`` (PNGs embedded) into ``folder``; returns the page."""
     # the baseline at larger step counts and the answer to "breaking the limit", if measured
     records = limit_records(study, protocol) if protocol is not None else {}
-    limit = {r["nfe"]: r["fid"] for k, r in records.items() if k != "answer"}
+    limit = {r["nfe"]: final_value(r) for k, r in records.items() if k != "answer"}
     scores = dict(scores or {})
+    label, higher = metric_label(study), higher_is_better(study)
     folder.mkdir(parents=True, exist_ok=True)
     rows = trial_rows(study, scores)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     summary = summarize(study, scores) if complete else []
     importances, missing = param_importances(study)
     paths = {name: saved(fig, folder / name) for name, fig in (
-        ("fid-vs-nfe.png", figures.fid_vs_nfe_figure(summary, limit)),
-        ("contour.png", figures.contour_figure(rows, param_bounds(study))),
-        ("history.png", figures.history_figure(rows)),
-        ("importance.png", figures.importance_figure(importances)))}
+        ("score-vs-nfe.png", figures.score_vs_nfe_figure(summary, limit, label)),
+        ("contour.png", figures.contour_figure(rows, param_bounds(study), label, higher)),
+        ("history.png", figures.history_figure(rows, label, higher)),
+        ("importance.png", figures.importance_figure(importances, label)))}
     parameterization = str(study.user_attrs.get(keys.PARAMETERIZATION, "?"))
     page = document(
         f"skipsearch report: {study.study_name}",
         overview(study, rows, storage_url, protocol, scores),
-        summary_section(summary, paths["fid-vs-nfe.png"], limit_line(records.get("answer"))),
-        contour_section(paths["contour.png"], parameterization),
-        history_section(paths["history.png"]),
-        importance_section(importances, missing, paths["importance.png"]),
+        summary_section(summary, paths["score-vs-nfe.png"],
+                        limit_line(records.get("answer"), label, higher), label),
+        contour_section(paths["contour.png"], parameterization, label),
+        history_section(paths["history.png"], label),
+        importance_section(importances, missing, paths["importance.png"], label),
         samples_section(grids, grids_note),
         windows_section(folder),
         loss_section(folder),
-        trials_section(rows))
+        trials_section(rows, label))
     index = folder / "index.html"
     tmp = index.with_suffix(".html.tmp")
     tmp.write_text(page, encoding="utf-8")

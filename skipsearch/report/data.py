@@ -11,20 +11,24 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..search.group import Sweep, cell_label
 from ..search.record import TrialRecord
+from ..search.results import final_value
 
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial: its state, NFE, parameters and the last FID it reported."""
+    """One trial: its state, NFE, parameters and the last search-metric score it reported.
+
+    ``final_score`` is its confirmed score on the search metric, where it was confirmed.
+    """
 
     number: int
     state: str
     nfe: int | None
     params: dict
-    fid: float | None
+    score: float | None
     n_samples: int | None
     baseline: bool
-    final_fid: float | None
+    final_score: float | None
 
     @property
     def complete(self) -> bool:
@@ -37,8 +41,8 @@ class TrialRow:
         return self.state == TrialState.PRUNED.name
 
 
-def last_fid(trial: FrozenTrial) -> float | None:
-    """The search FID of a finished trial, else the FID at its last stage (a pruned trial)."""
+def last_score(trial: FrozenTrial) -> float | None:
+    """The search score of a finished trial, else the score at its last stage (pruned)."""
     if trial.values:
         return float(trial.values[0])
     if trial.intermediate_values:
@@ -48,16 +52,16 @@ def last_fid(trial: FrozenTrial) -> float | None:
 
 def trial_rows(study: Sweep,
                scores: Mapping[int, Mapping] | None = None) -> list[TrialRow]:
-    """Every trial of the study in number order; ``final_fid`` where it was confirmed."""
+    """Every trial of the study in number order; ``final_score`` where it was confirmed."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         record = TrialRecord.of(t)
         nfe, n = record.nfe, record.n_samples
         final = (scores or {}).get(t.number)
         rows.append(TrialRow(t.number, t.state.name, int(nfe) if nfe is not None else None,
-                             dict(t.params), last_fid(t), int(n) if n is not None else None,
-                             bool(record.baseline),
-                             float(final["fid"]) if final else None))
+                             dict(t.params), last_score(t),
+                             int(n) if n is not None else None, bool(record.baseline),
+                             float(final_value(final)) if final else None))
     return sorted(rows, key=lambda r: r.number)
 
 
@@ -73,7 +77,7 @@ def param_bounds(study: Sweep) -> dict[str, tuple[float, float]]:
 
 
 def cell_importances(study: optuna.Study) -> tuple[dict[str, float] | None, str | None]:
-    """fANOVA importances of one cell's parameters for its search FID, or None and why not."""
+    """fANOVA importances of one cell's parameters for its search score, or None and why not."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < 2:
         return None, (f"parameter importances need at least 2 completed trials; this cell "

@@ -15,14 +15,14 @@ from matplotlib.ticker import FormatStrFormatter
 from ..analysis.loss import LossRow, read_loss_csv
 from ..analysis.windows import WindowRow, read_window_csv
 from .figures import new_figure, save_png
-from .page import Cell, figure, fmt_change, fmt_fid, note, paragraph, section, table
+from .page import Cell, figure, fmt_change, fmt_score, note, paragraph, section, table
 
 WINDOWS_CSV, WINDOWS_PNG = "windows.csv", "windows.png"
 LOSS_CSV, LOSS_PNG = "loss.csv", "loss.png"
 
 
 def windows_figure(rows: Sequence[WindowRow]) -> Figure:
-    """FID change per noise window against sigma (log axis); the full range as a line."""
+    """Score change per noise window against sigma (log axis); the full range as a line."""
     fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
     windows = [r for r in rows if r.kind == "window"]
@@ -42,7 +42,8 @@ def windows_figure(rows: Sequence[WindowRow]) -> Figure:
     ax.axhline(0.0, color="0.4", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("noise level sigma (window's levels; bar: its range)")
-    ax.set_ylabel("FID change from baseline")
+    ax.set_ylabel("score change from baseline")
+    ax.set_title("score change per noise window (the windows command's metric)")
     ax.legend(fontsize=8)
     return fig
 
@@ -85,24 +86,25 @@ def windows_section(folder: Path) -> str:
     for r in rows:
         w = r.window
         interval = ("-" if r.change_interval is None
-                    else f"[{r.change_interval[0]:+.3f}, {r.change_interval[1]:+.3f}]")
+                    else f"[{r.change_interval[0]:+.4g}, {r.change_interval[1]:+.4g}]")
         body.append(({"data-kind": r.kind, "data-window": "" if w is None else str(w.index)},
                      [Cell(r.kind, "text"), "-" if w is None else f"{w.first_step}-{w.last_step}",
                       "-" if w is None else f"{w.sigma_hi:.4g} .. {w.sigma_lo:.4g}",
-                      Cell(fmt_fid(r.fid), "fid"), Cell(f"{r.change:+.3f}", "change"),
+                      Cell(fmt_score(r.fid), "score"), Cell(f"{r.change:+.4g}", "change"),
                       fmt_change(r.relative_change), interval]))
     parts = [paragraph(f"The schedule applied at every level, and within one window of "
                        f"consecutive levels at a time (step i evaluates the network at t_i), "
-                       f"against the untuned baseline; {rows[0].n_samples} images, the same "
-                       f"seeds for every run."),
-             table("windows-table", ["run", "levels", "sigma", "FID", "change",
+                       f"against the untuned baseline, scored on the metric the windows "
+                       f"command was given; {rows[0].n_samples} images, the same seeds for "
+                       f"every run."),
+             table("windows-table", ["run", "levels", "sigma", "score", "change",
                                      "relative", "95% interval"], body)]
     if all(r.change_interval is None for r in rows):
         parts.append(note("no intervals: each change is one paired difference on common "
                           "seeds, without a confidence interval"))
     png = folder / WINDOWS_PNG
     parts.append(figure(save_windows(rows, folder) if not png.is_file() else png,
-                        "FID change per noise window against sigma; the dashed line is the "
+                        "score change per noise window against sigma; the dashed line is the "
                         "schedule at every level"))
     return section("windows", "Noise windows: where the schedule helps", *parts)
 

@@ -30,9 +30,9 @@ def esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def fmt_fid(value: float | None) -> str:
-    """An FID as the report prints it (three decimals, like the sweep's table); '-' if none."""
-    return "-" if value is None else f"{value:.3f}"
+def fmt_score(value: float | None) -> str:
+    """A score as the report prints it (four significant digits, like the sweep's table)."""
+    return "-" if value is None else f"{value:.4g}"
 
 
 def fmt_change(change: float | None) -> str:

@@ -21,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 from ..errors import RunFailedError
 from .group import cell_label
 from .record import TrialRecord, write
+from .results import metric_label, ranking
 from .study import FINISHED
 from .workers import fail_orphans, this_worker
 
@@ -91,9 +92,10 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
     if trial.state != TrialState.COMPLETE:
         return
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    best = min(done, key=lambda t: t.values[0])
-    log.info("%s trial %d: FID %.4f; best of this cell: trial %d, FID %.4f",
-             cell_label(study), trial.number, trial.values[0], best.number, best.values[0])
+    rank, label = ranking(study), metric_label(study)
+    best = min(done, key=lambda t: rank(t.values[0]))
+    log.info("%s trial %d: %s %.4f; best of this cell: trial %d, %s %.4f", cell_label(study),
+             trial.number, label, trial.values[0], best.number, label, best.values[0])
 
 
 def poll_seconds(study: optuna.Study) -> float | None:

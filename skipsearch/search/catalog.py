@@ -12,17 +12,26 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from ..metrics.registry import label as label_of
 from ..seed_range import SeedRange
 from .group import Sweep, group_studies, legacy_study, load_sweep, plain_studies
 from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, TrialRecord
-from .results import Protocol, confirmed
+from .results import (
+    Protocol,
+    confirmed,
+    final_infinity,
+    higher_is_better,
+    metric_label,
+    metric_name,
+)
 from .study import FINISHED, make_storage, open_sweep
 from .summary import SummaryRow, summarize
 from .workers import gone
 
 __all__ = ["CatalogEntry", "Protocol", "SummaryRow", "Sweep", "catalog", "delete_sweep",
-           "final_scores", "make_storage", "open_sweep", "paired_rows", "plain_studies",
-           "recorded_protocols", "running_trials", "summarize"]
+           "final_scores", "higher_is_better", "label_of", "make_storage", "metric_label",
+           "metric_name", "open_sweep", "paired_rows", "plain_studies", "recorded_protocols",
+           "running_trials", "summarize"]
 
 
 def recorded_protocols(study: Sweep) -> list[Protocol]:
@@ -37,11 +46,11 @@ def recorded_protocols(study: Sweep) -> list[Protocol]:
 
 
 def final_scores(study: Sweep) -> tuple[Protocol | None, dict[int, Mapping]]:
-    """The sweep's most used final-score protocol and its records (none: search FIDs rank)."""
+    """The sweep's most used final-score protocol and its records (none: search scores rank)."""
     protocols = recorded_protocols(study)
     if not protocols:
         return None, {}
-    fid_infinity = any(r.get("fid_infinity") is not None
+    fid_infinity = any(final_infinity(r) is not None
                        for r in confirmed(study, protocols[0]).values())
     protocol = Protocol(protocols[0].seed_range, fid_infinity)
     return protocol, confirmed(study, protocol)
@@ -49,7 +58,7 @@ def final_scores(study: Sweep) -> tuple[Protocol | None, dict[int, Mapping]]:
 
 @dataclass(frozen=True)
 class CatalogEntry:
-    """One sweep as ``skipsearch studies`` lists it."""
+    """One sweep as ``skipsearch studies`` lists it: ``best`` scores on its ``metric``."""
 
     name: str
     model: str
@@ -58,15 +67,18 @@ class CatalogEntry:
     trials: int
     best: dict[int, float]
     legacy: bool = False
+    metric: str = "score"  # the search metric's label
+    reversed: tuple[int, ...] = ()  # the NFEs whose best's gain reverses on a confirm metric
 
 
 def describe(study: Sweep, legacy: bool = False) -> CatalogEntry:
-    """A sweep's name, model, size and best FID per NFE (confirmed where recorded)."""
+    """A sweep's name, model, size and best score per NFE (confirmed where recorded)."""
     _, scores = final_scores(study)
+    rows = summarize(study, scores)
     return CatalogEntry(study.study_name, str(study.user_attrs.get(MODEL_NAME, "?")),
                         len(study.cells), len(study.get_trials(states=FINISHED)),
-                        len(study.trials), {r.nfe: r.best_fid for r in summarize(study, scores)},
-                        legacy)
+                        len(study.trials), {r.nfe: r.best_score for r in rows}, legacy,
+                        metric_label(study), tuple(r.nfe for r in rows if r.reversed))
 
 
 def catalog(storage: optuna.storages.BaseStorage) -> list[CatalogEntry]:

@@ -3,7 +3,7 @@
 ``search.limit_steps`` lists larger step counts (up to convergence); the baseline (every
 rho = 1.0) of each solver is scored there once under the confirmation's protocol, recorded
 as ``limit/<n>@<start>/<solver>-steps<k>`` in the sweep's first cell. The answer is the
-smallest NFE whose best confirmed tuned schedule has a lower FID than the best baseline at
+smallest NFE whose best confirmed tuned schedule scores better than the best baseline at
 any NFE measured (the cells' confirmed baselines and these), with the 95% interval of the
 change on the same seeds; both are scored again with seed blocks for it (once: the answer is
 recorded as ``limit/<n>@<start>/answer``).
@@ -17,13 +17,13 @@ from dataclasses import replace
 
 from ..evaluate import evaluate
 from ..metrics.blocks import paired_delta
-from ..metrics.fid import FIDScorer
+from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .group import Sweep, cell_key
 from .record import LIMIT_PREFIX, TrialRecord
-from .results import Protocol, trial_sampler, trial_schedule
+from .results import Protocol, final_value, ranking, trial_sampler, trial_schedule
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def limit_records(sweep: Sweep, protocol: Protocol) -> dict[str, Mapping]:
 
 def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                           samplers: Sequence[SamplerSpec], steps: Sequence[int],
-                          batch_size: int, device: str, scorer: FIDScorer) -> dict[str, Mapping]:
+                          batch_size: int, device: str, scorer: Scorer) -> dict[str, Mapping]:
     """Score each solver's baseline at each of ``steps`` not scored yet; all records."""
     done = limit_records(sweep, protocol)
     identity = SkipSchedule.identity(len(model.denoiser.skips))
@@ -53,29 +53,30 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                 continue
             result = evaluate(model, identity, cell, protocol.seeds, batch_size, device, scorer,
                               desc=f"baseline at {cell.nfe} NFE")
-            record = {"fid": result.fid, "nfe": cell.nfe, "steps": cell.steps,
+            record = {"score": result.score, "nfe": cell.nfe, "steps": cell.steps,
                       "sampler": cell.to_dict()}
             sweep.cells[0].set_user_attr(prefix(protocol) + cell_key(cell), record)
-            log.info("baseline %s (NFE %d): FID %.4f on %d images", cell_key(cell), cell.nfe,
-                     result.fid, protocol.seed_range.count)
+            log.info("baseline %s (NFE %d): %s %.4f on %d images", cell_key(cell), cell.nfe,
+                     scorer.primary, result.score, protocol.seed_range.count)
     return limit_records(sweep, protocol)
 
 
 def best_baseline(sweep: Sweep, scores: Mapping[int, Mapping],
                   records: Mapping[str, Mapping]) -> dict | None:
-    """The lowest confirmed baseline FID at any NFE: the cells' and the limit step counts'."""
+    """The best confirmed baseline score at any NFE: the cells' and the limit step counts'."""
     found = []
     for t in sweep.trials:
         if TrialRecord.of(t).baseline and t.number in scores:
-            found.append({"fid": scores[t.number]["fid"], "nfe": TrialRecord.of(t).nfe,
-                          "trial": t.number})
-    found += [{"fid": r["fid"], "nfe": r["nfe"], "key": k} for k, r in records.items()
+            found.append({"score": final_value(scores[t.number]),
+                          "nfe": TrialRecord.of(t).nfe, "trial": t.number})
+    found += [{"score": final_value(r), "nfe": r["nfe"], "key": k} for k, r in records.items()
               if k != "answer"]
-    return min(found, key=lambda r: r["fid"]) if found else None
+    rank = ranking(sweep)
+    return min(found, key=lambda r: rank(r["score"])) if found else None
 
 
 def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping[int, Mapping],
-           rows, batch_size: int, device: str, scorer: FIDScorer, blocks: int) -> dict | None:
+           rows, batch_size: int, device: str, scorer: Scorer, blocks: int) -> dict | None:
     """The smallest NFE whose confirmed best beats the best baseline anywhere, with its interval.
 
     ``rows`` are the summary's rows (best per NFE). Recorded, so it is computed once.
@@ -84,20 +85,21 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
     target = best_baseline(sweep, scores, records)
     if target is None:
         return None
+    rank = ranking(sweep)
     winner = next((r for r in sorted(rows, key=lambda r: r.nfe)
-                   if r.confirmed and r.best_fid < target["fid"]
+                   if r.confirmed and rank(r.best_score) < rank(target["score"])
                    and not TrialRecord.of(sweep.trials[r.best_trial]).baseline), None)
     key = (winner.best_trial if winner else None, target.get("trial", target.get("key")))
     old = records.get("answer")
     if old is not None and (old.get("trial"), old.get("baseline")) == key:
         return old
-    result = {"baseline": key[1], "baseline_nfe": target["nfe"], "baseline_fid": target["fid"],
-              "trial": None}
+    result = {"baseline": key[1], "baseline_nfe": target["nfe"],
+              "baseline_score": target["score"], "trial": None}
     if winner is not None:
         trial = sweep.trials[winner.best_trial]
         tuned = evaluate(model, trial_schedule(trial), trial_sampler(sweep, trial),
                          protocol.seeds, batch_size, device, scorer, blocks=blocks,
-                         desc=f"limit: tuned at {winner.nfe} NFE").blocks
+                         desc=f"limit: tuned at {winner.nfe} NFE").accumulators
         if "trial" in target:
             base_trial = sweep.trials[target["trial"]]
             schedule, spec = trial_schedule(base_trial), trial_sampler(sweep, base_trial)
@@ -106,24 +108,30 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
             schedule = SkipSchedule.identity(len(model.denoiser.skips))
             spec = SamplerSpec.from_dict(record["sampler"], record["steps"])
         base = evaluate(model, schedule, spec, protocol.seeds, batch_size, device, scorer,
-                        blocks=blocks, desc=f"limit: baseline at {target['nfe']} NFE").blocks
-        delta = paired_delta(tuned, base, scorer.reference)
-        result.update(trial=winner.best_trial, nfe=winner.nfe, fid=winner.best_fid,
+                        blocks=blocks, desc=f"limit: baseline at {target['nfe']} NFE"
+                        ).accumulators
+        primary = scorer.primary
+        delta = paired_delta(tuned[primary], base[primary], scorer.higher_is_better())
+        result.update(trial=winner.best_trial, nfe=winner.nfe, score=winner.best_score,
                       **delta.to_dict())
     sweep.cells[0].set_user_attr(prefix(protocol) + "answer", result)
     return result
 
 
-def limit_line(result: Mapping | None) -> str | None:
-    """The summary's line about breaking the limit."""
+def limit_line(result: Mapping | None, label: str = "FID",
+               higher_is_better: bool = False) -> str | None:
+    """The summary's line about breaking the limit (``label``: the search metric's name)."""
     if result is None:
         return None
+    baseline = result.get("baseline_score", result.get("baseline_fid"))
     base = (f"the best baseline at any NFE measured (NFE {result['baseline_nfe']}, "
-            f"FID {result['baseline_fid']:.3f})")
+            f"{label} {baseline:.3f})")
     if result.get("trial") is None:
         return f"breaking the limit: no tuned schedule beats {base}"
     low, high = result["delta_ci95"]
-    sure = "" if high < 0 else "; not significant: the interval reaches zero"
-    return (f"breaking the limit: tuned at NFE {result['nfe']} (FID {result['fid']:.3f}, trial "
+    sure = "" if (low > 0 if higher_is_better else high < 0) else \
+        "; not significant: the interval reaches zero"
+    score = result.get("score", result.get("fid"))
+    return (f"breaking the limit: tuned at NFE {result['nfe']} ({label} {score:.3f}, trial "
             f"{result['trial']}) beats {base}: change {result['delta']:+.3f} "
             f"[{low:+.3f}, {high:+.3f}] (95%){sure}")

@@ -1,4 +1,4 @@
-"""The Optuna objective: read params, sample with the schedule, report FID at each stage."""
+"""The Optuna objective: read params, sample with the schedule, report the score at each stage."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import optuna
 
 from ..errors import Terminated
 from ..evaluate import evaluate
-from ..metrics.fid import FIDScorer
+from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..tracking import Tracker
@@ -40,10 +40,15 @@ class TrialContext:
     seeds: range
     batch_size: int
     device: str
-    scorer: FIDScorer
+    scorer: Scorer
     tracker: Tracker
     stages: Sequence[int] = ()
-    objectives: Sequence[str] = ("fid",)
+    objectives: Sequence[str] = ()  # metric names or nfe; () is the scorer's primary alone
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The metrics a trial scores: its objectives' (the search metric first)."""
+        return tuple(o for o in self.objectives if o != "nfe") or (self.scorer.primary,)
 
 
 Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
@@ -51,12 +56,13 @@ Objective = Callable[[optuna.Trial], "float | tuple[float, float]"]
 
 def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
                    space: Callable[[], SearchSpace] | None = None) -> Objective:
-    """An objective for one cell returning the FID (and the NFE, multi-objective) of a trial.
+    """An objective for one cell: a trial's search score (and its NFE or a second metric).
 
     A trial beyond the cell's ``target`` or repeating another's parameters is skipped first.
     ``space()`` gives the cell's current space (its bounds may widen); else ``ctx.space``.
     """
-    single = len(ctx.objectives) == 1
+    single = len(ctx.objectives) <= 1
+    label = ctx.scorer.primary
 
     def objective(trial: optuna.Trial) -> float | tuple[float, float]:
         claim(trial, target)
@@ -65,33 +71,39 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
         write(trial, TrialRecord(nfe=sampler.nfe, steps=sampler.steps, sampler=sampler.to_dict(),
                                  coefficients=list(schedule.coefficients),
                                  schedule=schedule.to_dict()))
-        stage_fids: list[list[float]] = []
+        stage_scores: list[list[float]] = []
         start = time.perf_counter()
 
-        def on_stage(count: int, fid: float) -> None:
-            if not math.isfinite(fid):
-                reason = (f"the schedule made NaN or infinite images: FID {fid} after {count} "
-                          "images")
+        def on_stage(count: int, score: float) -> None:
+            if not math.isfinite(score):
+                reason = (f"the schedule made NaN or infinite images: {label} {score} after "
+                          f"{count} images")
                 write(trial, TrialRecord(fail_reason=reason))
                 raise NonFiniteImagesError(reason)
             if count < len(ctx.seeds) and not sys.stderr.isatty():  # lines instead of bars
-                log.info("trial %d: FID %.4f after %d of %d images (%d NFE)", trial.number,
-                         fid, count, len(ctx.seeds), sampler.nfe)
-            stage_fids.append([count, fid])
-            write(trial, TrialRecord(stage_fids=stage_fids, n_samples=count,
+                log.info("trial %d: %s %.4f after %d of %d images (%d NFE)", trial.number,
+                         label, score, count, len(ctx.seeds), sampler.nfe)
+            stage_scores.append([count, score])
+            write(trial, TrialRecord(stage_scores=stage_scores, n_samples=count,
                                      seconds=round(time.perf_counter() - start, 3)))
             if not single:
                 return
-            trial.report(fid, count)
+            trial.report(score, count)
             if count < len(ctx.seeds) and not TrialRecord.of(trial).baseline \
                     and trial.should_prune():
-                log_trial(ctx, trial, sampler.nfe, stage_fids, None)
-                raise optuna.TrialPruned(f"FID {fid:.4g} after {count} images")
+                log_trial(ctx, trial, sampler.nfe, stage_scores, None)
+                raise optuna.TrialPruned(f"{label} {score:.4g} after {count} images")
 
         result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
-                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage)
-        log_trial(ctx, trial, sampler.nfe, stage_fids, result.preview)
-        return result.fid if single else (result.fid, float(sampler.nfe))
+                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage,
+                          metrics=ctx.metrics)
+        if len(ctx.metrics) > 1:
+            write(trial, TrialRecord(scores=result.scores))
+        log_trial(ctx, trial, sampler.nfe, stage_scores, result.preview, result.scores)
+        if single:
+            return result.score
+        second = ctx.objectives[1]
+        return result.score, float(sampler.nfe if second == "nfe" else result.scores[second])
 
     def interruptible(trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -105,13 +117,16 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
 
 
 def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
-              stage_fids: list[list[float]], preview) -> None:
-    """Send the trial's parameters, stage FIDs and (when it finished) its images to W&B.
+              stage_scores: list[list[float]], preview,
+              scores: dict[str, float] | None = None) -> None:
+    """Send the trial's parameters, stage scores and (when it finished) its images to W&B.
 
-    ``trial`` in the run's config is the trial's number in its cell study (``cell``).
+    ``trial`` in the run's config is the trial's number in its cell study (``cell``); the
+    search metric is logged as ``score`` and under its own name, like every other metric.
     """
-    count, fid = stage_fids[-1]
-    metrics = {"fid": fid, "nfe": nfe, "n_samples": int(count), "pruned": preview is None}
+    count, score = stage_scores[-1]
+    metrics = {"score": score, ctx.scorer.primary: score, **(scores or {}), "nfe": nfe,
+               "n_samples": int(count), "pruned": preview is None}
     ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe,
                                          "cell": trial.study.study_name}, metrics, preview,
-                          [(int(k), v) for k, v in stage_fids])
+                          [(int(k), v) for k, v in stage_scores])

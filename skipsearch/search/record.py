@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 from ..seed_range import SeedRange
 
-# A cell study's attributes: what its FIDs depend on (checked on resume) ...
+# A cell study's attributes: what its scores depend on (checked on resume) ...
 VERSION = "skipsearch_version"
 MODEL_NAME = "model_name"
 MODEL_SHA256 = "model_sha256"
@@ -22,7 +22,7 @@ PARAMETERIZATION = "parameterization"
 SKIPS = "skips"
 METRIC = "metric"
 PRECISION = "precision"
-SEARCH_N = "n_samples"  # the search FID's image count ...
+SEARCH_N = "n_samples"  # the search score's image count ...
 SEARCH_START = "seed_start"  # ... and its first seed
 # ... and its place in the sweep
 GROUP_ATTR = "sweep"
@@ -48,7 +48,9 @@ class TrialRecord:
     sampler: dict | None = None  # SamplerSpec.to_dict()
     coefficients: list[float] | None = None  # one rho per skip
     schedule: dict | None = None  # SkipSchedule.to_dict()
-    stage_fids: list[list[float]] | None = None  # [images, FID] at each stage reached
+    stage_scores: list[list[float]] | None = None  # [images, score] at each stage reached
+    stage_fids: list[list[float]] | None = None  # the same, as trials before 0.2 kept it
+    scores: dict | None = None  # every objective metric's score, by name (two metrics)
     n_samples: int | None = None  # images the last FID was measured on
     seconds: float | None = None  # wall time up to the last stage
     baseline: bool = False  # the all-1.0 trial queued in each cell
@@ -64,6 +66,11 @@ class TrialRecord:
         """The record of an Optuna trial (frozen or running); keys it lacks stay unset."""
         attrs = trial.user_attrs
         return cls(**{f.name: attrs[f.name] for f in fields(cls) if f.name in attrs})
+
+    @property
+    def stages(self) -> list[list[float]]:
+        """[images, score] at each stage the trial reached (either name), [] if none."""
+        return self.stage_scores or self.stage_fids or []
 
     def to_attrs(self) -> dict[str, object]:
         """The user attributes this record sets, in field order."""

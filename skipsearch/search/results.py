@@ -16,7 +16,7 @@ from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from ..seed_range import SeedRange
 from .group import Sweep
-from .record import CONFIRM_PREFIX, SAMPLER, TrialRecord
+from .record import CONFIRM_PREFIX, METRIC, SAMPLER, TrialRecord
 
 Scores = Mapping[int, Mapping]
 
@@ -39,9 +39,37 @@ class Protocol:
         return f"{CONFIRM_PREFIX}{self.seed_range.count}@{self.seed_range.start}/"
 
 
-def search_fid(trial: FrozenTrial) -> float:
-    """The FID a trial reached during the search (its first objective)."""
+def search_score(trial: FrozenTrial) -> float:
+    """The score a trial reached during the search (its first objective)."""
     return trial.values[0]
+
+
+def higher_is_better(study: optuna.Study | Sweep) -> bool:
+    """Whether the study's first objective (the search metric) is maximised."""
+    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+
+
+def ranking(study: optuna.Study | Sweep):
+    """A sort key of scores of ``study``'s search metric: smaller is better."""
+    sign = -1.0 if higher_is_better(study) else 1.0
+    return lambda value: sign * value
+
+
+def metric_name(study) -> str:
+    """The search metric a study recorded (``fid`` for studies that predate the registry)."""
+    return str((study.user_attrs.get(METRIC) or {}).get("metric", "fid"))
+
+
+def metric_label(study) -> str:
+    """How tables name the study's search metric."""
+    from ..metrics.registry import label
+
+    return label(metric_name(study))
+
+
+def final_value(record: Mapping) -> float:
+    """The search metric's score in a final-score record (``fid`` in older records)."""
+    return record["score"] if "score" in record else record["fid"]
 
 
 def trial_steps(trial: FrozenTrial) -> int:
@@ -72,27 +100,28 @@ def completed(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def final_or_search(trial: FrozenTrial, scores: Scores | None) -> float:
-    """The trial's confirmed FID if it has one, else its search FID."""
+    """The trial's confirmed score if it has one, else its search score."""
     if scores and trial.number in scores:
-        return scores[trial.number]["fid"]
-    return search_fid(trial)
+        return final_value(scores[trial.number])
+    return search_score(trial)
 
 
 def best_per_nfe(study: optuna.Study, scores: Scores | None = None) -> dict[int, FrozenTrial]:
-    """The completed trial with the lowest FID at each NFE.
+    """The completed trial with the best search-metric score at each NFE.
 
     With ``scores`` (confirmed final scores by trial number) only those trials compete, ranked
-    by their final FID; an NFE without any falls back to the search FID.
+    by their final score; an NFE without any falls back to the search score.
     """
+    key = ranking(study)
     by_search: dict[int, FrozenTrial] = {}
     by_final: dict[int, FrozenTrial] = {}
     for t in completed(study):
         nfe = TrialRecord.of(t).nfe
-        if nfe not in by_search or search_fid(t) < search_fid(by_search[nfe]):
+        if nfe not in by_search or key(search_score(t)) < key(search_score(by_search[nfe])):
             by_search[nfe] = t
         if scores and t.number in scores and (
-                nfe not in by_final
-                or scores[t.number]["fid"] < scores[by_final[nfe].number]["fid"]):
+                nfe not in by_final or key(final_value(scores[t.number]))
+                < key(final_value(scores[by_final[nfe].number]))):
             by_final[nfe] = t
     return dict(sorted({**by_search, **by_final}.items()))
 
@@ -100,20 +129,22 @@ def best_per_nfe(study: optuna.Study, scores: Scores | None = None) -> dict[int,
 def baseline_per_nfe(study: optuna.Study,
                      scores: Scores | None = None) -> dict[int, FrozenTrial]:
     """The completed baseline (all coefficients 1.0) trial at each NFE (the best, if several)."""
+    key = ranking(study)
     baselines = [t for t in completed(study) if TrialRecord.of(t).baseline]
     best: dict[int, FrozenTrial] = {}
-    for t in sorted(baselines, key=lambda t: final_or_search(t, scores), reverse=True):
+    for t in sorted(baselines, key=lambda t: key(final_or_search(t, scores)), reverse=True):
         best[TrialRecord.of(t).nfe] = t
     return best
 
 
-def pareto_front(fids: Mapping[int, float]) -> list[int]:
-    """The NFEs whose FID is lower than the FID at every smaller NFE (minimising both)."""
+def pareto_front(values: Mapping[int, float], higher_is_better: bool = False) -> list[int]:
+    """The NFEs whose score beats the score at every smaller NFE (fewer NFE, better score)."""
+    sign = -1.0 if higher_is_better else 1.0
     front, best = [], float("inf")
-    for nfe in sorted(fids):
-        if fids[nfe] < best:
+    for nfe in sorted(values):
+        if sign * values[nfe] < best:
             front.append(nfe)
-            best = fids[nfe]
+            best = sign * values[nfe]
     return front
 
 
@@ -125,10 +156,16 @@ def confirmed(study: optuna.Study, protocol: Protocol | None) -> dict[int, Mappi
             for key, value in study.user_attrs.items() if key.startswith(protocol.prefix)}
 
 
-def final_score(fid: float, fid_infinity: float | None, seeds: SeedRange) -> dict:
-    """A final-score record as confirmation stores it: the FIDs and the seeds they came from."""
-    return {"fid": fid, "fid_infinity": fid_infinity, "n_samples": seeds.count,
-            "seed_start": seeds.start}
+def final_score(score: float, infinity: float | None, seeds: SeedRange,
+                metric: str | None = None) -> dict:
+    """A final-score record as confirmation stores it: the scores and the seeds they came from."""
+    return {"score": score, "score_infinity": infinity, "metric": metric,
+            "n_samples": seeds.count, "seed_start": seeds.start}
+
+
+def final_infinity(record: Mapping) -> float | None:
+    """The FID-infinity of a final-score record (``fid_infinity`` in older records)."""
+    return record.get("score_infinity", record.get("fid_infinity"))
 
 
 def final_seeds(record: Mapping) -> SeedRange:
@@ -138,13 +175,14 @@ def final_seeds(record: Mapping) -> SeedRange:
 
 def per_cell(study: optuna.Study,
              top_k: int) -> dict[tuple[str, int], tuple[list[FrozenTrial], FrozenTrial | None]]:
-    """Per cell: its ``top_k`` completed tuned trials by search FID, and its baseline."""
+    """Per cell: its ``top_k`` completed tuned trials by search score, and its baseline."""
+    rank = ranking(study)
     cells: dict[tuple[str, int], list[FrozenTrial]] = {}
     for t in completed(study):
         cells.setdefault(cell_of_trial(t), []).append(t)
     out = {}
     for key, trials in cells.items():
-        trials.sort(key=search_fid)
+        trials.sort(key=lambda t: rank(search_score(t)))
         tuned = [t for t in trials if not TrialRecord.of(t).baseline][:top_k]
         base = next((t for t in trials if TrialRecord.of(t).baseline), None)
         out[key] = (tuned, base)
@@ -152,7 +190,7 @@ def per_cell(study: optuna.Study,
 
 
 def candidates(study: optuna.Study, top_k: int) -> list[FrozenTrial]:
-    """Per cell, the ``top_k`` completed tuned trials by search FID and the baseline."""
+    """Per cell, the ``top_k`` completed tuned trials by search score and the baseline."""
     return sorted((t for tuned, base in per_cell(study, top_k).values()
                    for t in [*tuned, *([base] if base is not None else [])]),
                   key=lambda t: t.number)

@@ -15,7 +15,6 @@ from ..schedule import RHO_RANGE
 from ..seed_range import SEED_LIMIT
 from .names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 
-OBJECTIVES = (["fid"], ["fid", "nfe"])
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)
 # A sweep's name becomes a folder under export_dir and report.dir: letters, digits and ._+=-,
 # starting with a letter or digit, at most 100 characters (so never a path or '..').
@@ -121,12 +120,10 @@ class SearchSettings:
             extra["population_size"] = get_int(cfg, "search.population_size", 2)
         if OmegaConf.select(cfg, "search.n_startup_trials") is not None:
             extra["n_startup_trials"] = get_int(cfg, "search.n_startup_trials", 0)
-        objectives = get_list(cfg, "search.objectives")
-        check(objectives in OBJECTIVES, "search.objectives", objectives,
-              "give [fid] (one objective) or [fid,nfe] (a Pareto front of FID against NFE)")
+        objectives = objective_names(cfg)
         check(len(objectives) == 1 or sampler not in SINGLE_OBJECTIVE_SAMPLERS,
               "search.sampler", sampler, "optimises one objective; use search=nsga2 or "
-              "search=tpe with search.objectives=[fid,nfe]")
+              "search=tpe with search.objectives=[score,nfe]")
         confirm_top_k = get_int(cfg, "search.confirm_top_k", 0)
         if OmegaConf.select(cfg, "search.confirm_blocks") is not None:
             extra["confirm_blocks"] = confirm_blocks(cfg, confirm_top_k > 0)
@@ -217,3 +214,27 @@ def disc_rho_range(cfg: DictConfig) -> dict[str, float] | None:
           {"low": low, "high": high}, f"must contain sampler.rho={cfg.sampler.rho} "
           "(the baselines use it)")
     return {"low": low, "high": high}
+
+
+def objective_names(cfg: DictConfig) -> tuple[str, ...]:
+    """``search.objectives`` with ``score`` read as ``metric.name``: one or two objectives.
+
+    The first is the search metric; a second is another registered metric or ``nfe``.
+    """
+    from ..metrics.registry import METRICS
+
+    raw = get_list(cfg, "search.objectives")
+    search_metric = OmegaConf.select(cfg, "metric.name")
+    names = [search_metric if o == "score" else o for o in raw]
+    hint = ("give [score] (the search metric), [score,nfe] (a Pareto front against NFE) or "
+            "[score,METRIC] (against a second metric)")
+    check(len(names) in (1, 2) and all(isinstance(n, str) for n in names),
+          "search.objectives", raw, hint)
+    check(names[0] == search_metric, "search.objectives", raw,
+          f"the first objective is the search metric, metric.name={search_metric}; list it "
+          "first (or score), or choose another metric=...")
+    if len(names) == 2:
+        check(names[1] == "nfe" or names[1] in METRICS, "search.objectives", raw,
+              f"{names[1]} is neither nfe nor a registered metric ({', '.join(METRICS)})")
+        check(names[1] != names[0], "search.objectives", raw, "names one objective twice")
+    return tuple(names)

@@ -56,8 +56,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 JOURNAL = "journal:///"
 # what a run leaves on its trial; a retry of the trial starts without them
-RUN_RECORDS = ("worker", "fail_reason", "stage_fids", "n_samples", "seconds", "skipped",
-               "duplicate_of")
+RUN_RECORDS = ("worker", "fail_reason", "stage_scores", "stage_fids", "scores", "n_samples",
+               "seconds", "skipped", "duplicate_of")
 
 
 class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
@@ -271,8 +271,8 @@ CONFIG_KEYS = {
     SEARCH_N: "metric.n_samples", SEARCH_START: "metric.seed_start", MODEL_NAME: "model",
     MODEL_SHA256: "model", SKIPS: "model", PARAMETERIZATION: "skip",
     **{f"{SAMPLER}.{k}": f"sampler.{k}" for k in ("sigma_min", "sigma_max", "rho", "sigmas")},
-    f"{SAMPLER}.name": "sampler", f"{METRIC}.feature_extractor": "metric.feature",
-    f"{METRIC}.feature_sha256": "metric.weights", f"{METRIC}.reference": "metric.reference",
+    f"{SAMPLER}.name": "sampler", f"{METRIC}.metric": "metric.name",
+    f"{METRIC}.feature_extractor": "metric.name", f"{METRIC}.reference": "metric.reference",
     f"{PRECISION}.network": "precision.network", f"{PRECISION}.sampler": "precision.sampler",
     f"{PRECISION}.noise_device": "device",
 }
@@ -317,7 +317,7 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
 
 def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storages.BaseStorage,
                space: SearchSpace, search: SearchSettings, provenance: Mapping[str, object],
-               objectives: Sequence[str] = ("fid",),
+               objectives: Sequence[str] = ("fid",),  # metric names or nfe
                pruner: optuna.pruners.BasePruner | None = None
                ) -> tuple[list[optuna.Study], list[SearchSpace]]:
     """Create or resume the cell studies of sweep ``group``; each cell's baseline is queued.
@@ -369,7 +369,9 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
 def create_cell(name: str, storage: optuna.storages.BaseStorage, objectives: Sequence[str],
                 pruner, sampler) -> tuple[optuna.Study, bool]:
     """A new cell study, or the one another worker created a moment ago (and False)."""
-    directions = ["minimize"] * len(objectives)
+    from ..metrics.registry import direction
+
+    directions = [direction(o) for o in objectives]
     try:
         return optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                    directions=directions, pruner=pruner), True

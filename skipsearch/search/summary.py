@@ -1,9 +1,9 @@
-"""The end-of-sweep table: baseline and best FID per NFE, the Pareto front, best parameters."""
+"""The end-of-sweep table: baseline and best score per NFE, the Pareto front, best parameters."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
@@ -15,21 +15,27 @@ from .results import (
     baseline_per_nfe,
     best_per_nfe,
     final_or_search,
+    higher_is_better,
+    metric_name,
     pareto_front,
-    search_fid,
+    search_score,
     trial_steps,
 )
 
 
 @dataclass(frozen=True)
 class SummaryRow:
-    """One NFE: baseline FID, best FID (confirmed when it was), the best trial and its params."""
+    """One NFE: baseline and best score (confirmed when it was), the best trial and its params.
+
+    ``confirm``: the best trial's record on each other metric (score, delta, interval, worse);
+    ``reversed``: the metrics on which its gain reverses.
+    """
 
     nfe: int
     steps: int
-    baseline_fid: float | None
-    best_fid: float
-    search_fid: float
+    baseline_score: float | None
+    best_score: float
+    search_score: float
     confirmed: bool
     on_front: bool
     best_trial: int
@@ -39,18 +45,23 @@ class SummaryRow:
     delta_ci95: tuple[float, float] | None = None
     cell: str | None = None
     on_bound: str = ""
+    higher_is_better: bool = False
+    confirm: Mapping[str, Mapping] = field(default_factory=dict)
+    reversed: tuple[str, ...] = ()
 
     @property
     def significant(self) -> bool | None:
-        """Whether the interval of the FID change lies below zero (None: no interval)."""
-        return None if self.delta_ci95 is None else self.delta_ci95[1] < 0
+        """Whether the interval of the change lies on the better side (None: no interval)."""
+        if self.delta_ci95 is None:
+            return None
+        return self.delta_ci95[0] > 0 if self.higher_is_better else self.delta_ci95[1] < 0
 
     @property
     def change(self) -> float | None:
-        """Relative FID change of the best over the baseline (negative is better)."""
-        if self.baseline_fid is None or self.baseline_fid == 0:
+        """Relative change of the best over the baseline (its sign as the metric's)."""
+        if self.baseline_score is None or self.baseline_score == 0:
             return None
-        return self.best_fid / self.baseline_fid - 1.0
+        return self.best_score / self.baseline_score - 1.0
 
 
 def summarize(study: optuna.Study,
@@ -58,8 +69,10 @@ def summarize(study: optuna.Study,
     """A row per NFE at which some trial completed."""
     baselines = baseline_per_nfe(study, scores)
     best = best_per_nfe(study, scores)
-    fids = {nfe: final_or_search(t, scores) for nfe, t in best.items()}
-    front = set(pareto_front(fids))
+    values = {nfe: final_or_search(t, scores) for nfe, t in best.items()}
+    higher = higher_is_better(study)
+    front = set(pareto_front(values, higher))
+    primary = metric_name(study)
     rows = []
     for nfe, t in best.items():
         base = baselines.get(nfe)
@@ -67,11 +80,14 @@ def summarize(study: optuna.Study,
         record = (scores or {}).get(t.number) or {}
         ci = record.get("delta_ci95")
         rows.append(SummaryRow(nfe, trial_steps(t),
-                               final_or_search(base, scores) if base else None, fids[nfe],
-                               search_fid(t), bool(scores) and t.number in scores,
+                               final_or_search(base, scores) if base else None, values[nfe],
+                               search_score(t), bool(scores) and t.number in scores,
                                nfe in front, t.number, params, TrialRecord.of(t).coefficients,
                                record.get("delta"), tuple(ci) if ci else None,
-                               cell_name(study, t), bound_note(study, t)))
+                               cell_name(study, t), bound_note(study, t), higher,
+                               {n: m for n, m in record.get("metrics", {}).items()
+                                if n != primary},
+                               tuple(record.get("reversed", ()))))
     return rows
 
 
@@ -93,27 +109,50 @@ def bound_note(study, trial) -> str:
 
 def fmt_delta(row: SummaryRow) -> str:
     """``-3.21 [-4.02, -2.40]``, with ``n.s.`` when the interval reaches zero; ``-`` if none."""
-    if row.delta is None or row.delta_ci95 is None:
+    return fmt_interval(row.delta, row.delta_ci95, row.significant)
+
+
+def fmt_interval(delta: float | None, ci: object, sure: bool | None) -> str:
+    """A change and its interval, ``n.s.`` unless ``sure``; ``-`` without an interval."""
+    if delta is None or not ci:
         return "-"
-    low, high = row.delta_ci95
-    return f"{row.delta:+.3f} [{low:+.3f}, {high:+.3f}]" + ("" if row.significant else " n.s.")
+    low, high = ci
+    return f"{delta:+.4g} [{low:+.4g}, {high:+.4g}]" + ("" if sure else " n.s.")
+
+
+def fmt_confirm(row: SummaryRow, name: str) -> str:
+    """The best trial's change on confirm metric ``name``: ``worse`` when it reverses."""
+    record = row.confirm.get(name)
+    if not record:
+        return "-"
+    if "delta" not in record:
+        return f"{record['score']:.4g}"
+    low, high = record["delta_ci95"]
+    better = low > 0 if record.get("higher_is_better") else high < 0
+    text = fmt_interval(record["delta"], (low, high), better or record.get("worse"))
+    return text + (" worse" if record.get("worse") else "")
 
 
 def study_tables(study: optuna.Study, rows: list[SummaryRow],
                  exports: Path | None) -> StudySummary:
     """Every trial as a table row, and the front, for the study's tracking run."""
     names = sorted({k for t in study.trials for k in t.params})
-    columns = ["trial", "state", "nfe", "fid", "n_samples", "baseline", *names]
+    columns = ["trial", "state", "nfe", "score", "n_samples", "baseline", *names]
     records = [(t, TrialRecord.of(t)) for t in study.trials]
     trials = [[t.number, t.state.name, r.nfe, t.values[0] if t.values else None, r.n_samples,
                r.baseline, *(t.params.get(k) for k in names)] for t, r in records]
-    front = [[r.nfe, r.best_fid, r.baseline_fid, r.search_fid, r.best_trial, r.confirmed]
+    front = [[r.nfe, r.best_score, r.baseline_score, r.search_score, r.best_trial, r.confirmed]
              for r in rows if r.on_front]
-    per_nfe = [[r.nfe, r.cell or str(r.steps), r.baseline_fid, r.best_fid, r.change,
-                r.delta, *(r.delta_ci95 or (None, None)), r.significant, r.search_fid,
-                r.best_trial, r.confirmed, r.on_bound] for r in rows]
-    return StudySummary(columns, trials, ["nfe", "fid", "baseline_fid", "search_fid", "trial",
-                                          "confirmed"], front, exports,
-                        ["nfe", "cell", "baseline_fid", "best_fid", "change", "delta",
-                         "delta_ci95_low", "delta_ci95_high", "significant", "search_fid",
-                         "trial", "confirmed", "on_bound"], per_nfe)
+    others = sorted({n for r in rows for n in r.confirm})
+    per_nfe = [[r.nfe, r.cell or str(r.steps), r.baseline_score, r.best_score, r.change,
+                r.delta, *(r.delta_ci95 or (None, None)), r.significant, r.search_score,
+                r.best_trial, r.confirmed, r.on_bound, ",".join(r.reversed),
+                *(r.confirm.get(n, {}).get(k) for n in others
+                  for k in ("score", "delta", "worse"))] for r in rows]
+    return StudySummary(columns, trials, ["nfe", "score", "baseline_score", "search_score",
+                                          "trial", "confirmed"], front, exports,
+                        ["nfe", "cell", "baseline_score", "best_score", "change", "delta",
+                         "delta_ci95_low", "delta_ci95_high", "significant", "search_score",
+                         "trial", "confirmed", "on_bound", "reversed_on",
+                         *(f"{n}_{k}" for n in others for k in ("score", "delta", "worse"))],
+                        per_nfe, metric_name(study))

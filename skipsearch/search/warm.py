@@ -17,16 +17,18 @@ from optuna.trial import FrozenTrial, TrialState
 from ..samplers.spec import SamplerSpec
 from .group import cell_label
 from .record import TrialRecord
+from .results import metric_label, ranking
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
 
 
 def best_tuned(study: optuna.Study) -> FrozenTrial | None:
-    """The completed tuned trial of a cell with the lowest search FID."""
+    """The completed tuned trial of a cell with the best search score."""
     tuned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
              if not TrialRecord.of(t).baseline]
-    return min(tuned, key=lambda t: t.values[0]) if tuned else None
+    rank = ranking(study)
+    return min(tuned, key=lambda t: rank(t.values[0])) if tuned else None
 
 
 def neighbours(cells: Sequence[SamplerSpec], i: int) -> list[int]:
@@ -79,7 +81,8 @@ def warm_start(studies: Sequence[optuna.Study], cells: Sequence[SamplerSpec], i:
         if any(t.params == params for t in taken):
             continue  # the cell ran it already (it came from here)
         study.enqueue_trial(params, user_attrs=TrialRecord(warm_start_from=source).to_attrs())
-        log.info("%s: queued the best schedule so far of %s (trial %d, FID %.4f)",
-                 cell_label(study), cell_label(studies[j]), best.number, best.values[0])
+        log.info("%s: queued the best schedule so far of %s (trial %d, %s %.4f)",
+                 cell_label(study), cell_label(studies[j]), best.number,
+                 metric_label(study), best.values[0])
         queued += 1
     return queued

@@ -36,7 +36,8 @@ def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
     out = tmp_path / "out"
     first = run_cli("sweep", *tiny_overrides, *SWEEP, "search.n_trials=2")
     assert first.returncode == 0, first.stderr
-    assert "baseline FID" in first.stdout and "exports" in first.stdout
+    assert "digits FID per NFE" in first.stdout and "exports" in first.stdout
+    assert "digits FD-AE change [95% CI]" in first.stdout  # the second ruler, confirmed
     before = study_trials(out)
     assert len(before) == 4  # two trials in each of the two cells
     assert [t.user_attrs["steps"] for t in before[:2]] == [2, 3]
@@ -80,7 +81,9 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     sample = run_cli("sample", *tiny_overrides, f"schedule={best}", "batch_size=5")
     assert sample.returncode == 0, sample.stderr
     fid, exported = map(float, re.search(r"FID (\S+) \(exported: (\S+)\)", sample.stdout).groups())
-    assert exported == pytest.approx(record["score"]["fid"], rel=1e-9)
+    assert exported == pytest.approx(record["score"]["value"], rel=1e-9)
+    assert record["score"]["metric"] == "digits_fid"
+    assert set(record["score"]["metrics"]) == {"digits_fd_ae"}
     assert fid == pytest.approx(exported, rel=1e-4)
     npz = __import__("numpy").load(out / "samples" / "best" / "samples.npz")
     assert npz["images"].shape == (30, 16, 16, 1) and npz["images"].dtype.name == "uint8"
@@ -88,8 +91,8 @@ def test_export_then_sample_reproduces_the_fid(tiny_overrides, tmp_path):
     fewer = run_cli("sample", *tiny_overrides, f"schedule={best}", "sample.n=12")
     assert fewer.returncode == 0, fewer.stderr
     assert "(exported:" not in fewer.stdout  # 12 images do not compare with 30
-    assert re.search(rf"FID \S+ on 12 images; the exported {exported:.10g} is on 30 \(FID "
-                     r"depends on the image count: sample.n=30 compares\)", fewer.stdout)
+    assert re.search(rf"FID \S+ on 12 images; the exported {exported:.10g} is on 30 \(the "
+                     r"score depends on the image count: sample.n=30 compares\)", fewer.stdout)
 
 
 # Malformed input, one case a line: (command and its arguments, text the one-line error holds).
@@ -121,7 +124,7 @@ BAD = {
     "stage beyond the sample count": (["sweep", "pruner=median", "pruner.stages=[1.5]"],
                                       "pruner.stages"),
     "unknown objective": (["sweep", "search.objectives=[fid,time]"], "search.objectives"),
-    "cma-es with two objectives": (["sweep", "search=cmaes", "search.objectives=[fid,nfe]"],
+    "cma-es with two objectives": (["sweep", "search=cmaes", "search.objectives=[score,nfe]"],
                                    "search.sampler='cmaes'"),
     "final seeds overlap the search": (["sweep", "metric.final_seed_start=10"],
                                        "metric.final_seed_start=10"),
@@ -183,9 +186,32 @@ BAD = {
                                            "metric.reference"),
     "edm checkpoint that is not a pickle": (["inspect", "model=edm", "model.path=README.md",
                                              "model.trust_pickle=true"], "model.path"),
-    "inception weights missing": (["sweep", "metric=inception_fid", "metric.reference=digits",
+    "inception weights missing": (["sweep", "metric=fid", "metric.reference=digits",
                                    "metric.inception_weights=nope.pth"],
                                   "weights-inception-2015-12-05-6726825d.pth"),
+    "unknown metric": (["sweep", "metric.name=fidd"], "metric.name='fidd': choose one of"),
+    "confirm on an unknown metric": (["sweep", "metric.confirm=[fid_dino]"],
+                                     "metric.confirm='fid_dino': is not a registered metric"),
+    "confirm on the search metric": (["sweep", "metric.confirm=[digits_fid]"],
+                                     "metric.confirm='digits_fid': is the search metric"),
+    "confirm on a metric twice": (["sweep", "metric.confirm=[digits_fd_ae,digits_fd_ae]"],
+                                  "names a metric twice"),
+    "confirm metrics not a list": (["sweep", "metric.confirm=kid"],
+                                   "metric.confirm='kid': give a list of metric names"),
+    "confirm on fd_dinov2 without its weights": (
+        ["sweep", "metric.confirm=[fd_dinov2]"],
+        "metric.dinov2_weights=None: needs dinov2_vitl14_pretrain.pth"),
+    "autoencoder weights that are not safetensors": (
+        ["sweep", "metric.autoencoder_weights=README.md"], "metric.autoencoder_weights"),
+    "unknown reversal rule": (["sweep", "metric.on_reversal=ignore"],
+                              "metric.on_reversal='ignore'"),
+    "first objective not the search metric": (
+        ["sweep", "search.objectives=[digits_fd_ae]"],
+        "the first objective is the search metric, metric.name=digits_fid"),
+    "unknown second objective": (["sweep", "search.objectives=[score,speed]"],
+                                 "speed is neither nfe nor a registered metric"),
+    "three objectives": (["sweep", "search.objectives=[score,nfe,digits_fd_ae]"],
+                         "search.objectives"),
     "unknown network precision": (["sweep", "precision.network=fp8"], "precision.network"),
     "unknown compile mode": (["sweep", "compile=fastest"], "compile='fastest'"),
     "cuda graphs on the cpu": (["sample", "cuda_graph=true"], "cuda_graph=True"),
@@ -221,7 +247,7 @@ BAD = {
     "schedule with two schedule keys": (["inspect", "schedule={files}/twice.yaml"],
                                         "the key 'schedule' appears twice, on line"),
     "schedule with a word for its FID": (["sample", "schedule={files}/fid_word.yaml"],
-                                         "score.fid is 'abc'; it must be a finite number"),
+                                         "score.value is 'abc'; it must be a finite number"),
     "schedule with a word for its sample count": (["sample", "schedule={files}/count_word.yaml"],
                                                   "score.n_samples is 'many'"),
     "schedule with sigma_min above sigma_max": (["sample", "schedule={files}/sigmas_swapped.yaml"],
@@ -435,7 +461,7 @@ def case_args(case: str, tiny_overrides: list[str], files: Path, port: int) -> l
     args = [a.format(files=files, port=port) for a in BAD[case][0]]
     if any(a.startswith("model=") for a in args):  # the digits weights key is digits' own
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("model.")]
-    if "metric=inception_fid" in args:  # nor the digits classifier's in the inception group
+    if "metric=fid" in args:  # nor the digits classifier's in the inception group
         tiny_overrides = [o for o in tiny_overrides if not o.startswith("metric.weights")]
     if args[0] == "train-toy":  # it writes under out_dir alone
         tiny_overrides = [o for o in tiny_overrides if o.startswith("out_dir=")]
@@ -481,7 +507,7 @@ def bad_files(tmp_path_factory, tiny_weights) -> Path:
             "sampler": {"name": "heun", "steps": 2, "sigma_min": 0.002, "sigma_max": 80.0,
                         "rho": 7.0, "options": {}, "sigmas": None, "nfe": 3},
             "schedule": SkipSchedule((0.9,) * 6).to_dict(),
-            "score": {"fid": 1.0, "n_samples": 24, "seeds": {"start": 0, "stop": 24}},
+            "score": {"value": 1.0, "n_samples": 24, "seeds": {"start": 0, "stop": 24}},
             "study": {}}
 
     def variant(name: str, edit) -> None:
@@ -505,7 +531,7 @@ def bad_files(tmp_path_factory, tiny_weights) -> Path:
     tiny_sha = file_sha256(tiny_weights["model"])  # a schedule that fits the tiny model
     variant("climbing_study.yaml", lambda r: (r["model"].update(sha256=tiny_sha),
                                               r["study"].update(name="../../up")))
-    variant("fid_word.yaml", lambda r: r["score"].update(fid="abc"))
+    variant("fid_word.yaml", lambda r: r["score"].update(value="abc"))
     variant("count_word.yaml", lambda r: r["score"].update(n_samples="many"))
     variant("sigmas_swapped.yaml", lambda r: r["sampler"].update(sigma_min=100.0))
     variant("sigma_inf.yaml", lambda r: r["sampler"].update(sigma_max=float("inf")))

@@ -31,50 +31,91 @@ SPACE = {"rho_top": [0.5, 1.2], "rho_bottom": [0.5, 1.2]}
 DISTS = {k: FloatDistribution(*v) for k, v in SPACE.items()}
 
 
-def provenance(model: str, n_samples: int = 64) -> dict:
-    """The cell attributes a sweep records (``study_provenance``), with made-up hashes."""
+def provenance(model: str, n_samples: int = 64, metric: str = "fid") -> dict:
+    """The cell attributes a sweep records (``study_provenance``), with made-up hashes.
+
+    ``fid`` on the digits classifier is how sweeps before the metric registry recorded it.
+    """
     return {"skipsearch_version": "0.1.0", "model_name": model, "model_sha256": "ab" * 32,
             "sampler": SAMPLER, "parameterization": "linear", "skips": SKIPS,
-            "metric": {"metric": "fid", "feature_extractor": "digits-classifier",
+            "metric": {"metric": metric, "feature_extractor": "digits-classifier",
                        "feature_sha256": "cd" * 32, "reference": "digits"},
             "precision": {"network": "fp32", "sampler": "float64", "noise_device": "cpu"},
             "n_samples": n_samples, "seed_start": 0}
 
 
-def add_trial(study: optuna.Study, steps: int, fid: float, top: float, bottom: float,
-              baseline: bool = False) -> None:
-    """A completed trial with the records the objective writes."""
+def add_trial(study: optuna.Study, steps: int, score: float, top: float, bottom: float,
+              baseline: bool = False, stages: str = "stage_fids") -> None:
+    """A completed trial with the records the objective writes (``stage_fids``: older ones)."""
     schedule = SkipSchedule.from_params("linear", {"rho_top": top, "rho_bottom": bottom},
                                         LEVELS)
     attrs = {"nfe": 2 * steps - 1, "steps": steps, "sampler": SAMPLER,
              "coefficients": list(schedule.coefficients), "schedule": schedule.to_dict(),
-             "stage_fids": [[64, fid]], "n_samples": 64, "seconds": 1.0}
+             stages: [[64, score]], "n_samples": 64, "seconds": 1.0}
     if baseline:
         attrs.update(baseline=True, baseline_key=f"heun-steps{steps}")
     study.add_trial(optuna.trial.create_trial(
-        params={"rho_top": top, "rho_bottom": bottom}, distributions=DISTS, value=fid,
+        params={"rho_top": top, "rho_bottom": bottom}, distributions=DISTS, value=score,
         user_attrs=attrs))
 
 
-def make_sweep(url: str, name: str, model: str, cells: dict[int, list[tuple]]) -> None:
-    """Sweep ``name``: per step count, trials (fid, rho_top, rho_bottom), the first a baseline."""
+def make_sweep(url: str, name: str, model: str, cells: dict[int, list[tuple]],
+               metric: str = "fid", direction: str = "minimize") -> None:
+    """Sweep ``name``: per step count, trials (score, rho_top, rho_bottom), the first a baseline.
+
+    ``metric`` ``fid`` writes the records of sweeps before the metric registry (FID on the
+    digits classifier, ``stage_fids``); any other, those of today's (``stage_scores``).
+    """
+    stages = "stage_fids" if metric == "fid" else "stage_scores"
     for steps, trials in cells.items():
-        study = optuna.create_study(study_name=f"{name}/heun-steps{steps}", storage=url)
-        for key, value in {**provenance(model), "sweep": name, "cell": {**SAMPLER,
-                           "steps": steps}, "steps": steps, "nfe": 2 * steps - 1,
-                           "space": SPACE}.items():
+        study = optuna.create_study(study_name=f"{name}/heun-steps{steps}", storage=url,
+                                    direction=direction)
+        for key, value in {**provenance(model, metric=metric), "sweep": name,
+                           "cell": {**SAMPLER, "steps": steps}, "steps": steps,
+                           "nfe": 2 * steps - 1, "space": SPACE}.items():
             study.set_user_attr(key, value)
-        for i, (fid, top, bottom) in enumerate(trials):
-            add_trial(study, steps, fid, top, bottom, baseline=i == 0)
+        for i, (score, top, bottom) in enumerate(trials):
+            add_trial(study, steps, score, top, bottom, baseline=i == 0, stages=stages)
 
 
 def confirm(url: str, name: str, steps: int, records: dict[int, dict]) -> None:
-    """Final-score records ``confirm/128@64/<cell trial>`` as ``confirm_top`` stores them."""
+    """Final-score records ``confirm/128@64/<cell trial>`` as ``confirm_top`` stores them.
+
+    Records with ``fid`` are those of sweeps before the metric registry (``fid_infinity``).
+    """
     study = optuna.load_study(study_name=f"{name}/heun-steps{steps}", storage=url)
     for number, record in records.items():
+        infinity = {"fid_infinity": None} if "fid" in record else {"score_infinity": None}
         study.set_user_attr(f"confirm/128@64/{number}",
-                            {"n_samples": 128, "seed_start": 64, "fid_infinity": None,
-                             **record})
+                            {"n_samples": 128, "seed_start": 64, **infinity, **record})
+
+
+def metric_record(score: float, delta: float | None = None, ci: tuple | None = None,
+                  higher: bool = False) -> dict:
+    """One metric's entry of a confirmation record (``metrics``), paired when ``delta``."""
+    if delta is None:
+        return {"score": score, "higher_is_better": higher}
+    low, high = ci
+    worse = high < 0 if higher else low > 0
+    return {"score": score, "higher_is_better": higher, "delta": delta,
+            "delta_ci95": list(ci), "delta_blocks": 10, "worse": worse}
+
+
+def confirm_two_metrics(url: str, name: str, steps: int, base: int, tuned: int,
+                        primary: tuple, second: tuple) -> None:
+    """Today's records of a baseline and a tuned trial on ``digits_fid`` and ``digits_fd_ae``.
+
+    ``primary`` and ``second``: (baseline score, tuned score, (low, high) of the change).
+    """
+    (b1, t1, ci1), (b2, t2, ci2) = primary, second
+    first, other = metric_record(t1, t1 - b1, ci1), metric_record(t2, t2 - b2, ci2)
+    confirm(url, name, steps, {
+        base: {"score": b1, "metric": "digits_fid",
+               "metrics": {"digits_fid": metric_record(b1), "digits_fd_ae": metric_record(b2)}},
+        tuned: {"score": t1, "metric": "digits_fid", "delta": t1 - b1, "delta_ci95": list(ci1),
+                "delta_blocks": 10, "delta_baseline": base,
+                "metrics": {"digits_fid": first, "digits_fd_ae": other},
+                "reversed": ["digits_fd_ae"] if other["worse"] and t1 < b1 else []}})
 
 
 @pytest.fixture
@@ -103,9 +144,10 @@ def test_studies_lists_each_sweep_with_its_counts_and_best_per_nfe(store, capsys
     assert code == 0, err
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[1:-1]]
             for line in out.splitlines() if line.count("│") > 3 and "study" not in line}
-    # alpha: steps2 ranked by the confirmed 26.0 (trial 1), steps3 by search FID 18.5
-    assert rows["alpha"] == ["alpha", "digits", "2", "5/5", "3: 26.000  5: 18.500"]
-    assert rows["beta"] == ["beta", "digits", "1", "2/2", "3: 24.000"]
+    # alpha: steps2 ranked by the confirmed 26.0 (trial 1), steps3 by search FID 18.5; its
+    # records are those of sweeps before the metric registry (fid, stage_fids)
+    assert rows["alpha"] == ["alpha", "digits", "FID", "2", "5/5", "3: 26  5: 18.5", "-"]
+    assert rows["beta"] == ["beta", "digits", "FID", "1", "2/2", "3: 24", "-"]
 
 
 def test_catalog_reads_the_recorded_protocol(store):
@@ -122,10 +164,12 @@ def test_show_prints_the_table_and_the_exports(store, capsys):
     assert "study alpha: FID per NFE (confirmed on 128 fresh images, searched on 64" in out
     lines = [line for line in out.splitlines() if line.count("│") > 5]
     three = next(c for c in (line.split("│") for line in lines) if c[1].strip() == "3")
-    # NFE 3: baseline 31.000 confirmed, best 26.000 confirmed, change 26/31-1, delta and CI
+    # NFE 3: baseline 31 confirmed, best 26 confirmed, change 26/31-1, delta and CI (older
+    # records: fid keys, no other metric)
     assert [c.strip() for c in three[2:8]] == [
-        "heun-steps2", "31.000", "26.000", f"{100 * (26 / 31 - 1):+.1f}%",
-        "-5.000 [-6.000, -4.000]", "25.000"]
+        "heun-steps2", "31", "26", f"{100 * (26 / 31 - 1):+.1f}%", "-5 [-6, -4]", "25"]
+    assert "metric:  FID (fid, lower is better)\n" in out
+    assert "reversed" not in out and "confirmed also" not in out
     assert "none in" in out and "export --study alpha" in out
     code, _, err = run(capsys, "export", "--study", "alpha", *store["over"])
     assert code == 0, err
@@ -153,9 +197,95 @@ def test_compare_puts_two_sweeps_side_by_side(store, capsys):
     rows = {c[1].strip(): [x.strip() for x in c[2:-1]]
             for c in (line.split("│") for line in out.splitlines() if line.count("│") > 5)
             if c[1].strip().isdigit()}
-    assert rows["3"] == ["26.000", "24.000", "-2.000", "31.000", "29.000",
-                         "-5.000 [-6.000, -4.000]", "-"]
-    assert rows["5"] == ["18.500", "-", "-", "20.000", "-", "-", "-"]
+    assert rows["3"] == ["26", "24", "-2", "31", "29", "-5 [-6, -4]", "-", "-", "-"]
+    assert rows["5"] == ["18.5", "-", "-", "20", "-", "-", "-", "-", "-"]
+    assert "alpha (A) vs beta (B): FID per NFE" in out
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The cells of every table row of ``out`` whose first cell is a number, by that number."""
+    rows = {}
+    for cells in (line.split("│") for line in out.splitlines() if line.count("│") > 5):
+        if cells[1].strip().isdigit():
+            rows[cells[1].strip()] = [c.strip() for c in cells[2:-1]]
+    return rows
+
+
+@pytest.fixture
+def reversal(store) -> dict:
+    """``store`` plus 'gamma', searched on digits_fid and confirmed on digits_fd_ae too.
+
+    At NFE 3 the tuned trial gains on digits FID (-5 [-6, -4]) and loses on digits FD-AE
+    (+0.7 [+0.2, +1.2]): a reversal. At NFE 5 it gains on both.
+    """
+    url = store["url"]
+    make_sweep(url, "gamma", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8)],
+                                        3: [(20.0, 1.0, 1.0), (18.5, 0.95, 0.9)]},
+               metric="digits_fid")
+    confirm_two_metrics(url, "gamma", 2, 0, 1, (31.0, 26.0, (-6.0, -4.0)),
+                        (4.0, 4.7, (0.2, 1.2)))
+    confirm_two_metrics(url, "gamma", 3, 0, 1, (21.0, 19.0, (-3.0, -1.0)),
+                        (3.0, 2.5, (-0.9, -0.1)))
+    return store
+
+
+def test_show_names_each_confirm_metric_and_a_reversal(reversal, capsys):
+    code, out, err = run(capsys, "show", "gamma", *reversal["over"])
+    assert code == 0, err
+    assert "study gamma: digits FID per NFE (confirmed on 128 fresh images" in out
+    header = next(line for line in out.splitlines() if "digits FD-AE change" in line)
+    assert [c.strip() for c in header.split("┃")[1:-1]][5:7] == [
+        "change [95% CI]", "digits FD-AE change [95% CI]"]
+    rows = table_rows(out)
+    assert rows["3"][1:6] == ["31", "26", f"{100 * (26 / 31 - 1):+.1f}%", "-5 [-6, -4]",
+                              "+0.7 [+0.2, +1.2] worse"]
+    assert rows["5"][4:6] == ["-2 [-3, -1]", "-0.5 [-0.9, -0.1]"]
+    assert "metric:  digits FID (digits_fid, lower is better); confirmed also on digits " \
+           "FD-AE" in out
+    flags = [line for line in out.splitlines() if line.startswith("reversed on")]
+    assert flags == ["reversed on digits FD-AE: NFE 3 (trial 1) gains on digits FID but is "
+                     "worse on digits FD-AE (95% interval on the worse side)"]
+
+
+def test_studies_and_compare_flag_a_reversal(reversal, capsys):
+    code, out, err = run(capsys, "studies", *reversal["over"])
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "│ gamma" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]] == [
+        "gamma", "digits", "digits FID", "2", "4/4", "3: 26  5: 19", "3"]
+    code, out, err = run(capsys, "compare", "alpha", "gamma", *reversal["over"])
+    assert code == 0, err
+    # A's records are older (fid keys), B's today's: both show, and B - A compares them
+    # only if they searched one metric (fid and digits_fid are two)
+    assert "alpha (A) vs gamma (B): A on FID, B on digits FID per NFE" in out
+    assert "B - A is left out" in out
+    rows = table_rows(out)
+    assert rows["3"] == ["26", "26", "-", "31", "31", "-5 [-6, -4]", "-5 [-6, -4]", "-",
+                         "digits FD-AE"]
+    assert rows["5"][-2:] == ["-", "-"]
+
+
+def test_a_maximised_metric_ranks_the_highest_score_best(store, capsys):
+    """CLIP score is higher-is-better: the best trial, the front and the change follow it."""
+    url = store["url"]
+    make_sweep(url, "clip", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8),
+                                           (34.0, 0.8, 0.7)],
+                                       3: [(29.0, 1.0, 1.0), (33.0, 0.95, 0.9)]},
+               metric="clip_score", direction="maximize")
+    code, out, err = run(capsys, "studies", *store["over"])
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if "│ clip" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]][2:] == [
+        "CLIP score", "2", "5/5", "3: 34  5: 33", "-"]
+    code, out, err = run(capsys, "show", "clip", *store["over"])
+    assert code == 0, err
+    assert "study clip: CLIP score per NFE" in out
+    assert "metric:  CLIP score (clip_score, higher is better)" in out
+    rows = table_rows(out)
+    # NFE 3: trial 2 (34) beats the baseline (30); NFE 5 (33) is worse than NFE 3's 34
+    assert rows["3"][1:4] == ["30", "34", f"{100 * (34 / 30 - 1):+.1f}%"]
+    assert (rows["3"][-3], rows["3"][-2]) == ("*", "2")
+    assert rows["5"][-3] == ""
 
 
 def test_delete_with_yes_leaves_the_other_sweep(store, capsys):
@@ -250,13 +380,13 @@ def test_export_with_study_writes_what_the_full_overrides_write(store, capsys):
     by_study = written(store["tmp"] / "short" / "alpha")
     assert by_study == written(store["tmp"] / "full" / "alpha")
     # the confirmed score won at NFE 3, as the full overrides rank it
-    assert by_study["nfe003.yaml"]["score"]["fid"] == 26.0
+    assert by_study["nfe003.yaml"]["score"]["value"] == 26.0
     assert by_study["nfe003.yaml"]["score"]["confirmed"] is True
     # without the sweep's metric overrides the confirmed records are not found
     code, _, err = run(capsys, "export", *store["over"], "search.study_name=alpha",
                        f"export_dir={store['tmp']}/plain")
     assert code == 0, err
-    assert written(store["tmp"] / "plain" / "alpha")["nfe003.yaml"]["score"]["fid"] == 25.0
+    assert written(store["tmp"] / "plain" / "alpha")["nfe003.yaml"]["score"]["value"] == 25.0
 
 
 def test_report_with_study_fills_the_model_or_says_what_is_missing(store, capsys):
@@ -290,7 +420,7 @@ def test_an_older_single_study_is_listed_and_shown(store, capsys):
     assert code == 0, err
     row = next(line for line in out.splitlines() if "│ old" in line)
     assert [c.strip() for c in row.split("│")[1:-1]] == [
-        "old", "digits", "1 (one study)", "2/2", "3: 35.000"]
+        "old", "digits", "FID", "1 (one study)", "2/2", "3: 35", "-"]
     code, out, err = run(capsys, "show", "old", *store["over"])
     assert code == 0 and "study old: FID per NFE (64 images, 2 trials in 1 cell)" \
         in out, err

@@ -21,8 +21,7 @@ from skipsearch.metrics.dinov2 import (
     preprocess,
 )
 from skipsearch.weights import file_sha256
-
-DIM, DEPTH, HEADS, PATCH, SIDE = 128, 2, 2, 14, 37  # a tiny ViT; its table is for 518 pixels
+from tests.support.feature_files import DEPTH, DIM, HEADS, PATCH, official_state
 
 
 def edm2_resize(images: torch.Tensor) -> torch.Tensor:
@@ -40,35 +39,6 @@ def test_preprocess_is_edm2s_torch_resize(size):
     out = preprocess(images)
     assert out.dtype == torch.float32 and out.shape == (3, 3, 224, 224)
     assert torch.equal(out, edm2_resize(images))
-
-
-def official_state(seed: int = 0) -> dict[str, torch.Tensor]:
-    """A random state dict in the format of Meta's dinov2_vit*14_pretrain.pth files."""
-    g = torch.Generator().manual_seed(seed)
-
-    def rand(*shape: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
-        return torch.randn(*shape, generator=g) * scale + shift
-
-    state = {"cls_token": rand(1, 1, DIM), "pos_embed": rand(1, SIDE * SIDE + 1, DIM),
-             "mask_token": rand(1, DIM), "norm.weight": rand(DIM, scale=0.2, shift=1.0),
-             "norm.bias": rand(DIM, scale=0.1),
-             "patch_embed.proj.weight": rand(DIM, 3, PATCH, PATCH, scale=(3 * PATCH**2) ** -0.5),
-             "patch_embed.proj.bias": rand(DIM, scale=0.1)}
-    shapes = {"norm1": None, "attn.qkv": 3 * DIM, "attn.proj": DIM, "ls1": None, "norm2": None,
-              "mlp.fc1": 4 * DIM, "mlp.fc2": DIM, "ls2": None}
-    for i in range(DEPTH):
-        for name, rows in shapes.items():
-            prefix = f"blocks.{i}.{name}"
-            if name.startswith("ls"):
-                state[f"{prefix}.gamma"] = rand(DIM, scale=0.3, shift=0.5)
-            elif name.startswith("norm"):
-                state[f"{prefix}.weight"] = rand(DIM, scale=0.2, shift=1.0)
-                state[f"{prefix}.bias"] = rand(DIM, scale=0.1)
-            else:
-                cols = 4 * DIM if name == "mlp.fc2" else DIM
-                state[f"{prefix}.weight"] = rand(rows, cols, scale=cols**-0.5)
-                state[f"{prefix}.bias"] = rand(rows, scale=0.1)
-    return state
 
 
 def cubic(t: float) -> list[float]:

@@ -11,7 +11,6 @@ pytest.importorskip("torch_fidelity")
 
 import torch
 import yaml
-from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from skipsearch.errors import ConfigError
 from skipsearch.metrics.fid import FIDScorer
@@ -19,24 +18,12 @@ from skipsearch.metrics.inception import inception_features
 from skipsearch.metrics.reference import cached_reference
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import write_snapshot
-
-
-class RandomInception(FeatureExtractorInceptionV3):
-    """torch-fidelity's InceptionV3 that keeps its random initialisation."""
-
-    def load_state_dict(self, state_dict, strict=True, assign=False):
-        return None
+from tests.support.feature_files import write_random_inception
 
 
 @pytest.fixture(scope="module")
 def inception_file(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("inception")
-    torch.save({}, folder / "empty.pt")
-    torch.manual_seed(0)
-    net = RandomInception("inception-v3-compat", ["2048"],
-                          feature_extractor_weights_path=str(folder / "empty.pt"))
-    torch.save(net.state_dict(), folder / "inception.pth")
-    return folder / "inception.pth"
+    return write_random_inception(tmp_path_factory.mktemp("inception"))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +71,7 @@ def test_an_rgb_edm_sweep_on_inception_fid(inception_file, reference_npz, tmp_pa
                    num_blocks=1, attn_resolutions=[])
     out = tmp_path / "out"
     result = run_cli("sweep", "model=edm", f"model.path={path}", "model.trust_pickle=true",
-                     "metric=inception_fid", f"metric.inception_weights={inception_file}",
+                     "metric=fid", f"metric.inception_weights={inception_file}",
                      f"metric.reference={reference_npz}", "metric.n_samples=6",
                      "metric.final_samples=6", "search.confirm_blocks=3", "batch_size=6",
                      f"out_dir={out}", "logger=none", "device=cpu", "search.steps=[2]",
@@ -104,7 +91,7 @@ def test_a_text_to_image_sweep_takes_a_prompts_file(inception_file, reference_np
     prompts.write_text("a red cat\na boat\n")
     out = tmp_path / "out"
     result = run_cli("sweep", "model=stable_diffusion", f"model.path={folder}",
-                     f"model.prompts={prompts}", "metric=inception_fid",
+                     f"model.prompts={prompts}", "metric=fid",
                      f"metric.inception_weights={inception_file}",
                      f"metric.reference={reference_npz}",
                      "metric.n_samples=4", "metric.final_samples=4", "search.confirm_blocks=2",

@@ -477,5 +477,5 @@ def test_a_metric_that_cannot_read_the_images_is_refused(tmp_path, tiny_weights)
                      f"metric.weights={tiny_weights['classifier']}",
                      f"out_dir={tmp_path / 'out'}", "logger=none", "device=cpu")
     assert result.returncode == 2
-    assert result.stderr.strip().startswith("skipsearch: error: metric.feature=")
+    assert result.stderr.strip().startswith("skipsearch: error: metric.name=")
     assert not (tmp_path / "out" / "studies.db").exists()

@@ -70,6 +70,6 @@ def test_cli_samples_inspects_and_refuses_to_sweep(pipeline_folder, tmp_path):
     assert sample.returncode == 0, sample.stderr
     npz = np.load(tmp_path / "out" / "samples" / "config" / "samples.npz")
     assert npz["images"].shape == (4, 16, 16, 3)
-    for args, key in ((["sweep"], "metric.feature"), (["sample"], "sample.score")):
+    for args, key in ((["sweep"], "metric.name"), (["sample"], "sample.score")):
         refused = run_cli(*args, *model)
         assert refused.returncode == 2 and key in refused.stderr, refused.stderr

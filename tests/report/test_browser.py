@@ -16,6 +16,7 @@ import optuna
 import pytest
 from PIL import Image
 
+from skipsearch.report.page import fmt_score
 from skipsearch.search.group import load_sweep
 from tests.conftest import free_port, run_cli
 
@@ -144,7 +145,7 @@ def test_the_report_page_shows_the_study_trials(tiny_overrides, tmp_path):
     text = visible_text(dom)
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE:
-            assert f"{t.value:.3f}" in text
+            assert fmt_score(t.value) in text
     # The instruments' sections: baseline, full range and two windows; five noise levels.
     assert re.findall(r'<tr data-kind="(\w+)"', dom) == ["baseline", "full", "window", "window"]
     assert len(re.findall(r'<tr data-sigma="', dom)) == 5

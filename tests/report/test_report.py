@@ -9,12 +9,19 @@ from io import BytesIO
 import yaml
 from PIL import Image
 
-from skipsearch.report.page import fmt_fid
+from skipsearch.cli import main
+from skipsearch.report import figures
+from skipsearch.report.data import trial_rows
+from skipsearch.report.figures import contour_points
+from skipsearch.report.page import fmt_score
+from skipsearch.search.catalog import final_scores
 from skipsearch.search.group import load_sweep
+from skipsearch.search.summary import summarize
+from tests.cli.test_studies import make_sweep
 from tests.conftest import run_cli
 
-SECTIONS = {"fid-vs-nfe", "contour", "history", "importance", "samples", "trials"}
-FIGURES = ("fid-vs-nfe.png", "contour.png", "history.png", "importance.png")
+SECTIONS = {"score-vs-nfe", "contour", "history", "importance", "samples", "trials"}
+FIGURES = ("score-vs-nfe.png", "contour.png", "history.png", "importance.png")
 
 
 class Page(HTMLParser):
@@ -81,7 +88,7 @@ def test_report_of_a_confirmed_sweep(tiny_overrides, tmp_path):
     assert [int(attrs["data-trial"]) for attrs, _ in rows] == [t.number for t in study.trials]
     for (_, cells), trial in zip(rows, study.trials, strict=True):
         assert cells["state"] == trial.state.name.lower()
-        assert cells["fid"] == fmt_fid(trial.value)
+        assert cells["score"] == fmt_score(trial.value)
 
     # every PNG is a valid file next to the page and embedded as a data URI
     nfes = sorted({t.user_attrs["nfe"] for t in study.trials})
@@ -99,17 +106,31 @@ def test_report_of_a_confirmed_sweep(tiny_overrides, tmp_path):
     with Image.open(grids[0]) as image:  # 16 images of 16x16 in 4 x 4, 1 px apart, scale 4
         assert image.size == ((4 * 17 + 1) * 4,) * 2
 
-    # the FID-vs-NFE table shows the exported (confirmed) best and baseline FIDs
+    # the score-vs-NFE table shows the exported (confirmed) best and baseline scores, and
+    # the change on the confirm metric (digits_fid's default: digits_fd_ae) of a tuned best
     summary = {int(attrs["data-nfe"]): cells for attrs, cells in page.rows["summary-table"]}
     assert sorted(summary) == nfes
+    assert "<th>digits FID change [95% CI]</th><th>digits FD-AE change [95% CI]</th>" in text
+    tuned = 0
     for nfe in nfes:
         record = yaml.safe_load((out / "exports" / "digits-heun-linear" /
                                  f"nfe{nfe:03d}.yaml").read_text())
         score = record["score"]
+        assert score["metric"] == "digits_fid"
         assert score["confirmed"] and summary[nfe]["confirmed"] == "yes"
-        assert summary[nfe]["best-fid"] == fmt_fid(score["fid"])
-        assert summary[nfe]["baseline-fid"] == fmt_fid(score["baseline_fid"])
+        assert summary[nfe]["best"] == fmt_score(score["value"])
+        assert summary[nfe]["baseline"] == fmt_score(score["baseline"])
         assert summary[nfe]["trial"] == str(record["study"]["trial"])
+        other = score.get("metrics", {}).get("digits_fd_ae")
+        if other is None or "delta" not in other:  # the baseline is the best: no change
+            continue
+        tuned += 1
+        cell = summary[nfe]["confirm-digits_fd_ae"]
+        assert cell.startswith(f"{other['delta']:+.4g} [{other['delta_ci95'][0]:+.4g}, ")
+        assert cell.endswith(" worse") == other["worse"]
+        flagged = "digits FD-AE" if score["reversed"] else "-"
+        assert summary[nfe]["reversed"] == flagged
+    assert tuned, "no NFE's best was a tuned, confirmed trial"
 
     # a study that does not exist: exit code 2 and one line naming the key
     for args, key in ((["search.study_name=no-such-study"], "search.study_name"),
@@ -119,3 +140,93 @@ def test_report_of_a_confirmed_sweep(tiny_overrides, tmp_path):
         lines = missing.stderr.strip().splitlines()
         assert len(lines) == 1 and key in lines[0], missing.stderr
     assert not (tmp_path / "empty" / "reports").exists()
+
+
+def report_page(store: dict, capsys, name: str) -> tuple[Page, str]:
+    """``report --study NAME report.grid=0`` of a hand-made sweep: the parsed page and text."""
+    code = main(["report", "--study", name, "report.grid=0", *store["over"]])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    index = store["tmp"] / "out" / "reports" / name / "index.html"
+    assert out.out.strip().splitlines()[-1] == str(index)
+    text = index.read_text(encoding="utf-8")
+    page = Page()
+    page.feed(text)
+    assert set(page.sections) == SECTIONS
+    return page, text
+
+
+def test_report_shows_a_confirm_metric_and_its_reversal(reversal, capsys):
+    """The sweep's metric by its label, the second metric's change and the reversal flag."""
+    page, text = report_page(reversal, capsys, "gamma")
+    summary = {int(a["data-nfe"]): cells for a, cells in page.rows["summary-table"]}
+    assert summary[3]["delta"] == "-5 [-6, -4]"
+    assert summary[3]["confirm-digits_fd_ae"] == "+0.7 [+0.2, +1.2] worse"
+    assert summary[3]["reversed"] == "digits FD-AE"
+    assert summary[5]["confirm-digits_fd_ae"] == "-0.5 [-0.9, -0.1]"
+    assert summary[5]["reversed"] == "-"
+    assert "<th>baseline digits FID</th><th>best digits FID</th>" in text
+    assert "<th>digits FID change [95% CI]</th><th>digits FD-AE change [95% CI]</th>" in text
+    assert '<p class="note">reversed on digits FD-AE: the best schedule at NFE 3 (trial 1) ' \
+           "gains on digits FID" in text
+    assert text.count('<p class="note">reversed on') == 1
+    assert "<dt>confirm metrics</dt><dd>digits FD-AE (digits_fd_ae)</dd>" in text
+    assert "<h2>digits FID per NFE: baseline and tuned</h2>" in text
+    assert "FID over" not in text.replace("digits FID over", "")
+
+
+def test_report_of_older_records_still_renders(store, capsys):
+    """A sweep from before the metric registry: fid keys and stage_fids, no other metric."""
+    page, text = report_page(store, capsys, "alpha")
+    summary = {int(a["data-nfe"]): cells for a, cells in page.rows["summary-table"]}
+    assert (summary[3]["baseline"], summary[3]["best"], summary[3]["delta"]) == (
+        "31", "26", "-5 [-6, -4]")
+    assert summary[3]["confirmed"] == "yes" and summary[5]["confirmed"] == "no"
+    assert not any(k.startswith("confirm-") or k == "reversed" for k in summary[3])
+    trials = {int(a["data-trial"]): cells for a, cells in page.rows["trials-table"]}
+    assert trials[1]["score"] == "25" and trials[1]["final-score"] == "26"
+    assert trials[2]["final-score"] == "-"
+    assert "<dt>metric</dt><dd>FID (fid, lower is better)</dd>" in text
+    assert "reversed on" not in text and "confirm metrics" not in text
+
+
+def test_figures_name_the_metric_and_follow_its_direction(store):
+    """A maximised metric: best so far rises, the star is the highest, titles name it."""
+    make_sweep(store["url"], "clip", "digits", {2: [(30.0, 1.0, 1.0), (25.0, 0.9, 0.8),
+                                                    (34.0, 0.8, 0.7), (31.0, 0.7, 0.6)]},
+               metric="clip_score", direction="maximize")
+    sweep = load_sweep(store["url"], "clip")
+    rows = trial_rows(sweep)
+    points = contour_points(rows, higher_is_better=True)[3]
+    assert points[:, 2].tolist() == [31.0, 34.0, 25.0, 30.0]  # sorted by (bottom, top)
+    history = figures.history_figure(rows, "CLIP score", higher_is_better=True)
+    ax = history.axes[0]
+    assert ax.get_ylabel() == "search CLIP score"
+    assert ax.get_title().startswith("search CLIP score per trial")
+    assert "higher is better" in ax.get_title()
+    best_so_far = next(line for line in ax.get_lines()
+                       if line.get_drawstyle() == "steps-post").get_ydata().tolist()
+    assert best_so_far == [30.0, 30.0, 34.0, 34.0]
+    contour = figures.contour_figure(rows, None, "CLIP score", higher_is_better=True)
+    assert contour.axes[0].get_title() == "NFE 3: best 34 (4 trials)"
+    assert "search CLIP score" in contour.get_suptitle()
+    summary = summarize(sweep)
+    assert summary[0].best_score == 34.0
+    fig = figures.score_vs_nfe_figure(summary, None, "CLIP score")
+    assert fig.axes[0].get_title() == (
+        "CLIP score per NFE: baseline and best (search scores, not confirmed)")
+    assert fig.axes[0].get_ylabel() == "CLIP score (higher is better)"
+
+
+def test_the_score_figure_draws_the_confirmed_interval(reversal):
+    sweep = load_sweep(reversal["url"], "gamma")
+    _, scores = final_scores(sweep)
+    summary = summarize(sweep, scores)
+    fig = figures.score_vs_nfe_figure(summary, None, "digits FID")
+    ax = fig.axes[0]
+    assert ax.get_title() == "digits FID per NFE: baseline and best (confirmed, 95% CI)"
+    bars = next(c for c in ax.containers if c.get_label().startswith("95% CI"))
+    segments = bars.lines[2][0].get_segments()
+    # best 26 at NFE 3 with the change -5 [-6, -4]: from 25 to 27; NFE 5: 19, -2 [-3, -1]
+    assert [(s[0][0], s[0][1], s[1][1]) for s in segments] == [(3, 25.0, 27.0),
+                                                               (5, 18.0, 20.0)]

@@ -202,11 +202,13 @@ def test_the_limit_line_compares_with_the_best_baseline_at_any_nfe(tiny_override
     records = limit_records(sweep, protocol)
     assert records["heun-steps5"]["nfe"] == 9
     scores = confirmed(sweep, protocol)
-    baselines = [scores[t.number]["fid"] for t in sweep.trials if t.user_attrs.get("baseline")]
-    target = min([*baselines, records["heun-steps5"]["fid"]])
+    baselines = [scores[t.number]["score"] for t in sweep.trials
+                 if t.user_attrs.get("baseline")]
+    target = min([*baselines, records["heun-steps5"]["score"]])
     found = records["answer"]
-    assert found["baseline_fid"] == target
-    tuned = sorted((t.user_attrs["nfe"], scores[t.number]["fid"], t.number) for t in sweep.trials
+    assert found["baseline_score"] == target
+    tuned = sorted((t.user_attrs["nfe"], scores[t.number]["score"], t.number)
+                   for t in sweep.trials
                    if t.number in scores and not t.user_attrs.get("baseline"))
     winners = [(nfe, fid, n) for nfe, fid, n in tuned if fid < target]
     if not winners:
@@ -220,8 +222,8 @@ def test_the_limit_line_compares_with_the_best_baseline_at_any_nfe(tiny_override
 
 
 def test_the_limit_line_names_the_nfe_and_the_interval():
-    line = limit_line({"baseline_nfe": 35, "baseline_fid": 1.63, "trial": 12, "nfe": 11,
-                       "fid": 1.5, "delta": -0.13, "delta_ci95": [-0.2, -0.06]})
+    line = limit_line({"baseline_nfe": 35, "baseline_score": 1.63, "trial": 12, "nfe": 11,
+                       "score": 1.5, "delta": -0.13, "delta_ci95": [-0.2, -0.06]})
     assert line == ("breaking the limit: tuned at NFE 11 (FID 1.500, trial 12) beats the best "
                     "baseline at any NFE measured (NFE 35, FID 1.630): change -0.130 "
                     "[-0.200, -0.060] (95%)")

@@ -114,11 +114,12 @@ def test_pareto_front_is_exported_one_schedule_per_nfe(tiny_overrides, tmp_path)
     assert front == {(int(t.values[1]), t.values[0]) for t in study.best_trials}
     folder = out / "exports" / "digits-heun-linear-pareto"
     index = yaml.safe_load((folder / "pareto.yaml").read_text())
-    assert {(e["nfe"], e["fid"]) for e in index["front"]} == front
+    assert index["objectives"] == ["digits_fid", "nfe"]
+    assert {(e["nfe"], e["value"]) for e in index["front"]} == front
     for entry in index["front"]:
         exported = load_schedule(folder / entry["file"])
         assert exported.sampler["nfe"] == entry["nfe"]
-        assert exported.score["fid"] == entry["fid"]
+        assert exported.value == entry["value"]
         assert exported.study["trial"] == entry["trial"]
 
 
@@ -139,32 +140,42 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
         expected |= set(tuned[:1])
     assert set(records) == expected
     assert all(r["n_samples"] == 30 and r["seed_start"] == 24 for r in records.values())
-    assert all(isinstance(r["fid_infinity"], float) for r in records.values())
+    assert all(isinstance(r["score_infinity"], float) for r in records.values())
+    # every candidate is scored on the second ruler too, from the same images
+    assert all(set(r["metrics"]) == {"digits_fid", "digits_fd_ae"} for r in records.values())
+    assert all(r["metrics"]["digits_fid"]["score"] == r["score"] for r in records.values())
 
     folder = out / "exports" / "digits-heun-linear"
     for nfe in (3, 5):
         record = yaml.safe_load((folder / f"nfe{nfe:03d}.yaml").read_text())
         score, trial = record["score"], study.trials[record["study"]["trial"]]
-        assert score["confirmed"] and score["fid"] == records[trial.number]["fid"]
-        assert score["fid"] == min(records[n]["fid"] for n in records
-                                   if study.trials[n].user_attrs["nfe"] == nfe)
-        assert score["search"]["fid"] == trial.value
-        assert score["fid_infinity"] == records[trial.number]["fid_infinity"]
+        assert score["confirmed"] and score["value"] == records[trial.number]["score"]
+        assert score["value"] == min(records[n]["score"] for n in records
+                                     if study.trials[n].user_attrs["nfe"] == nfe)
+        assert score["search"]["value"] == trial.value
+        assert score["score_infinity"] == records[trial.number]["score_infinity"]
         assert score["search"]["seeds"]["stop"] <= score["seeds"]["start"]  # fresh seeds
+        second = score["metrics"]["digits_fd_ae"]
+        assert second["value"] == records[trial.number]["metrics"]["digits_fd_ae"]["score"]
         if not record["study"]["is_baseline"]:  # the change on the same seeds, its interval
-            assert score["delta"] == pytest.approx(score["fid"] - score["baseline_fid"])
+            assert score["delta"] == pytest.approx(score["value"] - score["baseline"])
             low, high = score["delta_ci95"]
             assert low < score["delta"] < high and score["significant"] == (high < 0)
-    # best.yaml: the lowest FID among sure improvements and, where the change is not sure,
-    # the baseline of that NFE
+            assert second["delta"] == pytest.approx(second["value"] - second["baseline"])
+            low, high = second["delta_ci95"]
+            assert low < second["delta"] < high and second["worse"] == (low > 0)
+            reverses = second["worse"] and score["delta"] < 0
+            assert score["reversed"] == (["digits_fd_ae"] if reverses else [])
+    # best.yaml: the lowest FID among sure improvements that hold on the second ruler and,
+    # where the change is not sure or reverses there, the baseline of that NFE
     best = yaml.safe_load((folder / "best.yaml").read_text())
-    assert best["score"].get("significant") is not False
+    assert best["score"].get("significant") is not False and not best["score"].get("reversed")
     allowed = []
     for nfe in (3, 5):
         score = yaml.safe_load((folder / f"nfe{nfe:03d}.yaml").read_text())["score"]
-        allowed.append(score["fid"] if score.get("significant") is not False
-                       else score["baseline_fid"])
-    assert best["score"]["fid"] == min(allowed)
+        sure = score.get("significant") is not False and not score.get("reversed")
+        allowed.append(score["value"] if sure else score["baseline"])
+    assert best["score"]["value"] == min(allowed)
 
     # a resumed sweep scores nothing again; `sample` reproduces the confirmed score
     again = run_cli("sweep", *args)
@@ -178,7 +189,8 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
     assert fid == pytest.approx(exported, rel=1e-4)
     infinity = float(re.search(r"FID-infinity (\S+)", sample.stdout).group(1))
     assert infinity == pytest.approx(
-        yaml.safe_load((folder / "nfe005.yaml").read_text())["score"]["fid_infinity"], rel=1e-4)
+        yaml.safe_load((folder / "nfe005.yaml").read_text())["score"]["score_infinity"],
+        rel=1e-4)
 
 
 def test_presets_search_the_solver_and_the_discretization(tiny_overrides, tmp_path):
