@@ -87,7 +87,7 @@ def statistic_times(args, device: str) -> dict:
     reference = torch.randn(n, d, generator=g, dtype=torch.float64).to(device)
     generated = (torch.randn(n, d, generator=g, dtype=torch.float64) * 1.1 + 0.05).to(device)
     sums = FeatureSums(reference.sum(0), reference.T @ reference, n)
-    stats = {"frechet": lambda: Frechet(sums, device), "kid": lambda: KID(reference),
+    stats = {"frechet": lambda: Frechet(sums), "kid": lambda: KID(reference),
              "precision_recall": lambda: PrecisionRecall(reference)}
     out = {}
     for name, make in stats.items():

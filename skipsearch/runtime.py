@@ -79,8 +79,11 @@ def check_metric_fits(model: LoadedModel, extractor: torch.nn.Module) -> None:
 
 def build_scorer(settings: Settings, device: str, model: LoadedModel | None = None,
                  names: Sequence[str] | None = None) -> Scorer:
-    """The metrics ``names`` (the search metric, objectives and confirm's by default) of
-    ``model``'s images against ``metric.reference``, reference statistics cached."""
+    """A scorer of ``model``'s images against ``metric.reference`` (statistics cached).
+
+    ``names``: the metrics it holds; by default a sweep's search metric, other objective and
+    confirm metrics, and any other command's search metric alone.
+    """
     metric = settings.metric
     if names is None:
         objectives = settings.search.objectives if settings.search is not None else ()

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 from ..config import Settings, build
 from ..evaluate import evaluate
 from ..images import save_grid, to_uint8
-from ..metrics.registry import METRICS
+from ..metrics.registry import label
 from ..models import LoadedModel
 from ..runtime import build_model, build_scorer, fit_sampler, fit_settings, setup_device
 from ..samplers import labels_from_seeds
@@ -65,14 +65,13 @@ def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
 
 def score_line(metric: str, score: float, count: int, exported) -> str:
     """``metric score``, next to the exported score when it was measured the same way."""
-    label = METRICS[metric].label
-    line = f"{label} {score:.10g}"
+    line = f"{label(metric)} {score:.10g}"
     if exported is None:
         return line
     theirs = f"{exported.value:.10g}"
     if exported.metric != metric:
-        return line + (f" (the export's score is {METRICS.get(exported.metric, exported.metric)}"
-                       f" {theirs}: another metric, not compared)")
+        return line + (f" (the export's score is {label(exported.metric)} {theirs}: another "
+                       "metric, not compared)")
     if count == exported.score["n_samples"]:
         return line + f" (exported: {theirs})"
     # a score on other images is biased differently by their count: say so, do not compare

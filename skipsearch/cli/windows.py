@@ -13,17 +13,18 @@ from ..analysis.windows import (
 )
 from ..config import Settings, build
 from ..errors import ConfigError
+from ..metrics.registry import label
 from ..report.instruments import WINDOWS_CSV, save_windows
 from ..runtime import build_model, build_scorer, setup_device
 from .instruments import report_folder, studied_schedule
 
 
-def describe(row: WindowRow) -> str:
-    """One progress line."""
+def describe(row: WindowRow, label: str = "FID") -> str:
+    """One progress line (``label``: how the metric is named)."""
     where = "every level" if row.window is None else (
         f"levels {row.window.first_step}-{row.window.last_step} "
         f"(sigma {row.window.sigma_hi:.4g} .. {row.window.sigma_lo:.4g})")
-    return f"{row.kind:8s} {where:40s} FID {row.fid:10.4f}  change {row.change:+.4f}"
+    return f"{row.kind:8s} {where:40s} {label} {row.fid:10.4f}  change {row.change:+.4f}"
 
 
 def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
@@ -46,7 +47,8 @@ def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
           f"{len(seeds)} images each")
     rows = run_window_study(model, schedule, sampler, windows, seeds,
                             settings.execution.batch_size, device, scorer,
-                            on_row=lambda r: print(describe(r), flush=True))
+                            on_row=lambda r: print(describe(r, label(settings.metric.name)),
+                                                   flush=True))
     folder = report_folder(settings, study)
     csv_path = write_window_csv(rows, folder / WINDOWS_CSV)
     png = save_windows(rows, folder)

@@ -124,7 +124,7 @@ def clip_image_text(path: Path | None, key: str = "metric.clip_weights") -> CLIP
         from torchmetrics.multimodal.clip_score import CLIPScore as TMCLIPScore
         from transformers import CLIPModel, CLIPProcessor
     except ImportError:  # pragma: no cover - depends on the installation
-        raise ConfigError("metric.feature", CLIP_NAME, "needs transformers: "
+        raise ConfigError(key, str(path), "CLIP score needs transformers: "
                           "pip install transformers") from None
     path = Path(path)
     check_clip_folder(path, key)

@@ -107,7 +107,7 @@ def dinov2_features(path: Path, key: str = "metric.dinov2_weights") -> DINOv2Fea
     try:
         from timm.models.vision_transformer import VisionTransformer
     except ImportError:  # pragma: no cover - depends on the installation
-        raise ConfigError("metric.feature", "dinov2", "needs timm: pip install timm") from None
+        raise ConfigError(key, str(path), "FD-DINOv2 needs timm: pip install timm") from None
     path = Path(path)
     state = load_dinov2_state(path, key)
     dim, channels, patch, _ = state["patch_embed.proj.weight"].shape

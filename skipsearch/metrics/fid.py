@@ -21,5 +21,6 @@ class FIDScorer(Scorer):
     def __init__(self, extractor: nn.Module, reference: FeatureSums,
                  device: torch.device | str = "cpu") -> None:
         name = "fid" if getattr(extractor, "name", "").startswith("inception") else "digits_fid"
-        super().__init__([Metric(METRICS[name], extractor, Frechet(reference, device))], device)
+        super().__init__([Metric(METRICS[name], extractor, Frechet(FeatureSums(
+            reference.total.to(device), reference.outer.to(device), reference.count)))], device)
         self.extractor, self.reference = extractor, reference

@@ -76,9 +76,9 @@ class Frechet(Statistic):
     needs = "sums"
     higher_is_better = False
 
-    def __init__(self, reference: FeatureSums, device: torch.device | str = "cpu") -> None:
+    def __init__(self, reference: FeatureSums) -> None:
         self.reference = reference
-        self.device = device
+        self.device = reference.total.device  # the generated sums live beside the reference
 
     def accumulator(self, blocks: int = 1, total: int = 0) -> SumBlocks:
         """Fresh per-block sums of the reference's feature size."""

@@ -62,7 +62,7 @@ def inception_features(path: Path, key: str = "metric.inception_weights") -> Inc
     try:
         from torchmetrics.image.fid import NoTrainInceptionV3
     except ImportError:  # pragma: no cover - depends on the installation
-        raise ConfigError("metric.feature", "inception", "needs torch-fidelity: "
+        raise ConfigError(key, str(path), "InceptionV3 needs torch-fidelity: "
                           "pip install torch-fidelity") from None
     check_state_dict_file(path, key)
     network = NoTrainInceptionV3(name=INCEPTION_NAME, features_list=["2048"],

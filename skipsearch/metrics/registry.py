@@ -1,8 +1,9 @@
 """The registered metrics and feature networks, by name (torch-free).
 
 A metric is a feature network, a statistic and a reference. Adding one means an entry here
-and its file under ``conf/metric/``; the search, the records, exports and reports only ever
-see its name. Networks load from local files only: nothing is downloaded.
+and its file under ``conf/metric/`` (and, for a new network or statistic, the module that the
+entry names); the search, the records, exports and reports only ever see its name. Networks
+load from local files only: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,8 +19,18 @@ class NetworkDef:
     key: str  # the metric.* key of its weights file or folder
     channels: int  # image channels it scores
     file: str  # what to give, e.g. the published file's name and where it is published
+    loader: str  # "module:function" taking (path, key); without a path, the bundled file
     bundled: bool = False  # null takes the file shipped with skipsearch
     folder: bool = False  # the weights are a folder (a saved transformers model)
+
+
+@dataclass(frozen=True)
+class StatisticDef:
+    """A statistic: what it needs of the reference and the class that computes it."""
+
+    name: str
+    needs: str  # "sums" (mean and covariance), "features", or "none"
+    cls: str  # "module:Class", built from the reference (or nothing, for "none")
 
 
 @dataclass(frozen=True)
@@ -36,19 +47,32 @@ class MetricDef:
 
 NETWORKS = {n.name: n for n in (
     NetworkDef("digits", "metric.weights", 1, "a digits classifier written by train-toy",
-               bundled=True),
+               "skipsearch.metrics.features:digits_feature_extractor", bundled=True),
     NetworkDef("digits_autoencoder", "metric.autoencoder_weights", 1,
-               "a digits autoencoder written by train-toy", bundled=True),
+               "a digits autoencoder written by train-toy",
+               "skipsearch.metrics.digits_autoencoder:digits_autoencoder_features",
+               bundled=True),
     NetworkDef("inception", "metric.inception_weights", 3,
                "weights-inception-2015-12-05-6726825d.pth, published at https://github.com/"
                "toshas/torch-fidelity/releases/download/v0.2.0/"
-               "weights-inception-2015-12-05-6726825d.pth"),
+               "weights-inception-2015-12-05-6726825d.pth",
+               "skipsearch.metrics.inception:inception_features"),
     NetworkDef("dinov2", "metric.dinov2_weights", 3,
                "dinov2_vitl14_pretrain.pth, published at https://dl.fbaipublicfiles.com/"
-               "dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"),
+               "dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+               "skipsearch.metrics.dinov2:dinov2_features"),
     NetworkDef("clip", "metric.clip_weights", 3,
                "a local CLIP model folder, e.g. openai/clip-vit-large-patch14 saved with "
-               "save_pretrained", folder=True),
+               "save_pretrained", "skipsearch.metrics.clip_score:clip_image_text",
+               folder=True),
+)}
+
+STATISTICS = {s.name: s for s in (
+    StatisticDef("frechet", "sums", "skipsearch.metrics.frechet:Frechet"),
+    StatisticDef("kid", "features", "skipsearch.metrics.kid:KID"),
+    StatisticDef("precision_recall", "features",
+                 "skipsearch.metrics.precision_recall:PrecisionRecall"),
+    StatisticDef("clip_score", "none", "skipsearch.metrics.clip_score:CLIPScore"),
 )}
 
 METRICS = {m.name: m for m in (
@@ -69,8 +93,7 @@ METRICS = {m.name: m for m in (
 )}
 
 #: what a statistic needs of the reference: summed features, the features, or nothing
-REFERENCE_NEEDS = {"frechet": "sums", "kid": "features", "precision_recall": "features",
-                   "clip_score": "none"}
+REFERENCE_NEEDS = {s.name: s.needs for s in STATISTICS.values()}
 
 
 def metric(name: str) -> MetricDef:

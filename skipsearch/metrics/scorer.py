@@ -8,7 +8,7 @@ stay in the statistics' accumulators, per block of seeds when an interval is wan
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -123,7 +123,12 @@ class Scorer:
                    for n in self.active)
 
     def _add(self, images: torch.Tensor, prompts: Sequence[str] | None) -> None:
-        """Run each network of the pass once on the images; feed its metrics."""
+        """Run each network of the pass once on the images; feed its metrics.
+
+        Non-finite images make every score of the pass NaN: networks that quantise to 8 bits
+        (InceptionV3, DINOv2, CLIP) would read NaN as black and give a finite score.
+        """
+        self._finite &= torch.isfinite(images).all()
         by_network: dict[int, list[str]] = {}
         for name in self.active:
             by_network.setdefault(id(self.metrics[name].network), []).append(name)
@@ -172,7 +177,3 @@ class Scorer:
         counts = sorted(points)
         return fid_infinity(counts, [points[n] for n in counts])
 
-
-def by_name(metrics: Mapping[str, Metric], names: Sequence[str]) -> list[Metric]:
-    """The metrics of ``names``, in that order."""
-    return [metrics[n] for n in names]

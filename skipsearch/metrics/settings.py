@@ -45,9 +45,11 @@ class MetricSettings:
     def from_config(cls, cfg: DictConfig, scored: bool = True,
                     objectives: Sequence[str] = (), confirming: bool = False
                     ) -> MetricSettings:
-        """The checked ``metric`` group; with ``scored`` the files of the metrics it scores
-        (the search metric, other ``objectives`` and, ``confirming``, ``metric.confirm``)
-        must exist too."""
+        """The checked ``metric`` group; with ``scored`` the files it needs must exist too.
+
+        Those are the files of the search metric, of other ``objectives`` and, when
+        ``confirming``, of ``metric.confirm``.
+        """
         name = get_choice(cfg, "metric.name", tuple(METRICS))
         confirm = confirm_list(cfg, name)
         raw_reference = get(cfg, "metric.reference")
