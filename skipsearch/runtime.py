@@ -74,7 +74,7 @@ def check_metric_fits(model: LoadedModel, extractor: torch.nn.Module) -> None:
     if made != wanted:
         raise ConfigError("metric.name", extractor.name,
                           f"scores {wanted}-channel images, but {model.name} makes {made}-channel "
-                          "ones; for RGB images use metric=fid")
+                          "ones; choose a metric of its images (skipsearch/metrics/registry.py)")
 
 
 def build_scorer(settings: Settings, device: str, model: LoadedModel | None = None,

@@ -64,9 +64,12 @@ def build_scorer(names: Sequence[str], files: Mapping[str, Path | None], referen
         definition = METRICS[name]
         wanted = NETWORKS[definition.network].channels
         if image_channels is not None and wanted != image_channels:
+            fitting = [m for m, d in METRICS.items()
+                       if NETWORKS[d.network].channels == image_channels]
             raise ConfigError("metric.name" if name == names[0] else "metric.confirm", name,
                               f"scores {wanted}-channel images, but {model_name} makes "
-                              f"{image_channels}-channel ones; for RGB images use metric=fid")
+                              f"{image_channels}-channel ones; use one of "
+                              f"{', '.join(fitting) or 'no registered metric'}")
         if definition.network not in networks:
             networks[definition.network] = build_network(
                 definition.network, files.get(definition.network), precision, device)

@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, check
-from ..keys import get, get_bool, get_choice, get_int
+from ..keys import get_bool, get_choice, get_int
 from ..seed_range import SEED_LIMIT, SeedRange
 from .registry import METRICS, REFERENCE_NEEDS, MetricDef, NetworkDef, network_of
 
@@ -52,7 +52,9 @@ class MetricSettings:
         """
         name = get_choice(cfg, "metric.name", tuple(METRICS))
         confirm = confirm_list(cfg, name)
-        raw_reference = get(cfg, "metric.reference")
+        raw_reference = OmegaConf.select(cfg, "metric.reference", default=None,
+                                         throw_on_missing=False)
+        raw_reference = None if raw_reference == "???" else raw_reference
         reference = "" if raw_reference is None else str(raw_reference)
         scored_names = [name, *(o for o in objectives if o in METRICS)]
         used = tuple(dict.fromkeys([*scored_names, *(confirm if confirming else ())]))

@@ -40,6 +40,8 @@ def test_sweep_resumes_the_same_study(tiny_overrides, tmp_path):
     assert "digits FD-AE change [95% CI]" in first.stdout  # the second ruler, confirmed
     before = study_trials(out)
     assert len(before) == 4  # two trials in each of the two cells
+    cells = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db").cells
+    assert all(cell.metric_names == ["digits_fid"] for cell in cells)  # the dashboard's name
     assert [t.user_attrs["steps"] for t in before[:2]] == [2, 3]
     assert all(t.params["rho_top"] == 1.0 for t in before[:2])  # the baselines come first
 
@@ -203,6 +205,11 @@ BAD = {
         "metric.dinov2_weights=None: needs dinov2_vitl14_pretrain.pth"),
     "autoencoder weights that are not safetensors": (
         ["sweep", "metric.autoencoder_weights=README.md"], "metric.autoencoder_weights"),
+    "clip score without its model folder": (["sweep", "metric=clip_score"],
+                                            "metric.clip_weights=None: needs a local CLIP"),
+    "fd_dinov2 without a reference": (["sweep", "metric=fd_dinov2",
+                                       "metric.dinov2_weights=README.md"],
+                                      "metric.reference=None: fd_dinov2 needs reference data"),
     "unknown reversal rule": (["sweep", "metric.on_reversal=ignore"],
                               "metric.on_reversal='ignore'"),
     "first objective not the search metric": (
