@@ -1,4 +1,8 @@
-"""Where the package finds its config tree, sweeps and bundled assets."""
+"""Where the package finds its config tree, sweeps and bundled assets.
+
+In a checkout (or an editable install) ``conf/`` and ``sweeps/`` sit at the repository's top;
+a wheel carries them inside the package (``skipsearch/conf``, ``skipsearch/sweeps``).
+"""
 
 from __future__ import annotations
 
@@ -7,5 +11,13 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = PACKAGE_DIR / "assets"
 REPO_DIR = PACKAGE_DIR.parent
-CONF_DIR = REPO_DIR / "conf"
-SWEEPS_DIR = REPO_DIR / "sweeps"
+
+
+def config_root() -> Path:
+    """The folder holding ``conf/`` and ``sweeps/``: the checkout's top, else the package."""
+    return REPO_DIR if (REPO_DIR / "conf" / "config.yaml").is_file() else PACKAGE_DIR
+
+
+CONFIG_ROOT = config_root()
+CONF_DIR = CONFIG_ROOT / "conf"
+SWEEPS_DIR = CONFIG_ROOT / "sweeps"

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, check
 from ..keys import get, get_choice, get_float, get_int, is_number
-from ..paths import REPO_DIR
+from ..paths import CONF_DIR
 from .discretization import positive_levels
 from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT, UNBOUNDED_OPTIONS
 
@@ -127,7 +127,7 @@ def sampler_choices(cfg: DictConfig, base: SamplerSpec | None = None) -> dict[st
         if name == base.name:
             choices[name] = base
             continue
-        group = OmegaConf.load(REPO_DIR / "conf" / "sampler" / f"{name}.yaml")
+        group = OmegaConf.load(CONF_DIR / "sampler" / f"{name}.yaml")
         shared = {k: cfg.sampler[k] for k in SHARED_KEYS if k in cfg.sampler}
         choices[name] = SamplerSpec.from_config(
             OmegaConf.create({"sampler": {**group, **shared}}))
