@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -28,7 +29,7 @@ from ..errors import (
     describe_failure,
     environment_cause,
 )
-from ..paths import CONF_DIR, REPO_DIR
+from ..paths import CONF_DIR, CONFIG_ROOT
 
 # command -> (primary config, runner "module:function")
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -94,12 +95,41 @@ def runner_of(command: str) -> Callable[[DictConfig], object]:
     return getattr(importlib.import_module(module), func)
 
 
-SEARCHPATH = f"hydra.searchpath=[file://{REPO_DIR}]"  # sweeps/ beside conf/
+def search_path(folders: Sequence[str] = ()) -> str:
+    """``hydra.searchpath``: the user's config folders first, then the one of conf/, sweeps/."""
+    entries = [f if "://" in f else f"file://{Path(f).resolve()}" for f in folders]
+    return f"hydra.searchpath=[{','.join([*entries, f'file://{CONFIG_ROOT}'])}]"
 
 
-def our_overrides(command: str) -> list[str]:
+SEARCHPATH = search_path()  # sweeps/ beside conf/
+
+
+def our_overrides(command: str, folders: Sequence[str] = ()) -> list[str]:
     """What every job of ``command`` gets besides the user's: the search path, the job name."""
-    return [SEARCHPATH, f"hydra.job.name={command}"]
+    return [search_path(folders), f"hydra.job.name={command}"]
+
+
+def user_folders(args: list[str]) -> tuple[list[str], list[str]]:
+    """``args`` without ``--config-dir DIR`` and ``hydra.searchpath=[...]``, and those folders.
+
+    A user's presets and model configs live in folders of their own (``sweeps/``, ``model/``
+    ... inside them); they join skipsearch's search path instead of replacing it.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    kept, folders = [], []
+    values = iter(args)
+    for arg in values:
+        if arg in ("--config-dir", "-cd"):
+            folders.append(next(values, ""))
+        elif arg.startswith(("--config-dir=", "-cd=")):
+            folders.append(arg.split("=", 1)[1])
+        elif arg.split("=", 1)[0] == "hydra.searchpath":
+            value = OverridesParser.create().parse_override(arg).value()
+            folders += [str(v) for v in (value if isinstance(value, list) else [value])]
+        else:
+            kept.append(arg)
+    return kept, folders
 
 
 def compose_config(overrides: list[str], config_name: str = "config",
@@ -108,17 +138,17 @@ def compose_config(overrides: list[str], config_name: str = "config",
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(config_name, overrides=[SEARCHPATH, *overrides],
+        given = any(o.split("=", 1)[0] == "hydra.searchpath" for o in overrides)
+        return compose(config_name, overrides=[*([] if given else [SEARCHPATH]), *overrides],
                        return_hydra_config=with_hydra)
 
 
 # Hydra's flags that take a value, those that only print or plan (no check needed: nothing
 # runs), and those that print the composed config (composition is checked, not the values).
 VALUE_FLAGS = ("--cfg", "-c", "--package", "-p", "--config-path", "-cp", "--config-name",
-               "-cn", "--config-dir", "-cd", "--experimental-rerun", "--shell-completion", "-sc")
+               "-cn", "--experimental-rerun", "--shell-completion", "-sc")
 PASS_FLAGS = ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc",
-              "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
-              "--experimental-rerun")
+              "--config-path", "-cp", "--config-name", "-cn", "--experimental-rerun")
 PRINT_FLAGS = ("--cfg", "-c")
 MULTIRUN_FLAGS = ("--multirun", "-m")
 MAX_CHECKED_JOBS = 16  # a larger multirun checks its first 16 jobs up front, each job itself
@@ -222,10 +252,12 @@ def leaf_keys(node: object, prefix: str = "") -> list[str]:
     return [k for name, value in node.items() for k in leaf_keys(value, f"{prefix}{name}.")]
 
 
-def precheck_args(command: str, args: list[str], built: dict | None = None) -> int:
+def precheck_args(command: str, args: list[str], built: dict | None = None,
+                  folders: Sequence[str] = ()) -> int:
     """``precheck`` for the command line as given: plain, ``--multirun`` (each job), ``--cfg``.
 
-    The settings of each checked job go into ``built`` (see ``precheck``).
+    The settings of each checked job go into ``built`` (see ``precheck``); ``folders`` are the
+    user's config folders (``user_folders``).
     """
     flags, overrides = split_args(args)
     if any(f in PASS_FLAGS for f in flags):
@@ -233,7 +265,7 @@ def precheck_args(command: str, args: list[str], built: dict | None = None) -> i
     message = not_an_override(overrides)
     if message is not None:
         return fail(message)
-    ours = our_overrides(command)
+    ours = our_overrides(command, folders)
     jobs = [overrides]
     if any(f in MULTIRUN_FLAGS for f in flags):
         try:
@@ -367,10 +399,13 @@ def run_main(argv: list[str]) -> int:
         rest, code = study_args(command, rest)
         if code:
             return code
+    rest, folders = user_folders(rest)
     built: dict = {}
-    code = precheck_args(command, rest, built)
+    code = precheck_args(command, rest, built, folders)
     if code:
         return code
-    # Ours go last: Hydra's parser takes flags first (--multirun, --cfg job), then overrides.
-    run_app(command, [*rest, *our_overrides(command)], built)
+    # Overrides first, then Hydra's flags: argparse reads the overrides as one run of
+    # positionals, and a flag with an optional value (--info, --cfg) must not take one.
+    flags, overrides = split_args(rest)
+    run_app(command, [*overrides, *our_overrides(command, folders), *flags], built)
     return 0
