@@ -360,10 +360,19 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
         ranges = merged(attrs.get(SPACE), distributions)
         if attrs.get(SPACE) != ranges:  # new, or a range widened
             study.set_user_attr(SPACE, ranges)
+        name_objectives(study, objectives)
         enqueue_baseline(study, space.baseline(cell), cell_key(cell), created)
         studies.append(study)
         spaces.append(space.with_ranges(ranges))
     return studies, spaces
+
+
+def name_objectives(study: optuna.Study, objectives: Sequence[str]) -> None:
+    """Give the study's objectives their metric names (what optuna-dashboard shows), once."""
+    if study.metric_names is None and len(objectives) == len(study.directions):
+        with warnings.catch_warnings():  # set_metric_names is marked experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(list(objectives))
 
 
 def create_cell(name: str, storage: optuna.storages.BaseStorage, objectives: Sequence[str],

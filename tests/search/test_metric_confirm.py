@@ -108,6 +108,8 @@ def test_objectives_across_two_metrics_give_a_pareto_front(tiny_overrides, tmp_p
     assert "Pareto front of the search (digits_fd_ae: digits_fid" in result.stdout
     sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
     assert len(sweep.directions) == 2
+    # what optuna-dashboard names the objectives
+    assert all(cell.metric_names == ["digits_fid", "digits_fd_ae"] for cell in sweep.cells)
     done = [t for t in sweep.trials if t.values is not None]
     assert len(done) == 5
     for trial in done:  # the second objective is the second ruler on the same images
