@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import torch
-from tqdm.auto import tqdm
 
 from .generation import generate
 from .metrics.fid_infinity import infinity_counts
 from .metrics.scorer import Scorer
 from .metrics.statistic import Accumulator
 from .models import LoadedModel
+from .progress import Progress
 from .samplers.spec import SamplerSpec  # also importable from here, as before
 from .schedule import SkipSchedule
 from .skips import skip_tuning
@@ -54,7 +54,7 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     No batch straddles a position in ``cuts`` (the sample counts of the FID stages).
     """
     sigmas = sampler.sigmas()
-    bar = tqdm(total=len(seeds), desc=desc, unit="img", leave=False, disable=None)
+    bar = Progress(len(seeds), desc)
     # Registered hooks only load the coefficients; otherwise hooks are added for this loop.
     tuned = (model.hooks.tuning(schedule) if model.hooks is not None
              else skip_tuning(model.denoiser, model.denoiser.skips, schedule))

@@ -45,7 +45,8 @@ def run_sample(cfg: DictConfig, settings: Settings | None = None) -> dict:
     scorer = build_scorer(settings, device, model) if options.score else None
     infinity = settings.metric.fid_infinity and scorer is not None
     result = evaluate(model, schedule, sampler, seeds, settings.execution.batch_size, device,
-                      scorer, keep_images=True, fid_infinity=infinity)
+                      scorer, keep_images=True, fid_infinity=infinity,
+                      desc=f"sample {name} ({sampler.nfe} NFE)")
     out = options.dir / name
     save_grid(result.images[: options.grid], out / "grid.png")
     labels = labels_from_seeds(seeds, model.denoiser.label_dim)

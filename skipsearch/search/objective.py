@@ -18,6 +18,7 @@ from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..tracking import Tracker
 from .allocate import check_unique, claim
+from .group import cell_label
 from .record import TrialRecord, write
 from .space import SearchSpace
 
@@ -96,7 +97,8 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
 
         result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
                           ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage,
-                          metrics=ctx.metrics)
+                          metrics=ctx.metrics,
+                          desc=f"{cell_label(trial.study)} trial {trial.number}")
         if len(ctx.metrics) > 1:
             write(trial, TrialRecord(scores=result.scores))
         log_trial(ctx, trial, sampler.nfe, stage_scores, result.preview, result.scores)
