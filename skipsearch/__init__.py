@@ -11,12 +11,14 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "SkipSchedule": "skipsearch.schedule",
     "apply": "skipsearch.pipelines",
+    "find_skips": "skipsearch.pipelines",
     "load_schedule": "skipsearch.schedule_file",
     "remove": "skipsearch.pipelines",
     "skip_tuning": "skipsearch.skips",
 }
 
-__all__ = ["SkipSchedule", "__version__", "apply", "load_schedule", "remove", "skip_tuning"]
+__all__ = ["SkipSchedule", "__version__", "apply", "find_skips", "load_schedule", "remove",
+           "skip_tuning"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,4 +1,4 @@
-"""Skip-Tuning on a diffusers pipeline, in the spirit of ``enable_freeu`` / ``disable_freeu``.
+"""Skip-Tuning on a diffusers pipeline or UNet, in the spirit of ``enable_freeu``.
 
 Usage::
 
@@ -7,9 +7,13 @@ Usage::
     images = pipe(prompt).images
     skipsearch.remove(pipe)
 
-The hooks live on ``pipe.unet`` (one attribute), so applying again replaces them. Noise-level
-windows and profiles see the sigma of each UNet call, mapped from its timestep through
-``pipe.scheduler.alphas_cumprod``. diffusers is imported only when these functions run.
+    with skipsearch.apply(pipe.unet, schedule, scheduler=pipe.scheduler):  # a bare UNet
+        images = pipe(prompt).images                                      # removed on exit
+
+The hooks live on the UNet (one attribute), so applying again replaces them. Noise-level
+windows and profiles see the sigma of each UNet call, mapped from its timestep through the
+scheduler's ``alphas_cumprod`` (the pipeline's, or the one given). diffusers is imported only
+when these functions run.
 """
 
 from __future__ import annotations
@@ -44,11 +48,11 @@ def call_timestep(args: tuple, kwargs: dict) -> Any:
     return kwargs["timestep"] if "timestep" in kwargs else (args[1] if len(args) > 1 else None)
 
 
-def timestep_sigma_of(pipe: Any) -> SigmaOf:
-    """``sigma_of`` for SkipHooks: a UNet call's timestep to sigma via the pipe's scheduler."""
+def timestep_sigma_of(scheduler: Any) -> SigmaOf:
+    """``sigma_of`` for SkipHooks: a UNet call's timestep to sigma via ``scheduler``."""
     from .models.diffusers_unet import timestep_to_sigma, vp_sigmas
 
-    log_sigmas = vp_sigmas(pipe.scheduler.alphas_cumprod).log()  # once, not per UNet call
+    log_sigmas = vp_sigmas(scheduler.alphas_cumprod).log()  # once, not per UNet call
 
     def sigma_of(args: tuple, kwargs: dict) -> torch.Tensor | None:
         t = call_timestep(args, kwargs)
@@ -59,35 +63,76 @@ def timestep_sigma_of(pipe: Any) -> SigmaOf:
     return sigma_of
 
 
-def apply(pipe: Any, schedule: ScheduleLike) -> SkipHooks:
-    """Scale the skips of ``pipe.unet`` by ``schedule`` until ``remove(pipe)``; replaces hooks.
+class AppliedHooks(SkipHooks):
+    """The hooks ``apply`` placed on a UNet; ``with apply(...):`` takes them off on exit."""
 
-    A schedule with the wrong count for this UNet, or a coefficient that is not a finite
-    number in ``RHO_RANGE``, raises ValueError before any hook is placed.
+    def __init__(self, unet: Any, *args: Any) -> None:
+        super().__init__(unet, *args)
+        self.unet = unet
+
+    def __enter__(self) -> AppliedHooks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def remove(self) -> None:
+        """Remove the hooks, and the UNet's note of them if it still names these."""
+        super().remove()
+        if vars(self.unet).get(HOOKS_ATTRIBUTE) is self:
+            del vars(self.unet)[HOOKS_ATTRIBUTE]
+
+
+def unet_of(target: Any) -> Any:
+    """The UNet of a pipeline (``.unet``), or ``target`` itself when it is a diffusers UNet."""
+    unet = getattr(target, "unet", None)
+    if unet is None and hasattr(target, "up_blocks") and hasattr(target, "down_blocks"):
+        return target
+    if unet is None:
+        raise TypeError(f"{type(target).__name__} is neither a pipeline with a unet nor a "
+                        "diffusers UNet (UNet2DModel, UNet2DConditionModel)")
+    return unet
+
+
+def find_skips(target: Any) -> list:
+    """The skip points of a pipeline's UNet or a diffusers UNet, in the decoder's order of use."""
+    from .models.diffusers_unet import find_diffusers_skips
+
+    return find_diffusers_skips(unet_of(target))
+
+
+def apply(target: Any, schedule: ScheduleLike, scheduler: Any = None) -> AppliedHooks:
+    """Scale the skips of a pipeline's UNet (or a bare UNet) by ``schedule``; replaces hooks.
+
+    They stay until ``remove(target)``, ``hooks.remove()``, or the end of a ``with`` block
+    around the call. A noise window or profile maps each call's timestep to sigma through
+    ``scheduler`` (by default the pipeline's). A schedule with the wrong count for this UNet,
+    or a coefficient that is not a finite number in ``RHO_RANGE``, raises ValueError before
+    any hook is placed.
     """
     from .models.diffusers_unet import find_diffusers_skips
 
-    unet = getattr(pipe, "unet", None)
-    if unet is None:
-        raise TypeError(f"{type(pipe).__name__} has no unet; Skip-Tuning needs a UNet pipeline")
+    unet = unet_of(target)
+    scheduler = scheduler if scheduler is not None else getattr(target, "scheduler", None)
     schedule = as_schedule(schedule)
     skips = find_diffusers_skips(unet)
     check_coefficients(schedule.coefficients, len(skips))
-    if schedule.depends_on_sigma and not hasattr(getattr(pipe, "scheduler", None),
-                                                 "alphas_cumprod"):
-        raise TypeError("a noise window or profile needs pipe.scheduler.alphas_cumprod to map "
-                        "timesteps to sigma; this pipeline's scheduler has none")
-    remove(pipe)
+    if schedule.depends_on_sigma and not hasattr(scheduler, "alphas_cumprod"):
+        raise TypeError("a noise window or profile maps timesteps to sigma through a "
+                        "scheduler's alphas_cumprod; give a pipeline whose scheduler has one, "
+                        "or scheduler= with a bare UNet")
+    remove(unet)
     # sigma is read only by schedules that depend on it; others never call sigma_of.
-    hooks = SkipHooks(unet, skips, schedule,
-                      timestep_sigma_of(pipe) if schedule.depends_on_sigma else call_timestep)
+    sigma_of = timestep_sigma_of(scheduler) if schedule.depends_on_sigma else call_timestep
+    hooks = AppliedHooks(unet, skips, schedule, sigma_of)
     setattr(unet, HOOKS_ATTRIBUTE, hooks)
     return hooks
 
 
-def remove(pipe: Any) -> None:
-    """Take the Skip-Tuning hooks off ``pipe.unet``; does nothing when there are none."""
-    unet = getattr(pipe, "unet", None)
-    hooks = vars(unet).pop(HOOKS_ATTRIBUTE, None) if unet is not None else None
+def remove(target: Any) -> None:
+    """Take the Skip-Tuning hooks off a pipeline's UNet (or a UNet); nothing if there are none."""
+    unet = getattr(target, "unet", None)
+    unet = target if unet is None else unet
+    hooks = vars(unet).get(HOOKS_ATTRIBUTE) if hasattr(unet, "__dict__") else None
     if hooks is not None:
         hooks.remove()

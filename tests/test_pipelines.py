@@ -129,3 +129,36 @@ def test_apply_with_a_profile_uses_the_scheduler_sigma(pipe):
         skipsearch.apply(pipe, rising)
         torch.testing.assert_close(unet(x, t).sample, expected, rtol=1e-6, atol=1e-6)
     skipsearch.remove(pipe)
+
+
+def test_a_bare_unet_takes_a_schedule_as_its_pipeline_does_and_a_with_block_removes_it(pipe):
+    unet = pipe.unet
+    k = len(skipsearch.find_skips(unet))
+    assert k == len(skipsearch.find_skips(pipe)) == len(find_diffusers_skips(unet))
+    x, t = noisy((2, 3, 16, 16)), torch.tensor(600)
+    with torch.no_grad():
+        plain = unet(x, t).sample
+    windowed = SkipSchedule((0.5,) * k, window=(pipeline_sigma(pipe, 500),
+                                                pipeline_sigma(pipe, 700)))
+    skipsearch.apply(pipe, windowed)
+    with torch.no_grad():
+        via_pipe = unet(x, t).sample
+    skipsearch.remove(pipe)
+    assert not torch.equal(via_pipe, plain)  # timestep 600 lies in the window
+    with skipsearch.apply(unet, windowed, scheduler=pipe.scheduler) as hooks:
+        assert getattr(unet, HOOKS_ATTRIBUTE) is hooks
+        with torch.no_grad():
+            assert torch.equal(unet(x, t).sample, via_pipe)
+    assert count_pre_hooks(unet) == 0 and not hasattr(unet, HOOKS_ATTRIBUTE)
+    hooks = skipsearch.apply(unet, [0.5] * k)  # no window: no scheduler needed
+    hooks.remove()
+    assert count_pre_hooks(unet) == 0 and not hasattr(unet, HOOKS_ATTRIBUTE)
+
+
+def test_a_window_on_a_bare_unet_needs_a_scheduler(pipe):
+    k = len(skipsearch.find_skips(pipe))
+    with pytest.raises(TypeError, match="scheduler= with a bare UNet"):
+        skipsearch.apply(pipe.unet, SkipSchedule((0.5,) * k, window=(0.1, 2.0)))
+    assert count_pre_hooks(pipe.unet) == 0
+    with pytest.raises(TypeError, match="neither a pipeline with a unet nor a diffusers UNet"):
+        skipsearch.apply(torch.nn.Linear(2, 2), [0.5])
