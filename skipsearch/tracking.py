@@ -28,7 +28,7 @@ WANDB_MODES = ("auto", "online", "offline")
 class Tracker(Protocol):
     """What the search needs from a tracker."""
 
-    def log_trial(self, number: int, config: Mapping, metrics: Mapping,
+    def log_trial(self, name: str, config: Mapping, metrics: Mapping,
                   preview: torch.Tensor | None,
                   stages: Sequence[tuple[int, float]] = ()) -> None:
         """Record one finished (or pruned) trial."""
@@ -71,7 +71,7 @@ def metric_label(name: str) -> str:
 class NoTracker:
     """``logger=none``: records nothing."""
 
-    def log_trial(self, number: int, config: Mapping, metrics: Mapping,
+    def log_trial(self, name: str, config: Mapping, metrics: Mapping,
                   preview: torch.Tensor | None,
                   stages: Sequence[tuple[int, float]] = ()) -> None:
         """Do nothing."""
@@ -136,7 +136,7 @@ class WandbTracker:
                             else "; the study storage keeps it")
                 self.mode = "offline"
 
-    def log_trial(self, number: int, config: Mapping, metrics: Mapping,
+    def log_trial(self, name: str, config: Mapping, metrics: Mapping,
                   preview: torch.Tensor | None,
                   stages: Sequence[tuple[int, float]] = ()) -> None:
         """The trial's run: the score at each stage, every metric it got and a sample grid.
@@ -155,8 +155,8 @@ class WandbTracker:
                 {"samples": wandb.Image(grid_array(preview, scale=2))}
             run.log({**metrics, **images})
 
-        self._run(f"trial {number}", fill, "trial", f"{self.group}-trial{number}",
-                  {**self.run_config, **config, "trial": number})
+        self._run(f"trial {name}", fill, "trial", f"{self.group}/{name}",
+                  {**self.run_config, **config, "trial": name})
 
     def metric(self, summary: StudySummary) -> str:
         """The sweep's search metric: the summary's, else the run config's ``metric.name``."""

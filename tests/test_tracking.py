@@ -24,6 +24,7 @@ def read_run(run_dir):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             info = {"group": record.run.run_group, "job_type": record.run.job_type,
+                    "name": record.run.display_name,
                     "config": {u.key: json.loads(u.value_json) for u in record.run.config.update}}
         elif kind == "history":
             for item in record.history.item:
@@ -59,7 +60,9 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
             study_runs.append((run, history, artifacts))
             continue
         assert info["job_type"] == "trial" and history["nfe"] == 3
-        number = info["config"]["trial"]
+        number = info["config"]["cell_trial"]  # one cell: its numbers are the sweep's
+        assert info["config"]["trial"] == f"heun-steps2#{number}"
+        assert info["name"] == f"digits-heun-linear/heun-steps2#{number}"
         trial = study.trials[number]
         # the search score at every stage is in the run's history, in order
         assert history["stage/n_samples[]"] == sorted(trial.intermediate_values)
@@ -105,12 +108,41 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     assert staged, "W&B staged the schedules outside the output folder"
 
 
+def test_trial_runs_are_named_as_the_logs_name_them_and_hold_their_own_sampler(
+        tiny_overrides, tmp_path):
+    """Two cells: every run name is unique and each run's config has its trial's steps, NFE."""
+    out = tmp_path / "out"
+    overrides = [o for o in tiny_overrides if o != "logger=none"]
+    result = run_cli("sweep", *overrides, "logger=wandb", "logger.mode=offline",
+                     "search.steps=[2,3]", "search.n_trials=2", "search.n_startup_trials=1",
+                     "search.confirm_top_k=0")
+    assert result.returncode == 0, result.stderr
+    study = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
+    labels = {f"{study.cell_of(t.number).study_name.rsplit('/', 1)[1]}#"
+              f"{study.where(t.number).number}": t for t in study.trials}
+    names = []
+    for run in sorted((out / "wandb").glob("offline-run-*")):
+        wait_for_exit(run)
+        info, history, _ = read_run(run)
+        if info["job_type"] != "trial":
+            continue
+        config = info["config"]
+        trial = labels[config["trial"]]
+        names.append(info["name"])
+        assert info["name"] == f"digits-heun-linear/{config['trial']}"
+        assert config["steps"] == trial.user_attrs["steps"] == config["sampler"]["steps"]
+        assert config["nfe"] == trial.user_attrs["nfe"] == history["nfe"]
+        assert f"trial {config['trial']} (NFE {config['nfe']})" in result.stderr + \
+            result.stdout  # the log line names it the same way
+    assert sorted(names) == sorted(f"digits-heun-linear/{label}" for label in labels)
+
+
 def offline_runs(out):
     """(job type, trial number or None, history) of every offline run under ``out``."""
     found = []
     for run in sorted((out / "wandb").glob("offline-run-*")):
         info, history, _ = read_run(run)
-        found.append((info["job_type"], info["config"].get("trial"), history))
+        found.append((info["job_type"], info["config"].get("cell_trial"), history))
     return found
 
 

@@ -42,6 +42,7 @@ from ..search.catalog import (
     running_trials,
     summarize,
 )
+from ..search.limit import limit_line, limit_records
 from ..search.storage import StorageSettings
 from ..search.summary import fmt_delta
 from ..urls import safe_url
@@ -202,7 +203,7 @@ def run_show(args: list[str]) -> int:
     rows = summarize(study, scores)
     out.print(summary_table(study, rows, attrs.get(keys.SEARCH_N, "?"),
                             protocol.seed_range.count if protocol else None))
-    for line in findings(study, rows):
+    for line in findings(study, rows, protocol):
         out.print(line)
     sha = str(attrs.get(keys.MODEL_SHA256, ""))[:12]
     out.print(f"study:   {study.study_name} in {opened.url}")
@@ -222,19 +223,26 @@ def run_show(args: list[str]) -> int:
     return 0
 
 
-def findings(study: Sweep, rows: list[SummaryRow]) -> list[str]:
-    """The lines under ``show``'s table: the metrics, unsure changes and reversed gains."""
+def findings(study: Sweep, rows: list[SummaryRow], protocol=None) -> list[str]:
+    """The lines under ``show``'s table, as the sweep's summary printed them: the metrics,
+    breaking the limit, best coefficients on a bound, unsure changes and reversed gains."""
     label = metric_label(study)
     others = list(dict.fromkeys(n for r in rows for n in r.confirm))
     also = f"; confirmed also on {', '.join(map(label_of, others))}" if others else ""
     way = "higher" if higher_is_better(study) else "lower"
     lines = [f"metric:  {label} ({metric_name(study)}, {way} is better){also}"]
+    answer = limit_records(study, protocol).get("answer") if protocol is not None else None
+    limit = limit_line(answer, label, higher_is_better(study))
+    if limit:
+        lines.append(limit)
+    lines += [f"on a bound: NFE {r.nfe} best {r.on_bound}; the optimum may lie beyond it "
+              "(search.expand_bounds=true widens it)" for r in rows if r.on_bound]
     unsure = [r.nfe for r in rows if r.significant is False]
     if unsure:
         lines.append(f"not significant: the 95% interval of the {label} change reaches zero at "
                      f"NFE {', '.join(map(str, unsure))}")
     lines += [f"reversed on {', '.join(map(label_of, r.reversed))}: NFE {r.nfe} (trial "
-              f"{r.best_trial}) gains on {label} but is worse on "
+              f"{r.label or r.best_trial}) gains on {label} but is worse on "
               f"{', '.join(map(label_of, r.reversed))} (95% interval on the worse side)"
               for r in rows if r.reversed]
     return lines
@@ -253,13 +261,16 @@ def reversed_on(row: SummaryRow | None) -> str:
 def run_compare(args: list[str]) -> int:
     """``compare A B``: the two sweeps' baseline and best score per NFE side by side.
 
-    Sweeps that search different metrics are shown side by side without a difference.
+    Each sweep's protocol is printed (metric, feature network, reference, images and seeds);
+    ``B - A`` is given only where both scores were measured the same way.
     """
     words, flags, overrides = split(args)
     expect("compare", words, ["a", "b"], flags)
     opened = Opened(overrides)
     a, b = opened.sweep(words[0]), opened.sweep(words[1])
-    rows_a, rows_b = (summarize(s, final_scores(s)[1]) for s in (a, b))
+    (pa, scores_a), (pb, scores_b) = final_scores(a), final_scores(b)
+    rows_a, rows_b = summarize(a, scores_a), summarize(b, scores_b)
+    ma, mb = measured(a, pa), measured(b, pb)
     same = metric_name(a) == metric_name(b)
     what = (metric_label(a) if same
             else f"A on {metric_label(a)}, B on {metric_label(b)}")
@@ -268,8 +279,12 @@ def run_compare(args: list[str]) -> int:
     for col in ("NFE", "best A", "best B", "B - A", "baseline A", "baseline B",
                 "change A [95% CI]", "change B [95% CI]", "reversed on A", "reversed on B"):
         table.add_column(col, justify="right", no_wrap=True)
+    apart: set[str] = set()
     for nfe, ra, rb in paired_rows(rows_a, rows_b):
-        diff = rb.best_score - ra.best_score if ra and rb and same else None
+        why = unlike(ma, mb, ra, rb) if ra and rb else "one sweep lacks the NFE"
+        if why and ra and rb:
+            apart.add(why)
+        diff = rb.best_score - ra.best_score if ra and rb and not why else None
         table.add_row(str(nfe), score(ra and ra.best_score), score(rb and rb.best_score),
                       "-" if diff is None else f"{diff:+.4g}",
                       score(ra and ra.baseline_score), score(rb and rb.baseline_score),
@@ -277,10 +292,44 @@ def run_compare(args: list[str]) -> int:
                       reversed_on(ra), reversed_on(rb))
     out = console()
     out.print(table)
+    for name, m in (("A", ma), ("B", mb)):
+        out.print(f"{name}: {m['label']} ({m['metric']}) of {m['features']} against "
+                  f"{m['reference']}; " + "; ".join(
+                      f"{what} on {n} images from seed {s}"
+                      for what, (n, s) in (("confirmed", m["final"]), ("searched", m["search"]))
+                      if n is not None))
     if not same:
         out.print(f"A searched {metric_label(a)} and B {metric_label(b)}: their scores are not "
                   "comparable, so B - A is left out")
+    for why in sorted(apart - {"the metrics differ"}):
+        out.print(f"B - A is left out where {why}: scores measured apart do not compare")
     return 0
+
+
+def measured(study: Sweep, protocol) -> dict:
+    """How a sweep's scores were measured: metric, feature network, reference, images, seeds."""
+    attrs = study.user_attrs
+    provenance = attrs.get(keys.METRIC) or {}
+    final = (protocol.seed_range.count, protocol.seed_range.start) if protocol else (None, None)
+    return {"metric": metric_name(study), "label": metric_label(study),
+            "features": f"{provenance.get('feature_extractor', '?')} (sha256 "
+                        f"{str(provenance.get('feature_sha256', ''))[:12]})",
+            "reference": provenance.get("reference", "?"), "final": final,
+            "search": (attrs.get(keys.SEARCH_N), attrs.get(keys.SEARCH_START))}
+
+
+def unlike(ma: dict, mb: dict, ra: SummaryRow, rb: SummaryRow) -> str | None:
+    """Why two rows' best scores do not compare (None if they do)."""
+    if ma["metric"] != mb["metric"]:
+        return "the metrics differ"
+    if (ma["features"], ma["reference"]) != (mb["features"], mb["reference"]):
+        return "the feature networks or references differ"
+    if ra.confirmed != rb.confirmed:
+        return "one score is confirmed and the other a search score"
+    key = "final" if ra.confirmed else "search"
+    if ma[key] != mb[key]:
+        return f"the {key} images or seeds differ"
+    return None
 
 
 TOOLS: dict[str, Callable[[list[str]], int]] = {

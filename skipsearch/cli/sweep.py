@@ -26,7 +26,7 @@ from ..search import record as keys
 from ..search.allocate import deleted_error, poll_seconds, run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
-from ..search.group import Sweep, load_sweep
+from ..search.group import Sweep, load_sweep, trial_label
 from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner
@@ -65,7 +65,7 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
     if len(study.directions) > 1:
         front = sorted(study.best_trials, key=lambda t: t.values[1])
         console.print(f"Pareto front of the search ({objectives[1]}: {objectives[0]}, trial): "
-                      + ", ".join(f"{t.values[1]:.4g}: {t.values[0]:.4g} (#{t.number})"
+                      + ", ".join(f"{t.values[1]:.4g}: {t.values[0]:.4g} ({trial_label(study, t)})"
                                   for t in front))
     if limit:
         console.print(limit)

@@ -56,5 +56,5 @@ def summary_table(study: Sweep, rows: list[SummaryRow], n_samples: object,
         table.add_row(str(row.nfe), row.cell or str(row.steps), base, f"{row.best_score:.4g}",
                       change, fmt_delta(row), *(fmt_confirm(row, n) for n in others),
                       f"{row.search_score:.4g}",
-                      "*" if row.on_front else "", str(row.best_trial), params)
+                      "*" if row.on_front else "", row.label or str(row.best_trial), params)
     return table

@@ -121,7 +121,7 @@ def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
 def reversal_line(row: SummaryRow, label: str) -> str:
     """``reversed on X``: the best at an NFE gains on the search metric, loses on others."""
     names = ", ".join(label_of(n) for n in row.reversed)
-    return (f"reversed on {names}: the best schedule at NFE {row.nfe} (trial {row.best_trial}) "
+    return (f"reversed on {names}: the best schedule at NFE {row.nfe} (trial {row.label}) "
             f"gains on {label} but its 95% interval on {names} lies on the worse side; under "
             "metric.on_reversal=drop (the default) it is never best.yaml")
 
@@ -149,7 +149,7 @@ def summary_section(summary: Sequence[SummaryRow], path: Path | None,
               *(Cell(fmt_confirm(r, n), f"confirm-{n}") for n in others),
               Cell(fmt_score(r.search_score), "search"),
               Cell("yes" if r.confirmed else "no", "confirmed"),
-              Cell("*" if r.on_front else "", "front"), Cell(r.best_trial, "trial"),
+              Cell("*" if r.on_front else "", "front"), Cell(r.label or r.best_trial, "trial"),
               Cell(fmt_params(r.params), "text"), Cell(r.on_bound, "on-bound"),
               *([Cell(", ".join(map(label_of, r.reversed)) or "-", "reversed")]
                 if others else [])])
@@ -243,7 +243,7 @@ def trials_section(rows: Sequence[TrialRow], label: str = "score") -> str:
     for r in rows:
         kind = "baseline" if r.baseline else r.state.lower()
         body.append(({"data-trial": str(r.number), "class": kind},
-                     [Cell(r.number, "trial"), Cell(r.state.lower(), "state"),
+                     [Cell(r.label or r.number, "trial"), Cell(r.state.lower(), "state"),
                       "-" if r.nfe is None else r.nfe, "yes" if r.baseline else "",
                       Cell(fmt_params(r.params), "text"), Cell(fmt_score(r.score), "score"),
                       "-" if r.n_samples is None else r.n_samples,

@@ -9,7 +9,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from ..search.group import Sweep, cell_label
+from ..search.group import Sweep, cell_label, trial_label
 from ..search.record import TrialRecord
 from ..search.results import final_value
 
@@ -29,6 +29,7 @@ class TrialRow:
     n_samples: int | None
     baseline: bool
     final_score: float | None
+    label: str = ""  # its cell and number there, as logs and W&B name it
 
     @property
     def complete(self) -> bool:
@@ -61,7 +62,8 @@ def trial_rows(study: Sweep,
         rows.append(TrialRow(t.number, t.state.name, int(nfe) if nfe is not None else None,
                              dict(t.params), last_score(t),
                              int(n) if n is not None else None, bool(record.baseline),
-                             float(final_value(final)) if final else None))
+                             float(final_value(final)) if final else None,
+                             trial_label(study, t)))
     return sorted(rows, key=lambda r: r.number)
 
 

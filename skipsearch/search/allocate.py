@@ -19,7 +19,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import RunFailedError
-from .group import cell_label
+from .group import cell_label, trial_label
 from .record import TrialRecord, write
 from .results import metric_label, ranking
 from .study import FINISHED
@@ -88,14 +88,16 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
     """One line per finished or skipped trial naming its cell, and the cell's best so far."""
     skipped = TrialRecord.of(trial).skipped
     if skipped is not None:
-        log.info("%s trial %d skipped: %s", cell_label(study), trial.number, skipped)
+        log.info("trial %s skipped: %s", trial_label(study, trial), skipped)
     if trial.state != TrialState.COMPLETE:
         return
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     rank, label = ranking(study), metric_label(study)
     best = min(done, key=lambda t: rank(t.values[0]))
-    log.info("%s trial %d: %s %.4f; best of this cell: trial %d, %s %.4f", cell_label(study),
-             trial.number, label, trial.values[0], best.number, label, best.values[0])
+    nfe = study.user_attrs.get("nfe")
+    log.info("trial %s%s: %s %.4f; best of its cell: %s, %s %.4f", trial_label(study, trial),
+             f" (NFE {nfe})" if nfe is not None else "", label, trial.values[0],
+             trial_label(study, best), label, best.values[0])
 
 
 def poll_seconds(study: optuna.Study) -> float | None:

@@ -20,6 +20,7 @@ from ..evaluate import evaluate
 from ..metrics.blocks import Delta, paired_delta
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
+from .group import trial_label
 from .results import (
     Protocol,
     confirmed,
@@ -64,7 +65,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
         result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial),
                           protocol.seeds, batch_size, device, scorer,
                           fid_infinity=protocol.fid_infinity,
-                          desc=f"confirm {i + 1}/{len(plan)} (trial {trial.number})",
+                          desc=f"confirm {i + 1}/{len(plan)} (trial {trial_label(study, trial)})",
                           blocks=min(pair, protocol.seed_range.count), metrics=names)
         record = final_score(result.score, result.score_infinity, protocol.seed_range,
                              scorer.primary)

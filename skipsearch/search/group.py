@@ -29,6 +29,20 @@ def cell_study_name(group: str, cell: SamplerSpec) -> str:
     return f"{group}/{cell_key(cell)}"
 
 
+def trial_label(study, trial: FrozenTrial) -> str:
+    """How logs, tables, reports and W&B name a trial: its cell and its number there.
+
+    ``heun-steps6#8`` for trial 8 of cell ``<sweep>/heun-steps6``, whether ``study`` is the
+    cell or the ``Sweep`` (whose own numbers run across the cells).
+    """
+    if isinstance(study, Sweep):
+        where = study.where(trial.number)
+        study, number = study.cells[where.cell], where.number
+    else:
+        number = trial.number
+    return f"{study.study_name.rsplit('/', 1)[-1]}#{number}"
+
+
 def cell_label(study: optuna.Study) -> str:
     """A cell as people read it: ``heun-steps4 (NFE 7)``."""
     name = study.study_name.rsplit("/", 1)[-1]

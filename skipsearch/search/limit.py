@@ -14,16 +14,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from ..evaluate import evaluate
-from ..metrics.blocks import paired_delta
-from ..metrics.scorer import Scorer
-from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .group import Sweep, cell_key
 from .record import LIMIT_PREFIX, TrialRecord
 from .results import Protocol, final_value, ranking, trial_sampler, trial_schedule
+
+if TYPE_CHECKING:  # the records and the summary line are read without torch (show)
+    from ..metrics.scorer import Scorer
+    from ..models import LoadedModel
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                           samplers: Sequence[SamplerSpec], steps: Sequence[int],
                           batch_size: int, device: str, scorer: Scorer) -> dict[str, Mapping]:
     """Score each solver's baseline at each of ``steps`` not scored yet; all records."""
+    from ..evaluate import evaluate
+
     done = limit_records(sweep, protocol)
     identity = SkipSchedule.identity(len(model.denoiser.skips))
     for spec in samplers:
@@ -81,6 +84,9 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
 
     ``rows`` are the summary's rows (best per NFE). Recorded, so it is computed once.
     """
+    from ..evaluate import evaluate
+    from ..metrics.blocks import paired_delta
+
     records = limit_records(sweep, protocol)
     target = best_baseline(sweep, scores, records)
     if target is None:
@@ -112,8 +118,8 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
                         ).accumulators
         primary = scorer.primary
         delta = paired_delta(tuned[primary], base[primary], scorer.higher_is_better())
-        result.update(trial=winner.best_trial, nfe=winner.nfe, score=winner.best_score,
-                      **delta.to_dict())
+        result.update(trial=winner.best_trial, trial_label=winner.label, nfe=winner.nfe,
+                      score=winner.best_score, **delta.to_dict())
     sweep.cells[0].set_user_attr(prefix(protocol) + "answer", result)
     return result
 
@@ -132,6 +138,7 @@ def limit_line(result: Mapping | None, label: str = "FID",
     sure = "" if (low > 0 if higher_is_better else high < 0) else \
         "; not significant: the interval reaches zero"
     score = result.get("score", result.get("fid"))
+    trial = result.get("trial_label") or result["trial"]
     return (f"breaking the limit: tuned at NFE {result['nfe']} ({label} {score:.3f}, trial "
-            f"{result['trial']}) beats {base}: change {result['delta']:+.3f} "
+            f"{trial}) beats {base}: change {result['delta']:+.3f} "
             f"[{low:+.3f}, {high:+.3f}] (95%){sure}")

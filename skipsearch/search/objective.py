@@ -18,7 +18,7 @@ from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..tracking import Tracker
 from .allocate import check_unique, claim
-from .group import cell_label
+from .group import trial_label
 from .record import TrialRecord, write
 from .space import SearchSpace
 
@@ -82,8 +82,9 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
                 write(trial, TrialRecord(fail_reason=reason))
                 raise NonFiniteImagesError(reason)
             if count < len(ctx.seeds) and not sys.stderr.isatty():  # lines instead of bars
-                log.info("trial %d: %s %.4f after %d of %d images (%d NFE)", trial.number,
-                         label, score, count, len(ctx.seeds), sampler.nfe)
+                log.info("trial %s: %s %.4f after %d of %d images (%d NFE)",
+                         trial_label(trial.study, trial), label, score, count, len(ctx.seeds),
+                         sampler.nfe)
             stage_scores.append([count, score])
             write(trial, TrialRecord(stage_scores=stage_scores, n_samples=count,
                                      seconds=round(time.perf_counter() - start, 3)))
@@ -92,16 +93,16 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
             trial.report(score, count)
             if count < len(ctx.seeds) and not TrialRecord.of(trial).baseline \
                     and trial.should_prune():
-                log_trial(ctx, trial, sampler.nfe, stage_scores, None)
+                log_trial(ctx, trial, sampler, stage_scores, None)
                 raise optuna.TrialPruned(f"{label} {score:.4g} after {count} images")
 
         result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
                           ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage,
                           metrics=ctx.metrics,
-                          desc=f"{cell_label(trial.study)} trial {trial.number}")
+                          desc=f"trial {trial_label(trial.study, trial)}")
         if len(ctx.metrics) > 1:
             write(trial, TrialRecord(scores=result.scores))
-        log_trial(ctx, trial, sampler.nfe, stage_scores, result.preview, result.scores)
+        log_trial(ctx, trial, sampler, stage_scores, result.preview, result.scores)
         if single:
             return result.score
         second = ctx.objectives[1]
@@ -118,17 +119,21 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
     return interruptible
 
 
-def log_trial(ctx: TrialContext, trial: optuna.Trial, nfe: int,
+def log_trial(ctx: TrialContext, trial: optuna.Trial, sampler: SamplerSpec,
               stage_scores: list[list[float]], preview,
               scores: dict[str, float] | None = None) -> None:
     """Send the trial's parameters, stage scores and (when it finished) its images to W&B.
 
-    ``trial`` in the run's config is the trial's number in its cell study (``cell``); the
-    search metric is logged as ``score`` and under its own name, like every other metric.
+    The run is named as logs and tables name the trial (``heun-steps6#8``); its config holds
+    the trial's own sampler (steps, NFE), cell and number there. The search metric is logged
+    as ``score`` and under its own name, like every other metric.
     """
     count, score = stage_scores[-1]
-    metrics = {"score": score, ctx.scorer.primary: score, **(scores or {}), "nfe": nfe,
+    metrics = {"score": score, ctx.scorer.primary: score, **(scores or {}), "nfe": sampler.nfe,
                "n_samples": int(count), "pruned": preview is None}
-    ctx.tracker.log_trial(trial.number, {**trial.params, "nfe": nfe,
-                                         "cell": trial.study.study_name}, metrics, preview,
+    config = {**trial.params, "nfe": sampler.nfe, "steps": sampler.steps,
+              "sampler": {**sampler.to_dict(), "steps": sampler.steps},
+              "cell": trial.study.study_name,
+              "cell_trial": trial.number}
+    ctx.tracker.log_trial(trial_label(trial.study, trial), config, metrics, preview,
                           [(int(k), v) for k, v in stage_scores])

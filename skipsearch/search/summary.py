@@ -10,6 +10,7 @@ import optuna
 
 from ..tracking import StudySummary
 from .bounds import bound_hits, describe
+from .group import trial_label
 from .record import SPACE, TrialRecord
 from .results import (
     baseline_per_nfe,
@@ -48,6 +49,7 @@ class SummaryRow:
     higher_is_better: bool = False
     confirm: Mapping[str, Mapping] = field(default_factory=dict)
     reversed: tuple[str, ...] = ()
+    label: str = ""  # how tables name the best trial: its cell and number there
 
     @property
     def significant(self) -> bool | None:
@@ -87,7 +89,7 @@ def summarize(study: optuna.Study,
                                cell_name(study, t), bound_note(study, t), higher,
                                {n: m for n, m in record.get("metrics", {}).items()
                                 if n != primary},
-                               tuple(record.get("reversed", ()))))
+                               tuple(record.get("reversed", ())), trial_label(study, t)))
     return rows
 
 

@@ -15,7 +15,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..samplers.spec import SamplerSpec
-from .group import cell_label
+from .group import cell_label, trial_label
 from .record import TrialRecord
 from .results import metric_label, ranking
 from .space import SearchSpace
@@ -81,8 +81,8 @@ def warm_start(studies: Sequence[optuna.Study], cells: Sequence[SamplerSpec], i:
         if any(t.params == params for t in taken):
             continue  # the cell ran it already (it came from here)
         study.enqueue_trial(params, user_attrs=TrialRecord(warm_start_from=source).to_attrs())
-        log.info("%s: queued the best schedule so far of %s (trial %d, %s %.4f)",
-                 cell_label(study), cell_label(studies[j]), best.number,
+        log.info("%s: queued the best schedule so far of %s (trial %s, %s %.4f)",
+                 cell_label(study), cell_label(studies[j]), trial_label(studies[j], best),
                  metric_label(study), best.values[0])
         queued += 1
     return queued

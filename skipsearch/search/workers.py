@@ -24,7 +24,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from .group import cell_label
+from .group import trial_label
 from .record import TrialRecord
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def fail_orphans(study: optuna.Study, running: Sequence[FrozenTrial]) -> list[in
         except UpdateFinishedTrialError:
             continue  # another worker ended it first
         failed.append(trial.number)
-        log.warning("%s trial %d failed: %s", cell_label(study), trial.number, reason)
+        log.warning("trial %s failed: %s", trial_label(study, trial), reason)
         retry = (storage.get_heartbeat_stale_trial_callback()
                  if is_heartbeat_enabled(storage) else None)
         if retry is not None:

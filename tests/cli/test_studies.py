@@ -197,9 +197,28 @@ def test_compare_puts_two_sweeps_side_by_side(store, capsys):
     rows = {c[1].strip(): [x.strip() for x in c[2:-1]]
             for c in (line.split("│") for line in out.splitlines() if line.count("│") > 5)
             if c[1].strip().isdigit()}
-    assert rows["3"] == ["26", "24", "-2", "31", "29", "-5 [-6, -4]", "-", "-", "-"]
+    # alpha's NFE 3 is confirmed on 128 images, beta's a search score on 64: no B - A
+    assert rows["3"] == ["26", "24", "-", "31", "29", "-5 [-6, -4]", "-", "-", "-"]
     assert rows["5"] == ["18.5", "-", "-", "20", "-", "-", "-", "-", "-"]
     assert "alpha (A) vs beta (B): FID per NFE" in out
+    assert "A: FID (fid) of digits-classifier (sha256 cdcdcdcdcdcd) against digits; " \
+           "confirmed on 128 images from seed 64; searched on 64 images from seed 0" in out
+    assert "B: FID (fid) of digits-classifier (sha256 cdcdcdcdcdcd) against digits; " \
+           "searched on 64 images from seed 0" in out
+    assert "B - A is left out where one score is confirmed and the other a search score" in out
+
+
+def test_compare_subtracts_only_scores_measured_the_same_way(store, capsys):
+    url = store["url"]
+    make_sweep(url, "delta", "digits", {2: [(28.0, 1.0, 1.0), (22.5, 0.7, 0.6)]})
+    code, out, err = run(capsys, "compare", "beta", "delta", *store["over"])
+    assert code == 0, err
+    assert table_rows(out)["3"][:3] == ["24", "22.5", "-1.5"]  # both searched on seeds 0..63
+    study = optuna.load_study(study_name="delta/heun-steps2", storage=url)
+    study.set_user_attr("n_samples", 32)  # delta searched on 32 images instead
+    code, out, err = run(capsys, "compare", "beta", "delta", *store["over"])
+    assert table_rows(out)["3"][:3] == ["24", "22.5", "-"]
+    assert "B - A is left out where the search images or seeds differ" in out
 
 
 def table_rows(out: str) -> dict[str, list[str]]:
@@ -243,8 +262,8 @@ def test_show_names_each_confirm_metric_and_a_reversal(reversal, capsys):
     assert "metric:  digits FID (digits_fid, lower is better); confirmed also on digits " \
            "FD-AE" in out
     flags = [line for line in out.splitlines() if line.startswith("reversed on")]
-    assert flags == ["reversed on digits FD-AE: NFE 3 (trial 1) gains on digits FID but is "
-                     "worse on digits FD-AE (95% interval on the worse side)"]
+    assert flags == ["reversed on digits FD-AE: NFE 3 (trial heun-steps2#1) gains on digits "
+                     "FID but is worse on digits FD-AE (95% interval on the worse side)"]
 
 
 def test_studies_and_compare_flag_a_reversal(reversal, capsys):
@@ -284,7 +303,7 @@ def test_a_maximised_metric_ranks_the_highest_score_best(store, capsys):
     rows = table_rows(out)
     # NFE 3: trial 2 (34) beats the baseline (30); NFE 5 (33) is worse than NFE 3's 34
     assert rows["3"][1:4] == ["30", "34", f"{100 * (34 / 30 - 1):+.1f}%"]
-    assert (rows["3"][-3], rows["3"][-2]) == ("*", "2")
+    assert (rows["3"][-3], rows["3"][-2]) == ("*", "heun-steps2#2")
     assert rows["5"][-3] == ""
 
 

@@ -120,7 +120,9 @@ def test_report_of_a_confirmed_sweep(tiny_overrides, tmp_path):
         assert score["confirmed"] and summary[nfe]["confirmed"] == "yes"
         assert summary[nfe]["best"] == fmt_score(score["value"])
         assert summary[nfe]["baseline"] == fmt_score(score["baseline"])
-        assert summary[nfe]["trial"] == str(record["study"]["trial"])
+        study_record = record["study"]  # the export names the trial as the report does
+        assert summary[nfe]["trial"] == \
+            f"{study_record['cell'].rsplit('/', 1)[1]}#{study_record['cell_trial']}"
         other = score.get("metrics", {}).get("digits_fd_ae")
         if other is None or "delta" not in other:  # the baseline is the best: no change
             continue
@@ -167,8 +169,8 @@ def test_report_shows_a_confirm_metric_and_its_reversal(reversal, capsys):
     assert summary[5]["reversed"] == "-"
     assert "<th>baseline digits FID</th><th>best digits FID</th>" in text
     assert "<th>digits FID change [95% CI]</th><th>digits FD-AE change [95% CI]</th>" in text
-    assert '<p class="note">reversed on digits FD-AE: the best schedule at NFE 3 (trial 1) ' \
-           "gains on digits FID" in text
+    assert '<p class="note">reversed on digits FD-AE: the best schedule at NFE 3 (trial ' \
+           "heun-steps2#1) gains on digits FID" in text
     assert text.count('<p class="note">reversed on') == 1
     assert "<dt>confirm metrics</dt><dd>digits FD-AE (digits_fd_ae)</dd>" in text
     assert "<h2>digits FID per NFE: baseline and tuned</h2>" in text

@@ -145,7 +145,7 @@ def test_a_skipped_trial_is_one_line_not_a_traceback(tmp_path, caplog):
     finally:
         logging.getLogger("optuna").removeHandler(optuna_out)
     assert [t.state for t in study.get_trials()] == [TrialState.FAIL, TrialState.COMPLETE]
-    assert "cell trial 0 skipped: surplus: the cell already has 0 of 0 trials" in caplog.text
+    assert "trial cell#0 skipped: surplus: the cell already has 0 of 0 trials" in caplog.text
     assert not [r.getMessage() for r in optuna_out.records if r.levelno >= logging.WARNING]
     assert not any(isinstance(f, QuietTrialEnds) for f in optuna_log.filters)  # removed after
 

@@ -197,6 +197,9 @@ def test_the_limit_line_compares_with_the_best_baseline_at_any_nfe(tiny_override
                      "search.limit_steps=[5]")
     assert result.returncode == 0, result.stderr
     assert "breaking the limit: " in result.stdout
+    limit = next(line for line in result.stdout.splitlines() if "breaking the limit" in line)
+    shown = run_cli("show", "digits-heun-linear", *tiny_overrides)  # what the sweep printed
+    assert shown.returncode == 0 and limit in shown.stdout.splitlines(), shown.stdout
     sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
     protocol = Protocol(SeedRange(24, 30))
     records = limit_records(sweep, protocol)
