@@ -10,15 +10,18 @@ __version__ = "0.1.0"
 # line's help, version and configuration errors never wait for torch.
 _EXPORTS = {
     "SkipSchedule": "skipsearch.schedule",
+    "SweepResult": "skipsearch.api",
     "apply": "skipsearch.pipelines",
     "find_skips": "skipsearch.pipelines",
     "load_schedule": "skipsearch.schedule_file",
+    "open_sweep": "skipsearch.api",
     "remove": "skipsearch.pipelines",
     "skip_tuning": "skipsearch.skips",
+    "sweep": "skipsearch.api",
 }
 
-__all__ = ["SkipSchedule", "__version__", "apply", "find_skips", "load_schedule", "remove",
-           "skip_tuning"]
+__all__ = ["SkipSchedule", "SweepResult", "__version__", "apply", "find_skips",
+           "load_schedule", "open_sweep", "remove", "skip_tuning", "sweep"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
