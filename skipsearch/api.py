@@ -102,20 +102,9 @@ class SweepResult:
 
     def table(self) -> list[dict]:
         """The per-NFE table as dicts: scores, change and interval, confirm metrics, trial."""
-        out = []
-        for r in self.rows:
-            low, high = r.delta_ci95 or (None, None)
-            row = {"nfe": r.nfe, "cell": r.cell, "baseline": r.baseline_score,
-                   "best": r.best_score, "change": r.change, "delta": r.delta,
-                   "delta_ci95_low": low, "delta_ci95_high": high,
-                   "significant": r.significant, "search": r.search_score,
-                   "confirmed": r.confirmed, "trial": r.label, "on_front": r.on_front,
-                   "on_bound": r.on_bound or None, "reversed": list(r.reversed)}
-            for name, record in r.confirm.items():
-                row[f"{name}_score"] = record.get("score")
-                row[f"{name}_delta"] = record.get("delta")
-            out.append({**row, **{f"param_{k}": v for k, v in r.params.items()}})
-        return out
+        from .search.summary import row_record
+
+        return [row_record(r) for r in self.rows]
 
     def to_pandas(self):
         """``table()`` as a pandas DataFrame indexed by NFE (pandas must be installed)."""

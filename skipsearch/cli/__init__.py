@@ -52,19 +52,20 @@ USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra fl
 
   sweep      run or resume the Optuna study, then export the best schedules
   export     write the best schedule per NFE of a study to YAML
-  report     an HTML page of a study: FID figures, trial tables, sample grids
+  report     an HTML page of a study: score figures, trial tables, sample grids
   dashboard  optuna-dashboard on the study storage (dashboard.host, dashboard.port)
-  sample     images, grid, npz and FID from schedule=FILE (or the skip config)
+  sample     images, grid, npz and score from schedule=FILE (or the skip config)
   inspect    list the model's skips bottom to top and their coefficients
   refstats   compute and cache the reference statistics of metric.reference
-  windows    FID of a schedule within each noise window of the sampler (window study)
+  windows    the score of a schedule within each noise window of the sampler
   analyze    denoising loss with and without a schedule, pixel and feature space
-  train-toy  train the bundled digits model and FID feature network
+  train-toy  train the bundled digits model and its two feature networks
 
-  studies            the sweeps in storage.url: model, cells, trials, best FID per NFE
+  studies            the sweeps in storage.url: model, metric, cells, trials, best per NFE
   studies delete S   delete sweep S (asks first; --yes does not; --force: while it runs)
-  show S             sweep S's FID per NFE and where its exports are
-  compare A B        two sweeps' best FID per NFE side by side
+  show S             sweep S's scores per NFE and where its exports are;
+                     --format=markdown|latex|csv prints the table alone, for a paper or sheet
+  compare A B        two sweeps' best score per NFE side by side, and how each was measured
 
 export, report and dashboard take --study NAME: the sweep's own record gives its model and
 metric settings, so the sweep's overrides need not be typed again.

@@ -44,10 +44,17 @@ from ..search.catalog import (
 )
 from ..search.limit import limit_line, limit_records
 from ..search.storage import StorageSettings
-from ..search.summary import fmt_delta
+from ..search.summary import fmt_delta, row_record
 from ..urls import safe_url
 from . import MULTIRUN_FLAGS, compose_config, describe, fail, guarded, multirun_jobs
-from .tables import summary_table
+from .tables import (
+    csv_table,
+    latex_table,
+    markdown_table,
+    summary_cells,
+    summary_table,
+    summary_title,
+)
 
 STUDY_FLAG = "--study"
 LIST_HINT = "`skipsearch studies` lists them"
@@ -194,13 +201,22 @@ def exports_of(folder: Path) -> list[str]:
 def run_show(args: list[str]) -> int:
     """``show NAME``: the sweep's per-NFE table, its model and where its exports are."""
     words, flags, overrides = split(args)
-    expect("show", words, ["study"], flags)
+    formats = [f for f in flags if f.startswith("--format=")]
+    expect("show", words, ["study"], [f for f in flags if f not in formats])
+    fmt = formats[-1].split("=", 1)[1] if formats else "table"
+    if fmt not in SHOW_FORMATS:
+        raise UsageError(f"show: --format={fmt} is not one of {', '.join(SHOW_FORMATS)}")
     opened = Opened(overrides)
     cfg, study = opened.cfg, opened.sweep(words[0])
     protocol, scores = final_scores(study)
     attrs = study.user_attrs
     out = console()
     rows = summarize(study, scores)
+    if fmt != "table":
+        final = protocol.seed_range.count if protocol else None
+        print(formatted(fmt, summary_title(study, rows, attrs.get(keys.SEARCH_N, "?"), final),
+                        rows))
+        return 0
     out.print(summary_table(study, rows, attrs.get(keys.SEARCH_N, "?"),
                             protocol.seed_range.count if protocol else None))
     for line in findings(study, rows, protocol):
@@ -221,6 +237,17 @@ def run_show(args: list[str]) -> int:
              f"none in {folder}; `skipsearch export --study {study.study_name}` writes them")
     out.print(f"exports: {where}")
     return 0
+
+
+SHOW_FORMATS = ("table", "markdown", "latex", "csv")
+
+
+def formatted(fmt: str, title: str, rows: list[SummaryRow]) -> str:
+    """The per-NFE table for a paper (``latex``), a page (``markdown``) or a sheet (``csv``)."""
+    if fmt == "csv":
+        return csv_table([row_record(r) for r in rows]).rstrip("\n")
+    header, cells = summary_cells(rows)
+    return (markdown_table if fmt == "markdown" else latex_table)(title, header, cells)
 
 
 def findings(study: Sweep, rows: list[SummaryRow], protocol=None) -> list[str]:

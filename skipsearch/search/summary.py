@@ -109,6 +109,23 @@ def bound_note(study, trial) -> str:
     return describe(hits, trial.params, ranges) if hits else ""
 
 
+def row_record(r: SummaryRow) -> dict:
+    """A row as plain values: scores, change and interval, confirm metrics, trial, params."""
+    low, high = r.delta_ci95 or (None, None)
+    record = {"nfe": r.nfe, "cell": r.cell, "baseline": r.baseline_score, "best": r.best_score,
+              "change": r.change, "delta": r.delta, "delta_ci95_low": low,
+              "delta_ci95_high": high, "significant": r.significant, "search": r.search_score,
+              "confirmed": r.confirmed, "trial": r.label, "on_front": r.on_front,
+              "on_bound": r.on_bound or None, "reversed": list(r.reversed)}
+    for name, other in r.confirm.items():
+        record[f"{name}_score"] = other.get("score")
+        record[f"{name}_delta"] = other.get("delta")
+        low, high = other.get("delta_ci95") or (None, None)
+        record.update({f"{name}_delta_ci95_low": low, f"{name}_delta_ci95_high": high,
+                       f"{name}_worse": other.get("worse")})
+    return {**record, **{f"param_{k}": v for k, v in r.params.items()}}
+
+
 def fmt_delta(row: SummaryRow) -> str:
     """``-3.21 [-4.02, -2.40]``, with ``n.s.`` when the interval reaches zero; ``-`` if none."""
     return fmt_interval(row.delta, row.delta_ci95, row.significant)

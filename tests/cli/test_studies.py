@@ -501,3 +501,34 @@ def test_a_sweep_never_takes_the_name_of_a_plain_optuna_study(plain, tiny_overri
     names = [s.study_name for s in optuna.storages.get_storage(plain["url"]).get_all_studies()]
     assert sorted(names) == ["alpha/heun-steps2", "alpha/heun-steps3", "beta/heun-steps2",
                              "plain"]
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "latex", "csv"])
+def test_show_prints_the_table_for_a_paper_or_a_sheet(reversal, capsys, fmt):
+    code, out, err = run(capsys, "show", "gamma", f"--format={fmt}", *reversal["over"])
+    assert code == 0, err
+    if fmt == "csv":
+        import csv
+        import io
+
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert [r["nfe"] for r in rows] == ["3", "5"]
+        assert float(rows[0]["best"]) == 26.0 and float(rows[0]["delta"]) == -5.0
+        assert rows[0]["digits_fd_ae_worse"] == "True" and rows[0]["reversed"] == "digits_fd_ae"
+        assert rows[0]["trial"] == "heun-steps2#1"
+        return
+    title = "study gamma: digits FID per NFE (confirmed on 128 fresh images, searched on 64"
+    if fmt == "markdown":
+        lines = out.splitlines()
+        assert lines[0].startswith(f"*{title}") and lines[2].startswith("| NFE | cell |")
+        assert "| 3 | heun-steps2 | 31 | 26 | -16.1% | -5 [-6, -4] | +0.7 [+0.2, +1.2] worse" \
+            in out
+    else:
+        assert out.startswith("\\begin{table}") and "\\caption{study gamma: digits FID" in out
+        assert "3 & heun-steps2 & 31 & 26 & -16.1\\% & -5 [-6, -4] & +0.7 [+0.2, +1.2] worse" \
+            in out and "heun-steps2\\#1" in out
+
+
+def test_show_refuses_an_unknown_format(store, capsys):
+    code, _, err = run(capsys, "show", "alpha", "--format=html", *store["over"])
+    assert code == 2 and "--format=html is not one of table, markdown, latex, csv" in err
