@@ -14,7 +14,7 @@ from ..metrics.reference import reference_images
 from ..models import LoadedModel
 from ..report.instruments import LOSS_CSV, save_loss
 from ..runtime import build_extractor, build_model, check_metric_fits, setup_device
-from .instruments import report_folder, studied_schedule
+from .instruments import figure_title, instrument_folder, schedule_tag, studied_schedule
 
 
 def reference_set(name: str, model: LoadedModel, n: int
@@ -46,7 +46,7 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     settings = settings or build(cfg, "analyze")
     device = setup_device(settings)
     model = build_model(settings, device)
-    schedule, _, study = studied_schedule(settings, model)
+    schedule, sampler, study = studied_schedule(settings, model)
     extractor = build_extractor(settings, device)
     check_metric_fits(model, extractor)
     a = settings.options
@@ -58,8 +58,10 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     for r in rows:
         print(f"sigma {r.sigma:9.4g}  pixel ratio {r.pixel_ratio:7.4f}  "
               f"feature ratio {r.feature_ratio:7.4f}")
-    folder = report_folder(settings, study)
+    tag = schedule_tag(settings, schedule)
+    folder = instrument_folder(settings, study, tag)
     csv_path = write_loss_csv(rows, folder / LOSS_CSV)
-    png = save_loss(rows, folder)
+    png = save_loss(rows, folder, figure_title("denoising loss tuned / untuned", tag, sampler,
+                                               len(images), "reference images"))
     print(f"{csv_path}\n{png}")
     return {"rows": rows, "csv": csv_path, "png": png}

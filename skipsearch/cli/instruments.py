@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 from ..config import Settings
 from ..errors import ConfigError, check
 from ..models import LoadedModel
+from ..report.instruments import SCHEDULES_DIR
 from ..runtime import fit_sampler, fit_settings
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
@@ -44,3 +47,25 @@ def studied_schedule(settings: Settings, model: LoadedModel
 def report_folder(settings: Settings, study: str) -> Path:
     """The study's report folder, where `skipsearch report` finds the instruments' files."""
     return settings.options.report_dir / study
+
+
+def schedule_tag(settings: Settings, schedule: SkipSchedule) -> str:
+    """A folder name for one studied schedule: the export's file name (``nfe011``), else
+    ``config-`` and a hash of the schedule the config gave (its coefficients, window, profile).
+    """
+    exported = settings.schedule_file
+    if exported is not None:
+        return exported.path.stem
+    text = json.dumps(schedule.to_dict(), sort_keys=True)
+    return f"config-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def instrument_folder(settings: Settings, study: str, tag: str) -> Path:
+    """Where ``windows`` and ``analyze`` write for one schedule: apart from other schedules."""
+    return report_folder(settings, study) / SCHEDULES_DIR / tag
+
+
+def figure_title(what: str, tag: str, sampler: SamplerSpec, count: int, unit: str) -> str:
+    """A figure's title: what it shows, for which schedule, sampler and image count."""
+    return (f"{what}: {tag}, {sampler.name} {sampler.steps} steps ({sampler.nfe} NFE), "
+            f"{count} {unit}")

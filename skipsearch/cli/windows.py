@@ -16,7 +16,7 @@ from ..errors import ConfigError
 from ..metrics.registry import label
 from ..report.instruments import WINDOWS_CSV, save_windows
 from ..runtime import build_model, build_scorer, setup_device
-from .instruments import report_folder, studied_schedule
+from .instruments import figure_title, instrument_folder, schedule_tag, studied_schedule
 
 
 def describe(row: WindowRow, label: str = "FID") -> str:
@@ -49,8 +49,11 @@ def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
                             settings.execution.batch_size, device, scorer,
                             on_row=lambda r: print(describe(r, label(settings.metric.name)),
                                                    flush=True))
-    folder = report_folder(settings, study)
+    tag = schedule_tag(settings, schedule)
+    folder = instrument_folder(settings, study, tag)
     csv_path = write_window_csv(rows, folder / WINDOWS_CSV)
-    png = save_windows(rows, folder)
+    png = save_windows(rows, folder, figure_title(
+        f"{label(settings.metric.name)} change per noise window", tag, sampler, len(seeds),
+        "images"))
     print(f"{csv_path}\n{png}")
     return {"rows": rows, "csv": csv_path, "png": png}

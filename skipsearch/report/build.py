@@ -25,7 +25,7 @@ from ..search.summary import SummaryRow, fmt_confirm, fmt_delta, summarize
 from ..urls import safe_url
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
-from .instruments import loss_section, windows_section
+from .instruments import instrument_folders, loss_section, windows_section
 from .page import (
     Cell,
     definitions,
@@ -285,8 +285,8 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
         history_section(paths["history.png"], label),
         importance_section(importances, missing, paths["importance.png"], label),
         samples_section(grids, grids_note),
-        windows_section(folder),
-        loss_section(folder),
+        *(make(where, folder) for where in instrument_folders(folder)
+          for make in (windows_section, loss_section)),
         trials_section(rows, label))
     index = folder / "index.html"
     tmp = index.with_suffix(".html.tmp")

@@ -19,9 +19,10 @@ from .page import Cell, figure, fmt_change, fmt_score, note, paragraph, section,
 
 WINDOWS_CSV, WINDOWS_PNG = "windows.csv", "windows.png"
 LOSS_CSV, LOSS_PNG = "loss.csv", "loss.png"
+SCHEDULES_DIR = "schedules"  # under a study's report folder: one folder per studied schedule
 
 
-def windows_figure(rows: Sequence[WindowRow]) -> Figure:
+def windows_figure(rows: Sequence[WindowRow], title: str = "") -> Figure:
     """Score change per noise window against sigma (log axis); the full range as a line."""
     fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
@@ -43,12 +44,13 @@ def windows_figure(rows: Sequence[WindowRow]) -> Figure:
     ax.set_xscale("log")
     ax.set_xlabel("noise level sigma (window's levels; bar: its range)")
     ax.set_ylabel("score change from baseline")
-    ax.set_title("score change per noise window (the windows command's metric)")
+    ax.set_title(title or "score change per noise window (the windows command's metric)",
+                 fontsize=9)
     ax.legend(fontsize=8)
     return fig
 
 
-def loss_figure(rows: Sequence[LossRow]) -> Figure:
+def loss_figure(rows: Sequence[LossRow], title: str = "") -> Figure:
     """Tuned over untuned denoising loss per sigma (log axis), pixel and feature space."""
     fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
@@ -62,22 +64,39 @@ def loss_figure(rows: Sequence[LossRow]) -> Figure:
         axis(FormatStrFormatter("%g"))
     ax.set_xlabel("noise level sigma")
     ax.set_ylabel("loss ratio tuned / untuned")
+    ax.set_title(title or "denoising loss tuned / untuned", fontsize=9)
     ax.legend(fontsize=8)
     return fig
 
 
-def save_windows(rows: Sequence[WindowRow], folder: Path) -> Path:
+def save_windows(rows: Sequence[WindowRow], folder: Path, title: str = "") -> Path:
     """Write windows.png into ``folder``; returns its path."""
-    return save_png(windows_figure(rows), folder / WINDOWS_PNG)
+    return save_png(windows_figure(rows, title), folder / WINDOWS_PNG)
 
 
-def save_loss(rows: Sequence[LossRow], folder: Path) -> Path:
+def save_loss(rows: Sequence[LossRow], folder: Path, title: str = "") -> Path:
     """Write loss.png into ``folder``; returns its path."""
-    return save_png(loss_figure(rows), folder / LOSS_PNG)
+    return save_png(loss_figure(rows, title), folder / LOSS_PNG)
 
 
-def windows_section(folder: Path) -> str:
+def instrument_folders(folder: Path) -> list[Path]:
+    """The folders holding window or loss results of a study's report folder: one per studied
+    schedule (``schedules/<tag>``), and the report folder itself (older runs wrote there)."""
+    found = sorted(p.parent for p in (folder / SCHEDULES_DIR).glob("*/*.csv")
+                   if p.name in (WINDOWS_CSV, LOSS_CSV))
+    return [folder, *dict.fromkeys(found)]
+
+
+def suffix(folder: Path, study_folder: Path) -> tuple[str, str]:
+    """An id suffix and a heading suffix naming the schedule of ``folder`` (none: the study's)."""
+    if folder == study_folder:
+        return "", ""
+    return f"-{folder.name}", f" ({folder.name})"
+
+
+def windows_section(folder: Path, study_folder: Path | None = None) -> str:
     """The window study of ``folder/windows.csv``, or nothing if it was not run."""
+    key, named = suffix(folder, study_folder or folder)
     path = folder / WINDOWS_CSV
     if not path.is_file():
         return ""
@@ -97,7 +116,7 @@ def windows_section(folder: Path) -> str:
                        f"against the untuned baseline, scored on the metric the windows "
                        f"command was given; {rows[0].n_samples} images, the same seeds for "
                        f"every run."),
-             table("windows-table", ["run", "levels", "sigma", "score", "change",
+             table(f"windows-table{key}", ["run", "levels", "sigma", "score", "change",
                                      "relative", "95% interval"], body)]
     if all(r.change_interval is None for r in rows):
         parts.append(note("no intervals: each change is one paired difference on common "
@@ -106,11 +125,12 @@ def windows_section(folder: Path) -> str:
     parts.append(figure(save_windows(rows, folder) if not png.is_file() else png,
                         "score change per noise window against sigma; the dashed line is the "
                         "schedule at every level"))
-    return section("windows", "Noise windows: where the schedule helps", *parts)
+    return section(f"windows{key}", f"Noise windows: where the schedule helps{named}", *parts)
 
 
-def loss_section(folder: Path) -> str:
+def loss_section(folder: Path, study_folder: Path | None = None) -> str:
     """The denoising-loss analysis of ``folder/loss.csv``, or nothing if it was not run."""
+    key, named = suffix(folder, study_folder or folder)
     path = folder / LOSS_CSV
     if not path.is_file():
         return ""
@@ -122,12 +142,12 @@ def loss_section(folder: Path) -> str:
             for r in rows]
     png = folder / LOSS_PNG
     return section(
-        "loss", "Denoising loss: pixel space and feature space",
+        f"loss{key}", f"Denoising loss: pixel space and feature space{named}",
         paragraph(f"Denoising loss of the network with and without the schedule on "
                   f"{rows[0].n_images} reference images, the same noise for both: EDM's "
                   "weighted L2 in pixel space, and the squared distance between the feature "
                   "network's features of the denoised and the clean image."),
-        table("loss-table", ["sigma", "pixel untuned", "pixel tuned", "pixel ratio",
+        table(f"loss-table{key}", ["sigma", "pixel untuned", "pixel tuned", "pixel ratio",
                              "feature untuned", "feature tuned", "feature ratio"], body),
         figure(save_loss(rows, folder) if not png.is_file() else png,
                "tuned / untuned loss against sigma, pixel and feature space"))

@@ -193,9 +193,11 @@ RHO = ["skip.params.rho_top=0.6", "skip.params.rho_bottom=0.8"]
 
 
 def test_windows_and_analyze_commands_write_their_files(tiny_overrides, tmp_path):
-    folder = tmp_path / "out" / "reports" / "digits-heun-linear"
+    study = tmp_path / "out" / "reports" / "digits-heun-linear"
     result = run_cli("windows", *tiny_overrides, *RHO, "sampler.steps=4", "windows.width=2")
     assert result.returncode == 0, result.stderr
+    (folder,) = (study / "schedules").iterdir()  # the config's schedule: config-<hash>
+    assert folder.name.startswith("config-")
     rows = read_window_csv(folder / "windows.csv")
     assert [r.kind for r in rows] == ["baseline", "full", "window", "window"]
     assert (folder / "windows.png").stat().st_size > 1000
@@ -206,6 +208,12 @@ def test_windows_and_analyze_commands_write_their_files(tiny_overrides, tmp_path
         lines = list(csv.DictReader(f))
     assert len(lines) == 3 and list(lines[0]) == list(LOSS_COLUMNS)
     assert (folder / "loss.png").stat().st_size > 1000
+    # another schedule goes to a folder of its own: nothing of the first is overwritten
+    other = run_cli("windows", *tiny_overrides, "skip.params.rho_top=0.7",
+                    "skip.params.rho_bottom=0.9", "sampler.steps=4", "windows.width=2")
+    assert other.returncode == 0, other.stderr
+    folders = sorted((study / "schedules").iterdir())
+    assert len(folders) == 2 and read_window_csv(folder / "windows.csv") == rows
 
 
 @pytest.mark.parametrize(("override", "key"), [
