@@ -21,6 +21,7 @@ from ..metrics.blocks import Delta, paired_delta
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from .group import trial_label
+from .notes import note_confirmation
 from .results import (
     Protocol,
     confirmed,
@@ -83,6 +84,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
             record["reversed"] = reversals(deltas, scorer.primary)
         record["metrics"] = metrics
         study.set_user_attr(f"{protocol.prefix}{trial.number}", record)
+        note_confirmation(study, trial, record, scorer.primary)
     return confirmed(study, protocol)
 
 

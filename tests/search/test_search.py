@@ -166,6 +166,16 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
             assert low < second["delta"] < high and second["worse"] == (low > 0)
             reverses = second["worse"] and score["delta"] < 0
             assert score["reversed"] == (["digits_fd_ae"] if reverses else [])
+    # each confirmed trial's scores are its optuna-dashboard note, beside the trial
+    from optuna_dashboard import get_note
+
+    for number, record in records.items():
+        where = study.where(number)
+        cell = study.cells[where.cell]
+        frozen = cell.get_trials(deepcopy=False)[where.number]
+        note = get_note(optuna.trial.Trial(cell, frozen._trial_id))
+        assert note.startswith("**Confirmed** on 30 fresh images (seeds 24..53)")
+        assert f"| digits FID | {record['score']:.6g} |" in note and "digits FD-AE" in note
     # best.yaml: the lowest FID among sure improvements that hold on the second ruler and,
     # where the change is not sure or reverses there, the baseline of that NFE
     best = yaml.safe_load((folder / "best.yaml").read_text())
