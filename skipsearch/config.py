@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
-from .cli.options import Options, command_options
+from .commands import COMMANDS
 from .errors import check
 from .execution import Execution
 from .keys import get_path
 from .metrics.settings import MetricSettings
 from .models.spec import ModelSpec
+from .options import Options, command_options
 from .preflight import check_writable, unwritable_reason
 from .samplers.spec import SamplerSpec, sampler_choices
 from .schedule import SkipSchedule
@@ -31,21 +32,6 @@ from .tracking import TrackerSettings
 if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a schedule
     from .schedule_file import ExportedSchedule
     from .search.results import Protocol
-
-# What of a schedule file each command reads (schedule_file.REQUIRED_KEYS).
-SCHEDULE_SECTIONS = {"sample": ("model", "sampler", "score"), "inspect": ("model",),
-                     "windows": ("model", "sampler"), "analyze": ("model", "sampler")}
-# What a schedule file fixes, by command: config keys (and groups) it wins over.
-FIXED_BY_SCHEDULE = {"sample": ("skip", "sampler"), "inspect": ("skip",),
-                     "windows": ("skip", "sampler"), "analyze": ("skip", "sampler")}
-# The folders each command writes, besides out_dir (its logs and caches).
-WRITES = {"sweep": ("export_dir",), "export": ("export_dir",), "report": ("report.dir",),
-          "sample": ("sample.dir",)}
-STUDY_COMMANDS = ("sweep", "export", "report", "dashboard")
-# Commands that sample from the model, and those that also score what they sample.
-SAMPLING = ("sweep", "sample", "windows", "analyze", "report")
-SCORING = ("sweep", "sample", "windows", "analyze", "refstats")
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -67,7 +53,7 @@ class Settings:
     tracker: TrackerSettings | None = None
     schedule_file: ExportedSchedule | None = None
     study_name: str | None = None
-    # The command's own section, checked and typed (``cli/options.py``); None if it has none.
+    # The command's own section, checked and typed (``options.py``); None if it has none.
     options: Options | None = None
     # The sweep's solvers by name (``search.samplers``, else the ``sampler`` group's).
     samplers: Mapping[str, SamplerSpec] = field(default_factory=dict)
@@ -88,19 +74,20 @@ def build(cfg: DictConfig, command: str) -> Settings:
     """Check every key ``command`` reads and return its settings; the first problem raises."""
     check_output(cfg, command)
     parts: dict[str, object] = {"study_name": study_name(cfg)}
-    if command in STUDY_COMMANDS:
+    what = COMMANDS[command]
+    if what.study:
         parts["storage"] = StorageSettings.from_config(cfg, must_exist=command != "sweep")
     options = parts["options"] = command_options(cfg, command)
     if command == "dashboard":
         return Settings(command, Path(cfg.out_dir), **parts)
-    draws = command in SAMPLING and not (command == "report" and options.grid == 0)
+    draws = what.samples and not (command == "report" and options.grid == 0)
     if draws or command in ("inspect", "refstats"):
         parts["execution"] = Execution.from_config(cfg)
     if draws or command == "inspect":
         parts["model"] = ModelSpec.from_config(cfg, command)
         parts["sampler"] = SamplerSpec.from_config(cfg)
         parts["skip"] = SkipConfig.from_config(cfg, searched=command == "sweep")
-    scored = command in SCORING and not (command == "sample" and not options.score)
+    scored = what.scores and not (command == "sample" and not options.score)
     search = SearchSettings.from_config(cfg) if command == "sweep" else None
     parts["metric"] = MetricSettings.from_config(
         cfg, scored=scored, objectives=search.objectives if search else (),
@@ -110,10 +97,10 @@ def build(cfg: DictConfig, command: str) -> Settings:
         parts["search"] = search
         parts["pruner"] = PrunerSettings.from_config(cfg, search.multi_objective)
         parts["samplers"] = sampler_choices(cfg, parts["sampler"])
-    if command in SCHEDULE_SECTIONS and cfg.get("schedule") is not None:
+    if what.schedule_sections and cfg.get("schedule") is not None:
         from .schedule_file import load_schedule
 
-        parts["schedule_file"] = load_schedule(cfg.schedule, sections=SCHEDULE_SECTIONS[command])
+        parts["schedule_file"] = load_schedule(cfg.schedule, sections=what.schedule_sections)
     if command == "windows":
         options.check_windows(cfg, parts["sampler"], parts.get("schedule_file"))
     if "execution" in parts:
@@ -128,7 +115,7 @@ def check_schedule_overrides(command: str, overrides: Sequence[str]) -> None:
     if not any(k == "schedule" and v not in ("", "null") for k, v in given):
         return
     for key, value in given:
-        fixed = next((f for f in FIXED_BY_SCHEDULE.get(command, ())
+        fixed = next((f for f in COMMANDS[command].fixed_by_schedule
                       if key == f or key.startswith(f"{f}.")), None)
         check(fixed is None, key, value,
               f"schedule=FILE fixes {fixed} (the file's own values are used); drop this "
@@ -141,7 +128,7 @@ def check_output(cfg: DictConfig, command: str) -> None:
     reason = unwritable_reason(out_dir)
     check(reason is None, "out_dir", str(out_dir),
           f"cannot write there ({reason}); give a writable folder, e.g. out_dir=outputs")
-    for key in WRITES.get(command, ()):
+    for key in COMMANDS[command].writes:
         check_writable(key, Path(get_path(cfg, key)))
     if command == "sweep" and cfg.logger.get("kind") == "wandb" and \
             cfg.logger.get("dir") is not None:

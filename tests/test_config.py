@@ -9,9 +9,9 @@ import pytest
 
 from skipsearch import config
 from skipsearch.cli import compose_config, main
-from skipsearch.cli.options import ExportOptions, SampleOptions
 from skipsearch.config import build
 from skipsearch.errors import ConfigError
+from skipsearch.options import ExportOptions, SampleOptions
 from skipsearch.search.storage import StorageSettings
 from skipsearch.seed_range import SeedRange
 

@@ -21,6 +21,7 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
+from ..commands import COMMANDS
 from ..errors import (
     ConfigError,
     Interrupted,
@@ -31,35 +32,13 @@ from ..errors import (
 )
 from ..paths import CONF_DIR, CONFIG_ROOT
 
-# command -> (primary config, runner "module:function")
-COMMANDS: dict[str, tuple[str, str]] = {
-    "sweep": ("config", "skipsearch.cli.sweep:run_sweep"),
-    "export": ("config", "skipsearch.cli.export:run_export"),
-    "report": ("config", "skipsearch.cli.report:run_report"),
-    "dashboard": ("config", "skipsearch.cli.dashboard:run_dashboard"),
-    "sample": ("config", "skipsearch.cli.sample:run_sample"),
-    "inspect": ("config", "skipsearch.cli.inspect:run_inspect"),
-    "refstats": ("config", "skipsearch.cli.refstats:run_refstats"),
-    "windows": ("config", "skipsearch.cli.windows:run_windows"),
-    "analyze": ("config", "skipsearch.cli.analyze:run_analyze"),
-    "train-toy": ("train_toy", "skipsearch.cli.train_toy:run_train_toy"),
-}
 # commands that only read (or delete) sweeps of a storage: no Hydra run, no torch
 TOOLS = ("studies", "show", "compare")
-STUDY_COMMANDS = ("export", "report", "dashboard")  # they take --study NAME
+COMMAND_LINES = "\n".join(f"  {c.name:<10} {c.about}" for c in COMMANDS.values())
 USAGE = f"""usage: skipsearch {{{','.join(COMMANDS)}}} [key=value ...] [hydra flags]
        skipsearch {{{','.join(TOOLS)}}} ... [key=value ...]
 
-  sweep      run or resume the Optuna study, then export the best schedules
-  export     write the best schedule per NFE of a study to YAML
-  report     an HTML page of a study: score figures, trial tables, sample grids
-  dashboard  optuna-dashboard on the study storage (dashboard.host, dashboard.port)
-  sample     images, grid, npz and score from schedule=FILE (or the skip config)
-  inspect    list the model's skips bottom to top and their coefficients
-  refstats   compute and cache the reference statistics of metric.reference
-  windows    the score of a schedule within each noise window of the sampler
-  analyze    denoising loss with and without a schedule, pixel and feature space
-  train-toy  train the bundled digits model and its two feature networks
+{COMMAND_LINES}
 
   studies            the sweeps in storage.url: model, metric, cells, trials, best per NFE
   studies delete S   delete sweep S (asks first; --yes does not; --force: while it runs)
@@ -92,7 +71,7 @@ def describe(err: Exception) -> str:
 
 def runner_of(command: str) -> Callable[[DictConfig], object]:
     """Import the function that runs ``command``."""
-    module, func = COMMANDS[command][1].split(":")
+    module, func = COMMANDS[command].runner.split(":")
     return getattr(importlib.import_module(module), func)
 
 
@@ -207,7 +186,7 @@ def precheck(command: str, overrides: list[str], values: bool = True,
     from ..train.settings import check_train_toy
 
     try:
-        cfg = compose_config(overrides, COMMANDS[command][0])
+        cfg = compose_config(overrides, COMMANDS[command].config)
         if not values:
             return 0
         if command == "train-toy":
@@ -238,7 +217,7 @@ def unknown_key(err: Exception, overrides: list[str], command: str) -> str | Non
     given = next((o for o in overrides if o.split("=", 1)[0] == key), key)
     rest = [o for o in overrides if o != given]
     try:
-        known = leaf_keys(OmegaConf.to_container(compose_config(rest, COMMANDS[command][0])))
+        known = leaf_keys(OmegaConf.to_container(compose_config(rest, COMMANDS[command].config)))
     except (HydraException, OmegaConfBaseException):
         return None  # another override is wrong too: Hydra's own message
     close = difflib.get_close_matches(key, known, n=2, cutoff=0.75)
@@ -361,7 +340,7 @@ def run_app(command: str, overrides: list[str], built: dict | None = None) -> No
         if code:
             raise SystemExit(code)
 
-    app = hydra.main(config_path=str(CONF_DIR), config_name=COMMANDS[command][0],
+    app = hydra.main(config_path=str(CONF_DIR), config_name=COMMANDS[command].config,
                      version_base="1.3")(task)
     sys.argv = [f"skipsearch {command}", *overrides]
     app()
@@ -394,7 +373,7 @@ def run_main(argv: list[str]) -> int:
     if command not in COMMANDS:
         return fail(f"unknown command {command!r}; choose one of: "
                     f"{', '.join([*COMMANDS, *TOOLS])}")
-    if command in STUDY_COMMANDS and any(a.split("=", 1)[0] == "--study" for a in rest):
+    if COMMANDS[command].study_flag and any(a.split("=", 1)[0] == "--study" for a in rest):
         from .studies import study_args
 
         rest, code = study_args(command, rest)

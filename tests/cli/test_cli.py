@@ -590,7 +590,7 @@ def run_in_process(argv: list[str]) -> int:
     code = precheck_args(command, args)
     if code:
         return code
-    cfg = compose_config(args, COMMANDS[command][0])
+    cfg = compose_config(args, COMMANDS[command].config)
     return guarded(lambda: runner_of(command)(cfg))
 
 
