@@ -52,6 +52,7 @@ class StudySummary:
     per_nfe_columns: list[str] = field(default_factory=list)
     per_nfe: list[list] = field(default_factory=list)  # the summary's table, one row per NFE
     metric: str = ""
+    figure: Path | None = None  # the score-vs-NFE figure with its 95% intervals (a PNG)
 
     def reversals(self) -> dict[str, str]:
         """NFE -> the metrics its best's gain reverses on, for the NFEs where it does."""
@@ -182,6 +183,8 @@ class WandbTracker:
             if summary.per_nfe:
                 run.log({"per_nfe": wandb.Table(columns=summary.per_nfe_columns,
                                                 data=summary.per_nfe)})
+            if summary.figure is not None and summary.figure.is_file():
+                run.log({"score_vs_nfe_figure": wandb.Image(str(summary.figure))})
             run.summary["n_trials"] = len(summary.trials)
             run.summary["metric"] = name
             reversals = summary.reversals()

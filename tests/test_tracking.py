@@ -104,6 +104,9 @@ def test_every_trial_is_an_offline_wandb_run(tiny_overrides, tmp_path):
     assert history["summary/reversed"] == ("NFE 3: reversed on digits_fd_ae"
                                            if exported["score"]["reversed"] else "-")
     assert any(key.startswith("score_vs_nfe") for key in history), sorted(history)
+    # the figure with its 95% intervals, as the report draws it, beside the exports and in W&B
+    assert history["score_vs_nfe_figure/_type"] == "image-file"
+    assert (out / "exports" / "digits-heun-linear" / "score-vs-nfe.png").stat().st_size > 1000
     staged = list((out / "wandb" / "data" / "artifacts" / "staging").iterdir())
     assert staged, "W&B staged the schedules outside the output folder"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import optuna
@@ -53,6 +53,16 @@ def study_provenance(settings: Settings, model, scorer) -> dict:
         keys.PRECISION: precision_provenance(settings.execution),
         keys.SEARCH_N: seeds.count, keys.SEARCH_START: seeds.start,
     }
+
+
+def save_score_figure(study: Sweep, rows: list[SummaryRow], protocol, path: Path) -> None:
+    """The report's score-vs-NFE figure (95% intervals, the limit's baselines) at ``path``."""
+    from ..report.figures import save_png, score_vs_nfe_figure
+    from ..search.limit import limit_scores
+    from ..search.results import metric_label
+
+    save_png(score_vs_nfe_figure(rows, limit_scores(study, protocol), metric_label(study)),
+             path)
 
 
 def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
@@ -198,7 +208,10 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
                               list(search.limit_steps), batch_size, device, scorer)
         limit = answer(study, model, protocol, scores, rows, batch_size, device, scorer,
                        search.confirm_blocks)
-    tracker.log_study(study_tables(study, rows, exports[0].parent))
+    figure = exports[0].parent / "score-vs-nfe.png" if rows else None
+    if figure is not None:  # beside the exports: the figure of what they hold
+        save_score_figure(study, rows, protocol if scores else None, figure)
+    tracker.log_study(replace(study_tables(study, rows, exports[0].parent), figure=figure))
     definition = settings.metric.definition
     print_summary(study, rows, exports, settings, log_dir,
                   limit_line(limit, definition.label, definition.higher_is_better))

@@ -12,11 +12,10 @@ from optuna.trial import TrialState
 from ..metrics.registry import label as label_of
 from ..search import record as keys
 from ..search.group import Sweep, cell_label
-from ..search.limit import limit_line, limit_records
+from ..search.limit import limit_line, limit_records, limit_scores
 from ..search.record import TrialRecord, search_seeds
 from ..search.results import (
     Protocol,
-    final_value,
     higher_is_better,
     metric_label,
     metric_name,
@@ -262,7 +261,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
     """Write the figures and ``index.html`` (PNGs embedded) into ``folder``; returns the page."""
     # the baseline at larger step counts and the answer to "breaking the limit", if measured
     records = limit_records(study, protocol) if protocol is not None else {}
-    limit = {r["nfe"]: final_value(r) for k, r in records.items() if k != "answer"}
+    limit = limit_scores(study, protocol)
     scores = dict(scores or {})
     label, higher = metric_label(study), higher_is_better(study)
     folder.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,12 @@ def limit_records(sweep: Sweep, protocol: Protocol) -> dict[str, Mapping]:
             for k, v in cell.user_attrs.items() if k.startswith(head)}
 
 
+def limit_scores(sweep: Sweep, protocol: Protocol | None) -> dict[int, float]:
+    """NFE -> the baseline's score at each limit step count measured (none without protocol)."""
+    records = limit_records(sweep, protocol) if protocol is not None else {}
+    return {r["nfe"]: final_value(r) for k, r in records.items() if k != "answer"}
+
+
 def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                           samplers: Sequence[SamplerSpec], steps: Sequence[int],
                           batch_size: int, device: str, scorer: Scorer) -> dict[str, Mapping]:
