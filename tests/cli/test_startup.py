@@ -120,14 +120,14 @@ def test_export_of_a_finished_sweep_imports_no_torch(tiny_overrides, tmp_path):
     args = [*tiny_overrides, "search.steps=[2]", "search.n_trials=2", "search.confirm_top_k=1"]
     run_sweep(compose_config(args))  # in this process: torch is loaded here already
     folder = tmp_path / "out" / "exports" / "digits-heun-linear"
-    written = {p.name: p.read_text() for p in sorted(folder.iterdir())}
+    written = {p.name: p.read_text() for p in sorted(folder.glob("*.yaml"))}
     assert "best.yaml" in written and "confirmed: true" in written["best.yaml"]
     out = subprocess.run([sys.executable, "-c", ERROR_PROBE.format(argv=["export", *args],
                                                                    family=TORCH_FAMILY)],
                          capture_output=True, text=True, env=cli_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "HEAVY= CODE=0", out.stdout + out.stderr
-    again = {p.name: p.read_text() for p in sorted(folder.iterdir())}
+    again = {p.name: p.read_text() for p in sorted(folder.glob("*.yaml"))}
     assert again.keys() == written.keys()
     for name, text in written.items():  # the same files, but for when they were made
         assert drop_created(again[name]) == drop_created(text), name
