@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ..models import LoadedModel
+from ..progress import Progress
 from ..samplers import PerImageNoise
 from ..schedule import SkipSchedule
 from ..skips import skip_tuning
@@ -91,6 +92,7 @@ def denoising_losses(model: LoadedModel, schedule: SkipSchedule, images: torch.T
     denoiser = model.denoiser
     identity = SkipSchedule.identity(len(denoiser.skips))
     sums = torch.zeros(len(sigmas), 4, dtype=torch.float64)  # pixel, tuned; feature, tuned
+    progress = Progress(len(images), f"analyze ({len(sigmas)} noise levels)")
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
             x = images[start:start + batch_size].to(device, torch.float32)
@@ -108,6 +110,8 @@ def denoising_losses(model: LoadedModel, schedule: SkipSchedule, images: torch.T
                     feat = (features(d.clamp(-1.0, 1.0)).double() - f_x).square().sum(1)
                     sums[i, j] += weight * pixel.sum().cpu()
                     sums[i, 2 + j] += feat.sum().cpu()
+            progress.update(len(x))
+    progress.close()
     count = len(images)
     return [LossRow(float(sigma), edm_weight(float(sigma), float(denoiser.sigma_data)),
                     *(float(v) / count for v in sums[i].tolist()), count)
