@@ -86,8 +86,9 @@ def build_scorer(settings: Settings, device: str, model: LoadedModel | None = No
     """
     metric = settings.metric
     if names is None:
-        objectives = settings.search.objectives if settings.search is not None else ()
-        names = metric.used(objectives) if settings.search is not None else (metric.name,)
+        search = settings.search
+        names = (metric.used(search.objectives, search.confirm_top_k > 0)
+                 if search is not None else (metric.name,))
     return build_metrics(list(names), metric.files, metric.reference,
                          settings.out_dir / "cache" / "reference", device,
                          settings.execution.features,

@@ -36,9 +36,11 @@ class MetricSettings:
         """The registered search metric."""
         return METRICS[self.name]
 
-    def used(self, objectives: Sequence[str] = ()) -> tuple[str, ...]:
-        """Every metric a run scores: the search metric, other objectives, then confirm's."""
-        names = [self.name, *(o for o in objectives if o in METRICS), *self.confirm]
+    def used(self, objectives: Sequence[str] = (), confirming: bool = True) -> tuple[str, ...]:
+        """Every metric a run scores: the search metric, other objectives, then (when it
+        confirms) ``metric.confirm``'s."""
+        names = [self.name, *(o for o in objectives if o in METRICS),
+                 *(self.confirm if confirming else ())]
         return tuple(dict.fromkeys(names))
 
     @classmethod

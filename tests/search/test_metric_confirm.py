@@ -115,3 +115,15 @@ def test_objectives_across_two_metrics_give_a_pareto_front(tiny_overrides, tmp_p
     for trial in done:  # the second objective is the second ruler on the same images
         assert trial.values[1] == trial.user_attrs["scores"]["digits_fd_ae"]
         assert trial.values[0] == trial.user_attrs["scores"]["digits_fid"]
+
+
+def test_confirm_metrics_are_neither_needed_nor_built_without_a_confirmation(tiny_overrides,
+                                                                            tmp_path):
+    """metric.confirm names FD-DINOv2 but nothing is confirmed: its file is not asked for."""
+    result = run_cli("sweep", *tiny_overrides, "metric.confirm=[fd_dinov2]",
+                     "search.confirm_top_k=0", "search.steps=[2]", "search.n_trials=1",
+                     "search.limit_steps=[]")
+    assert result.returncode == 0, result.stderr
+    refused = run_cli("sweep", *tiny_overrides, "metric.confirm=[fd_dinov2]",
+                      "search.steps=[2]", "search.n_trials=1")
+    assert refused.returncode == 2 and "metric.dinov2_weights" in refused.stderr
