@@ -105,7 +105,7 @@ def main() -> None:
     walls, inside = [], []
     for _ in range(args.repeats):
         net_clock = ForwardClock(denoiser.net, args.device)
-        feat_clock = ForwardClock(extractor.classifier, args.device)
+        feat_clock = ForwardClock(extractor.network, args.device)
         sync(args.device)
         start = time.perf_counter()
         evaluate(model, schedule, sampler, range(args.n), args.batch, args.device, scorer)

@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..paths import ASSETS_DIR
-from ..precision import autocast
 from ..weights import AUTOENCODER_FILE, check_network_file, file_sha256, load_checked
+from .features import FeatureExtractor
 
 DIGITS_AUTOENCODER = ASSETS_DIR / "digits_autoencoder.safetensors"
 AUTOENCODER_KEY = "metric.autoencoder_weights"
@@ -64,31 +63,6 @@ class DigitsAutoencoder(nn.Module):
         return self.decoder(self.encode(x))
 
 
-class AutoencoderFeatures(nn.Module):
-    """Adapter for torchmetrics: float images in [-1, 1] (or uint8) to float64 features."""
-
-    precision = "fp32"  # autocast dtype of the network (precision.features)
-
-    def __init__(self, autoencoder: DigitsAutoencoder, name: str, sha256: str) -> None:
-        super().__init__()
-        self.autoencoder = autoencoder.eval().requires_grad_(False)
-        self.num_features = autoencoder.config.feature_dim
-        self.img_channels = autoencoder.config.img_channels
-        self.name = name
-        self.sha256 = sha256
-
-    @torch.no_grad()
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features in float64, so torchmetrics keeps the FID in float64."""
-        if images.dtype == torch.uint8:
-            images = images.float() / 127.5 - 1.0
-        if images.shape[-1] != self.autoencoder.config.img_resolution:
-            size = (self.autoencoder.config.img_resolution,) * 2
-            images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True)
-        with autocast(images.device, self.precision):
-            return self.autoencoder.encode(images.float()).double()
-
-
 def load_digits_autoencoder(path: Path = DIGITS_AUTOENCODER,
                             key: str = AUTOENCODER_KEY) -> DigitsAutoencoder:
     """The autoencoder stored at ``path``; a file that does not fit is a ConfigError."""
@@ -98,10 +72,10 @@ def load_digits_autoencoder(path: Path = DIGITS_AUTOENCODER,
 
 
 def digits_autoencoder_features(path: Path = DIGITS_AUTOENCODER,
-                                key: str = AUTOENCODER_KEY) -> AutoencoderFeatures:
+                                key: str = AUTOENCODER_KEY) -> FeatureExtractor:
     """The bundled autoencoder as a feature network, named by the hash of its weights file."""
     model = load_digits_autoencoder(path, key)
-    return AutoencoderFeatures(model, "digits-autoencoder", file_sha256(path))
+    return FeatureExtractor(model, "digits-autoencoder", file_sha256(path), method="encode")
 
 
 def autoencoder_config_dict(config: DigitsAutoencoderConfig) -> dict:

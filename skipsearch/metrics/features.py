@@ -54,28 +54,36 @@ class DigitsClassifier(nn.Module):
 
 
 class FeatureExtractor(nn.Module):
-    """Adapter for torchmetrics: float images in [-1, 1] (or uint8) to float64 features."""
+    """A bundled digits network as a feature network: images in [-1, 1] (or uint8) to float64.
+
+    ``network`` has a ``config`` (``img_resolution``, ``img_channels``, ``feature_dim``) and
+    the method named ``method`` giving its features: the classifier's ``features``, the
+    autoencoder's ``encode``.
+    """
 
     precision = "fp32"  # autocast dtype of the network (precision.features)
 
-    def __init__(self, classifier: DigitsClassifier, name: str, sha256: str) -> None:
+    def __init__(self, network: nn.Module, name: str, sha256: str,
+                 method: str = "features") -> None:
         super().__init__()
-        self.classifier = classifier.eval().requires_grad_(False)
-        self.num_features = classifier.config.feature_dim
-        self.img_channels = classifier.config.img_channels
+        self.network = network.eval().requires_grad_(False)
+        self.method = method
+        self.num_features = network.config.feature_dim
+        self.img_channels = network.config.img_channels
         self.name = name
         self.sha256 = sha256
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Features in float64, so torchmetrics keeps the FID in float64."""
+        """Features in float64, so the statistics stay in float64."""
         if images.dtype == torch.uint8:
             images = images.float() / 127.5 - 1.0
-        if images.shape[-1] != self.classifier.config.img_resolution:
-            size = (self.classifier.config.img_resolution,) * 2
-            images = F.interpolate(images.float(), size=size, mode="bilinear", antialias=True)
+        resolution = self.network.config.img_resolution
+        if images.shape[-1] != resolution:
+            images = F.interpolate(images.float(), size=(resolution, resolution),
+                                   mode="bilinear", antialias=True)
         with autocast(images.device, self.precision):
-            return self.classifier.features(images.float()).double()
+            return getattr(self.network, self.method)(images.float()).double()
 
 
 def load_digits_classifier(path: Path = DIGITS_CLASSIFIER,
