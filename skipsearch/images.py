@@ -10,10 +10,14 @@ import torch
 from PIL import Image
 
 
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] to uint8 where they are, rounding as EDM's generate.py saves them."""
+    return (images.detach().float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(N, C, H, W) in [-1, 1] to uint8 (N, H, W, C), rounding as EDM's generate.py does."""
-    x = (images.detach().float().cpu() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return x.permute(0, 2, 3, 1).numpy()
+    """(N, C, H, W) in [-1, 1] to uint8 (N, H, W, C) on the host (``quantize``)."""
+    return quantize(images.cpu()).permute(0, 2, 3, 1).numpy()
 
 
 def grid_array(images: torch.Tensor, nrow: int | None = None, scale: int = 1,

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..images import quantize
 from ..precision import autocast
 from ..weights import content_sha256
 from .statistic import Accumulator, Statistic
@@ -83,7 +84,7 @@ class CLIPImageText(nn.Module):
         from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 
         if images.dtype != torch.uint8:
-            images = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            images = quantize(images)
         if images.shape[0] == 0:
             return torch.zeros(0, 1, dtype=torch.float64, device=images.device)
         with autocast(images.device, self.precision):

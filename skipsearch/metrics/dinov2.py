@@ -19,6 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..errors import ConfigError
+from ..images import quantize
 from ..precision import autocast
 from ..weights import file_sha256
 
@@ -75,7 +76,7 @@ class DINOv2Features(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """CLS features of RGB (or grey) images, quantized to 8 bits as saved images would be."""
         if images.dtype != torch.uint8:
-            images = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            images = quantize(images)
         if images.shape[1] == 1:
             images = images.repeat(1, 3, 1, 1)
         x = preprocess(images)

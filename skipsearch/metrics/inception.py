@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from ..images import quantize
 from ..precision import autocast
 from ..weights import file_sha256
 
@@ -38,7 +39,7 @@ class InceptionFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """2048-d features of RGB images, quantized to 8 bits as saved images would be."""
         if images.dtype != torch.uint8:
-            images = (images.float() * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+            images = quantize(images)
         with autocast(images.device, self.precision):
             return self.network(images).double()
 
