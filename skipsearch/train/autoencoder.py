@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 
 from ..data.digits import RESOLUTION, digits_tensors, train_test_split_indices
 from ..metrics.digits_autoencoder import DigitsAutoencoder, DigitsAutoencoderConfig
-
-log = logging.getLogger(__name__)
+from .epochs import train_epochs
 
 
 @torch.no_grad()
@@ -29,19 +26,7 @@ def train_autoencoder(cfg, seed: int) -> tuple[DigitsAutoencoder, float, list[st
     config = DigitsAutoencoderConfig(img_resolution=RESOLUTION, width=cfg.width,
                                      feature_dim=cfg.feature_dim)
     model = DigitsAutoencoder(config)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    lines = []
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        for batch in perm.split(cfg.batch_size):
-            x = images[batch]
-            loss = F.mse_loss(model(x), x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        mse = reconstruction_mse(model, images[test_idx])
-        line = f"epoch {epoch:3d}  loss {loss.item():.4f}  held-out mse {mse:.4f}"
-        log.info(line)
-        lines.append(line)
+    lines = train_epochs(model, cfg, train_idx, gen,
+                         lambda batch: F.mse_loss(model(images[batch]), images[batch]),
+                         lambda: reconstruction_mse(model, images[test_idx]), "mse")
     return model.eval(), reconstruction_mse(model, images[test_idx]), lines

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-
 import torch
 import torch.nn.functional as F
 
 from ..data.digits import digits_tensors, train_test_split_indices
 from ..metrics.features import DigitsClassifier, DigitsClassifierConfig
-
-log = logging.getLogger(__name__)
+from .epochs import train_epochs
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -38,19 +35,12 @@ def train_classifier(cfg, seed: int) -> tuple[DigitsClassifier, float, list[str]
     images, labels = digits_tensors()
     train_idx, test_idx = train_test_split_indices(len(labels), cfg.test_fraction, seed)
     model = DigitsClassifier(DigitsClassifierConfig())
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    lines = []
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        perm = train_idx[torch.randperm(len(train_idx), generator=gen)]
-        for batch in perm.split(cfg.batch_size):
-            x = random_shift(images[batch], cfg.max_shift, gen)
-            loss = F.cross_entropy(model(x), labels[batch])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-        acc = accuracy(model, images[test_idx], labels[test_idx])
-        line = f"epoch {epoch:3d}  loss {loss.item():.4f}  held-out accuracy {acc:.4f}"
-        log.info(line)
-        lines.append(line)
+
+    def loss_of(batch: torch.Tensor) -> torch.Tensor:
+        x = random_shift(images[batch], cfg.max_shift, gen)
+        return F.cross_entropy(model(x), labels[batch])
+
+    lines = train_epochs(model, cfg, train_idx, gen, loss_of,
+                         lambda: accuracy(model, images[test_idx], labels[test_idx]),
+                         "accuracy")
     return model.eval(), accuracy(model, images[test_idx], labels[test_idx]), lines
