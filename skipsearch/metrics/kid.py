@@ -29,24 +29,27 @@ def _kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a @ b.T / a.shape[1] + 1) ** 3
 
 
-def _kernel_sum(a: torch.Tensor, b: torch.Tensor, chunk: int) -> float:
-    """Sum of k(a_i, b_j) over all i, j, a chunk x chunk tile at a time."""
-    total = 0.0
+def _kernel_sum(a: torch.Tensor, b: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Sum of k(a_i, b_j) over all i, j, a chunk x chunk tile at a time.
+
+    A 0-dim tensor on a's device: nothing is read back to the host.
+    """
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
     for i in range(0, a.shape[0], chunk):
         for j in range(0, b.shape[0], chunk):
-            total += float(_kernel(a[i:i + chunk], b[j:j + chunk]).sum())
+            total += _kernel(a[i:i + chunk], b[j:j + chunk]).sum()
     return total
 
 
-def _pair_sum(a: torch.Tensor, chunk: int) -> float:
+def _pair_sum(a: torch.Tensor, chunk: int) -> torch.Tensor:
     """Sum of k(a_i, a_j) over ordered pairs i != j; tiles above the diagonal count twice."""
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=a.device)
     for i in range(0, a.shape[0], chunk):
         rows = a[i:i + chunk]
         tile = _kernel(rows, rows)
-        total += float(tile.sum() - tile.diagonal().sum())
+        total += tile.sum() - tile.diagonal().sum()
         for j in range(i + chunk, a.shape[0], chunk):
-            total += 2 * float(_kernel(rows, a[j:j + chunk]).sum())
+            total += 2 * _kernel(rows, a[j:j + chunk]).sum()
     return total
 
 
@@ -69,8 +72,8 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor, chunk: int = 4096) -> float:
     x, y = _as_features(x, "x"), _as_features(y, "y").to(x.device)
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"feature dimensions differ: {x.shape[1]} and {y.shape[1]}")
-    return _mmd2(_pair_sum(x, chunk), _pair_sum(y, chunk), _kernel_sum(x, y, chunk),
-                 x.shape[0], y.shape[0])
+    return _mmd2(float(_pair_sum(x, chunk)), float(_pair_sum(y, chunk)),
+                 float(_kernel_sum(x, y, chunk)), x.shape[0], y.shape[0])
 
 
 class KIDBlocks(Accumulator):
@@ -81,10 +84,11 @@ class KIDBlocks(Accumulator):
         self.stat = stat
         #: the generated features of each block so far, one float64 tensor per block
         self.kept_features: list[torch.Tensor | None] = [None] * blocks
+        device = stat.reference.device  # the sums stay there until a value is read
         #: pair[b, c]: sum of k over ordered pairs (i in b, j in c, i != j); symmetric
-        self.pair = torch.zeros(blocks, blocks, dtype=torch.float64)
+        self.pair = torch.zeros(blocks, blocks, dtype=torch.float64, device=device)
         #: cross[b]: sum of k(x_i, y_j) over i in block b and every reference y_j
-        self.cross = torch.zeros(blocks, dtype=torch.float64)
+        self.cross = torch.zeros(blocks, dtype=torch.float64, device=device)
 
     def add_block(self, block: int, features: torch.Tensor, context: Sequence | None) -> None:
         """Add the kernel sums of new features of ``block`` and keep the features."""
@@ -127,7 +131,7 @@ class KID(Statistic):
                              f"{self.reference.shape[0]}")
         self.chunk = chunk
         #: sum of k(y_i, y_j) over ordered reference pairs i != j, summed once
-        self.ref_pairs = _pair_sum(self.reference, chunk)
+        self.ref_pairs = float(_pair_sum(self.reference, chunk))
 
     def accumulator(self, blocks: int = 1, total: int = 0) -> Accumulator:
         """A fresh accumulator for ``total`` images in ``blocks`` blocks."""

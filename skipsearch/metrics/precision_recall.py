@@ -96,7 +96,9 @@ class PrecisionRecallBlocks(FeatureBlocks):
     def __init__(self, stat: PrecisionRecall, blocks: int, total: int) -> None:
         super().__init__(blocks, total)
         self.stat = stat
-        self.hits = torch.zeros(blocks, dtype=torch.int64)
+        # counted where the features are: no read back to the host per batch
+        self.hits = torch.zeros(blocks, dtype=torch.int64, device=stat.reference.device)
+        self._parts: dict[int | None, dict[str, float]] = {}  # the value and parts share them
 
     def add_block(self, block: int, features: torch.Tensor, context: Sequence | None) -> None:
         """Keep the features and count those inside some real ball."""
@@ -106,10 +108,17 @@ class PrecisionRecallBlocks(FeatureBlocks):
             raise ValueError(f"generated features have {x.shape[1]} dimensions, "
                              f"the reference {stat.reference.shape[1]}")
         self.features[block].append(x)
-        self.hits[block] += int(inside(x, stat.reference, stat.radii2, stat.chunk).sum())
+        self.hits[block] += inside(x, stat.reference, stat.radii2, stat.chunk).sum()
+        self._parts.clear()
 
     def parts(self, leave_out: int | None = None) -> dict[str, float]:
-        """Precision and recall without block ``leave_out`` if given."""
+        """Precision and recall without block ``leave_out`` if given (computed once)."""
+        if leave_out not in self._parts:
+            self._parts[leave_out] = self._compute(leave_out)
+        return dict(self._parts[leave_out])
+
+    def _compute(self, leave_out: int | None) -> dict[str, float]:
+        """Precision from the counted hits; recall from the kept features' own radii."""
         stat, keep = self.stat, self.kept(leave_out)
         fake = self.stacked(leave_out)
         _check_k(stat.k, fake.shape[0], "generated")
