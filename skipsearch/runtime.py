@@ -9,9 +9,8 @@ import torch
 
 from .acceleration import accelerate
 from .config import Settings
-from .errors import ConfigError
 from .execution import Execution, resolve_device
-from .metrics.build import build_network
+from .metrics.build import build_network, check_channels
 from .metrics.build import build_scorer as build_metrics
 from .metrics.registry import network_of
 from .metrics.scorer import Scorer
@@ -68,13 +67,10 @@ def build_extractor(settings: Settings, device: str) -> torch.nn.Module:
                          settings.execution.features, device)
 
 
-def check_metric_fits(model: LoadedModel, extractor: torch.nn.Module) -> None:
-    """The feature network must take the model's images (channels); ConfigError otherwise."""
-    wanted, made = extractor.img_channels, model.denoiser.image_channels
-    if made != wanted:
-        raise ConfigError("metric.name", extractor.name,
-                          f"scores {wanted}-channel images, but {model.name} makes {made}-channel "
-                          "ones; choose a metric of its images (skipsearch/metrics/registry.py)")
+def check_metric_fits(settings: Settings, model: LoadedModel) -> None:
+    """The search metric must score the model's images (channels); ConfigError otherwise."""
+    check_channels(settings.metric.name, "metric.name", model.denoiser.image_channels,
+                   model.name)
 
 
 def build_scorer(settings: Settings, device: str, model: LoadedModel | None = None,

@@ -47,8 +47,8 @@ def run_analyze(cfg: DictConfig, settings: Settings | None = None) -> dict:
     device = setup_device(settings)
     model = build_model(settings, device)
     schedule, sampler, study = studied_schedule(settings, model)
+    check_metric_fits(settings, model)
     extractor = build_extractor(settings, device)
-    check_metric_fits(model, extractor)
     a = settings.options
     images, labels = reference_set(settings.metric.reference, model, a.n_images)
     sigmas = sigma_grid(a.sigma_min, a.sigma_max, a.n_sigmas)

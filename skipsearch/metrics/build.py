@@ -50,6 +50,20 @@ def build_statistic(statistic: str, network: nn.Module, reference: str, cache_di
     return cls()
 
 
+def check_channels(name: str, key: str, image_channels: int, model_name: str) -> None:
+    """Metric ``name`` must score ``image_channels``-channel images; else ConfigError.
+
+    The error names ``key`` and the registered metrics that score such images.
+    """
+    wanted = NETWORKS[METRICS[name].network].channels
+    if wanted != image_channels:
+        fitting = [m for m, d in METRICS.items()
+                   if NETWORKS[d.network].channels == image_channels]
+        raise ConfigError(key, name, f"scores {wanted}-channel images, but {model_name} makes "
+                          f"{image_channels}-channel ones; use one of "
+                          f"{', '.join(fitting) or 'no registered metric'}")
+
+
 def build_scorer(names: Sequence[str], files: Mapping[str, Path | None], reference: str,
                  cache_dir: Path, device: torch.device | str, precision: str = "fp32",
                  image_channels: int | None = None, model_name: str = "the model") -> Scorer:
@@ -62,14 +76,9 @@ def build_scorer(names: Sequence[str], files: Mapping[str, Path | None], referen
     metrics = []
     for name in names:
         definition = METRICS[name]
-        wanted = NETWORKS[definition.network].channels
-        if image_channels is not None and wanted != image_channels:
-            fitting = [m for m, d in METRICS.items()
-                       if NETWORKS[d.network].channels == image_channels]
-            raise ConfigError("metric.name" if name == names[0] else "metric.confirm", name,
-                              f"scores {wanted}-channel images, but {model_name} makes "
-                              f"{image_channels}-channel ones; use one of "
-                              f"{', '.join(fitting) or 'no registered metric'}")
+        if image_channels is not None:
+            check_channels(name, "metric.name" if name == names[0] else "metric.confirm",
+                           image_channels, model_name)
         if definition.network not in networks:
             networks[definition.network] = build_network(
                 definition.network, files.get(definition.network), precision, device)
