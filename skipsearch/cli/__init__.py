@@ -380,6 +380,11 @@ def run_main(argv: list[str]) -> int:
         if code:
             return code
     rest, folders = user_folders(rest)
+    for folder in folders:
+        local = folder.removeprefix("file://")
+        if "://" not in folder and (not local or not Path(local).is_dir()):
+            return fail(f"--config-dir={folder!r}: no such folder; give a folder of your own "
+                        "configs (laid out like conf/ and sweeps/)")
     built: dict = {}
     code = precheck_args(command, rest, built, folders)
     if code:

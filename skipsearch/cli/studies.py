@@ -201,6 +201,8 @@ def exports_of(folder: Path) -> list[str]:
 def run_show(args: list[str]) -> int:
     """``show NAME``: the sweep's per-NFE table, its model and where its exports are."""
     words, flags, overrides = split(args)
+    if "--format" in flags:
+        raise UsageError("show: --format needs a value: --format=markdown, latex or csv")
     formats = [f for f in flags if f.startswith("--format=")]
     expect("show", words, ["study"], [f for f in flags if f not in formats])
     fmt = formats[-1].split("=", 1)[1] if formats else "table"

@@ -41,3 +41,12 @@ def test_a_preset_nobody_has_is_one_line():
     result = run_cli("sweep", "sweeps=[nobodys]")
     assert result.returncode == 2 and "nobodys" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args", [["--config-dir", "/no/such/folder"], ["-cd"],
+                                  ["hydra.searchpath=[/no/such/folder]"]])
+def test_a_missing_config_folder_is_one_line_before_anything_runs(args, tmp_path):
+    result = run_cli("sweep", *args, f"out_dir={tmp_path / 'out'}")
+    assert result.returncode == 2 and "no such folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()

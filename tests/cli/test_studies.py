@@ -532,3 +532,5 @@ def test_show_prints_the_table_for_a_paper_or_a_sheet(reversal, capsys, fmt):
 def test_show_refuses_an_unknown_format(store, capsys):
     code, _, err = run(capsys, "show", "alpha", "--format=html", *store["over"])
     assert code == 2 and "--format=html is not one of table, markdown, latex, csv" in err
+    code, _, err = run(capsys, "show", "alpha", "--format", *store["over"])
+    assert code == 2 and "--format needs a value" in err
