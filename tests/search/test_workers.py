@@ -21,7 +21,7 @@ from skipsearch.search.group import Sweep, load_sweep
 from skipsearch.search.study import make_storage
 from skipsearch.search.workers import gone, proc_stat, this_worker
 from tests.conftest import run_cli, start_cli
-from tests.support.polling import running_after_finished
+from tests.support.polling import running_after_finished, sampling
 
 POSTGRES = os.environ.get("SKIPSEARCH_TEST_POSTGRES")
 PER_CELL = 4
@@ -92,7 +92,7 @@ def test_a_killed_worker_trial_is_retried_and_the_study_completes(tiny_overrides
     trials = running_after_finished(worker, db)
     if trials is not None:  # killed while it samples
         os.kill(worker.pid, signal.SIGKILL)
-        killed = next(t.number for t in trials if t.state == TrialState.RUNNING and t.params)
+        killed = sampling(trials)[0].number
         before = [t for t in trials if t.state == TrialState.COMPLETE]
     worker.communicate(timeout=60)
     assert killed is not None, "the worker never had a running trial after a finished one"
@@ -168,7 +168,7 @@ def test_a_resumed_sweep_fails_the_trial_of_its_killed_worker_at_once(tiny_overr
     trials = running_after_finished(worker, db)
     if trials is not None:
         os.kill(worker.pid, signal.SIGKILL)
-        killed = next(t.number for t in trials if t.state == TrialState.RUNNING and t.params)
+        killed = sampling(trials)[0].number
     worker.communicate(timeout=60)
     assert killed is not None, "the worker never had a running trial after a finished one"
 

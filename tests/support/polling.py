@@ -15,7 +15,8 @@ def running_after_finished(worker: subprocess.Popen, db: str, name: str = "digit
                            timeout: float = 300) -> list[FrozenTrial] | None:
     """The sweep's trials once one has finished and another samples; None if that never came.
 
-    None when ``worker`` ends or ``timeout`` seconds pass first.
+    "Samples" means every parameter of the finished trial is suggested: a trial stopped between
+    two suggestions holds only some of them. None when ``worker`` ends or ``timeout`` passes.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and worker.poll() is None:
@@ -24,8 +25,14 @@ def running_after_finished(worker: subprocess.Popen, db: str, name: str = "digit
             trials = load_sweep(name=name, storage=db).trials
         except (KeyError, SQLAlchemyError):  # not created yet, or its tables half made
             continue
-        states = [t.state for t in trials]
-        if TrialState.COMPLETE in states and any(
-                t.state == TrialState.RUNNING and t.params for t in trials):
+        if sampling(trials):
             return trials
     return None
+
+
+def sampling(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The running trials that hold every parameter a finished trial holds."""
+    done = [set(t.params) for t in trials if t.state == TrialState.COMPLETE]
+    if not done:
+        return []
+    return [t for t in trials if t.state == TrialState.RUNNING and set(t.params) >= done[0]]
