@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .schedule_file import FORMAT
 from .search import record as keys
 from .search.group import Sweep
-from .search.record import TrialRecord, search_seeds
+from .search.record import TrialRecord, search_seeds, set_study_attr, study_attrs
 from .search.results import (
     baseline_per_nfe,
     best_per_nfe,
@@ -50,7 +50,7 @@ def trial_record(study: optuna.Study, trial: FrozenTrial, baseline: FrozenTrial 
     the confirmation scored under ``score.metrics`` (score, change, interval, ``worse``);
     ``sample`` with the file reproduces ``score.value``.
     """
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     record = TrialRecord.of(trial)
     schedule = dict(record.schedule)
     coefficients = schedule["coefficients"]
@@ -183,6 +183,6 @@ def record_folder(study: Sweep, folder: Path) -> None:
     """Note ``folder`` in every cell of the sweep; a storage that refuses writes keeps none."""
     try:
         for cell in study.cells:
-            cell.set_user_attr(keys.EXPORTS, str(folder.resolve()))
+            set_study_attr(cell, keys.EXPORTS, str(folder.resolve()))
     except (optuna.exceptions.StorageInternalError, OSError) as err:  # a read-only database
         log.warning("the export folder is not recorded in the study (%s)", err)

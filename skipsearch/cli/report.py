@@ -16,14 +16,14 @@ from ..runtime import build_model, setup_device
 from ..schedule import coefficient_problem
 from ..search import record as keys
 from ..search.group import Sweep
-from ..search.record import TrialRecord
+from ..search.record import TrialRecord, study_attrs
 from ..search.results import confirmed
 from ..search.study import open_sweep
 
 
 def check_model(study: Sweep, model: LoadedModel) -> None:
     """The grids must come from the model the study searched, with usable schedules."""
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     want, name = str(attrs.get(keys.MODEL_SHA256)), attrs.get(keys.MODEL_NAME)
     n_skips = len(model.denoiser.skips)
     fix = "give the sweep's model overrides, or report.grid=0 to skip the sample grids"

@@ -43,6 +43,7 @@ from ..search.catalog import (
     summarize,
 )
 from ..search.limit import limit_line, limit_records
+from ..search.record import study_attrs
 from ..search.storage import StorageSettings
 from ..search.summary import fmt_delta, row_record
 from ..urls import safe_url
@@ -211,7 +212,7 @@ def run_show(args: list[str]) -> int:
     opened = Opened(overrides)
     cfg, study = opened.cfg, opened.sweep(words[0])
     protocol, scores = final_scores(study)
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     out = console()
     rows = summarize(study, scores)
     if fmt != "table":
@@ -337,7 +338,7 @@ def run_compare(args: list[str]) -> int:
 
 def measured(study: Sweep, protocol) -> dict:
     """How a sweep's scores were measured: metric, feature network, reference, images, seeds."""
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     provenance = attrs.get(keys.METRIC) or {}
     final = (protocol.seed_range.count, protocol.seed_range.start) if protocol else (None, None)
     return {"metric": metric_name(study), "label": metric_label(study),
@@ -421,7 +422,7 @@ def provenance_overrides(command: str, study: Sweep, cfg: DictConfig,
     """
     if command == "dashboard":
         return []
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     fill: dict[str, object] = {}
     for key in (keys.SEARCH_N, keys.SEARCH_START):  # the same names as metric's keys
         if key in attrs:
@@ -439,7 +440,7 @@ def provenance_overrides(command: str, study: Sweep, cfg: DictConfig,
 
 def model_override(study: Sweep, given: set[str]) -> list[str]:
     """``model=NAME`` when conf/model has the sweep's model and it needs no file; else why not."""
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     name, sha = attrs.get(keys.MODEL_NAME), str(attrs.get(keys.MODEL_SHA256, ""))[:12]
     fix = "give the sweep's model overrides, or report.grid=0 to skip the sample grids"
     if name is None or not (CONF_DIR / "model" / f"{name}.yaml").is_file():

@@ -13,7 +13,7 @@ from ..metrics.registry import label as label_of
 from ..search import record as keys
 from ..search.group import Sweep, cell_label
 from ..search.limit import limit_line, limit_records, limit_scores
-from ..search.record import TrialRecord, search_seeds
+from ..search.record import TrialRecord, search_seeds, study_attrs
 from ..search.results import (
     Protocol,
     higher_is_better,
@@ -82,7 +82,7 @@ def saved(fig: Figure | None, path: Path) -> Path | None:
 def overview(study: Sweep, rows: Sequence[TrialRow], storage_url: str,
              protocol: Protocol | None, scores: Mapping[int, Mapping]) -> str:
     """What the study is: model, sampler, metric, seeds, trial counts, confirmation."""
-    attrs = study.user_attrs
+    attrs = study_attrs(study)
     states: dict[str, int] = {}
     for r in rows:
         states[r.state.lower()] = states.get(r.state.lower(), 0) + 1
@@ -274,7 +274,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
         ("contour.png", figures.contour_figure(rows, param_bounds(study), label, higher)),
         ("history.png", figures.history_figure(rows, label, higher)),
         ("importance.png", figures.importance_figure(importances, label)))}
-    parameterization = str(study.user_attrs.get(keys.PARAMETERIZATION, "?"))
+    parameterization = str(study_attrs(study).get(keys.PARAMETERIZATION, "?"))
     page = document(
         f"skipsearch report: {study.study_name}",
         overview(study, rows, storage_url, protocol, scores),

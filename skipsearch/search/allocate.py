@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..errors import RunFailedError
 from .group import cell_label, trial_label
-from .record import TrialRecord, write
+from .record import NFE, TrialRecord, study_attrs, write
 from .results import metric_label, ranking
 from .study import FINISHED
 from .workers import fail_orphans, this_worker
@@ -94,7 +94,7 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     rank, label = ranking(study), metric_label(study)
     best = min(done, key=lambda t: rank(t.values[0]))
-    nfe = study.user_attrs.get("nfe")
+    nfe = study_attrs(study).get(NFE)
     log.info("trial %s%s: %s %.4f; best of its cell: %s, %s %.4f", trial_label(study, trial),
              f" (NFE {nfe})" if nfe is not None else "", label, trial.values[0],
              trial_label(study, best), label, best.values[0])

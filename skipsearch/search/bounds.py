@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import optuna
 
 from .group import cell_label
-from .record import SPACE
+from .record import SPACE, set_study_attr
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def expand_cell(study: optuna.Study, ranges: Mapping[str, list], step: float,
     new = widened(ranges, hits, step, limit)
     if new == {k: list(v) for k, v in ranges.items()}:
         return None
-    study.set_user_attr(SPACE, new)
+    set_study_attr(study, SPACE, new)
     log.info("%s: best %s; widened to %s (search.expand_bounds, hard limits [%g, %g])",
              cell_label(study), describe(hits, best.params, ranges),
              ", ".join(f"{k}=[{v[0]:g}, {v[1]:g}]" for k, v in new.items() if v != ranges[k]),

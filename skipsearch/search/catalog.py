@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from ..metrics.registry import label as label_of
 from ..seed_range import SeedRange
 from .group import Sweep, group_studies, legacy_study, load_sweep, plain_studies
-from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, TrialRecord
+from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, TrialRecord, study_attrs
 from .results import (
     Protocol,
     confirmed,
@@ -37,7 +37,7 @@ __all__ = ["CatalogEntry", "Protocol", "SummaryRow", "Sweep", "catalog", "delete
 def recorded_protocols(study: Sweep) -> list[Protocol]:
     """The final-score protocols a sweep holds records of, the most used first."""
     counts: dict[tuple[int, int], int] = {}
-    for key in study.user_attrs:
+    for key in study_attrs(study):
         if key.startswith(CONFIRM_PREFIX):
             n, _, start = key.removeprefix(CONFIRM_PREFIX).split("/", 1)[0].partition("@")
             counts[(int(n), int(start))] = counts.get((int(n), int(start)), 0) + 1
@@ -75,7 +75,7 @@ def describe(study: Sweep, legacy: bool = False) -> CatalogEntry:
     """A sweep's name, model, size and best score per NFE (confirmed where recorded)."""
     _, scores = final_scores(study)
     rows = summarize(study, scores)
-    return CatalogEntry(study.study_name, str(study.user_attrs.get(MODEL_NAME, "?")),
+    return CatalogEntry(study.study_name, str(study_attrs(study).get(MODEL_NAME, "?")),
                         len(study.cells), len(study.get_trials(states=FINISHED)),
                         len(study.trials), {r.nfe: r.best_score for r in rows}, legacy,
                         metric_label(study), tuple(r.nfe for r in rows if r.reversed))

@@ -22,6 +22,7 @@ from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from .group import trial_label
 from .notes import note_confirmation
+from .record import set_study_attr
 from .results import (
     Protocol,
     confirmed,
@@ -83,7 +84,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
                 metrics[n].update(delta.to_dict(), worse=delta.worse)
             record["reversed"] = reversals(deltas, scorer.primary)
         record["metrics"] = metrics
-        study.set_user_attr(f"{protocol.prefix}{trial.number}", record)
+        set_study_attr(study, f"{protocol.prefix}{trial.number}", record)
         note_confirmation(study, trial, record, scorer.primary)
     return confirmed(study, protocol)
 

@@ -1,9 +1,10 @@
 """A sweep as one group of cell studies: every (solver, step count) is an Optuna study of its own.
 
 The cells share one storage; each records the sweep it belongs to in its user attribute
-``sweep``. ``Sweep`` shows the group the way export, report and summary read a study: its
-trials numbered across the group in the order the storage created them (stable: new trials
-only come after), its provenance, its confirmation records, its Pareto front.
+``sweep`` (the others: ``record.study_attrs``). ``Sweep`` shows the group the way export,
+report and summary read a study: its trials numbered across the group in the order the storage
+created them (stable: new trials only come after), its provenance (``attrs``), its confirmation
+records, its Pareto front.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from ..samplers.spec import SamplerSpec
-from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, NFE
+from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, NFE, set_study_attr, study_attrs
 
 
 def cell_key(cell: SamplerSpec) -> str:
@@ -80,7 +81,7 @@ class Sweep:
             self._trials.append(view)
             self._where.append(Where(cell, trial.number))
             self._number[(cell, trial.number)] = number
-        self._attrs = [dict(cell.user_attrs) for cell in self.cells]
+        self._attrs = [study_attrs(cell) for cell in self.cells]
 
     @property
     def directions(self) -> list[optuna.study.StudyDirection]:
@@ -108,7 +109,7 @@ class Sweep:
         return self.cells[self._where[number].cell]
 
     @property
-    def user_attrs(self) -> dict:
+    def attrs(self) -> dict:
         """The first cell's provenance, and every cell's confirmation records by group number."""
         attrs = {k: v for k, v in self._attrs[0].items()
                  if not k.startswith(CONFIRM_PREFIX)} if self._attrs else {}
@@ -122,11 +123,11 @@ class Sweep:
                     attrs[f"{prefix}/{number}"] = value
         return attrs
 
-    def set_user_attr(self, key: str, value: object) -> None:
+    def set_attr(self, key: str, value: object) -> None:
         """Store the record ``confirm/.../N`` of group trial N in its cell, by its number there."""
         prefix, number = key.rsplit("/", 1)
         where = self._where[int(number)]
-        self.cells[where.cell].set_user_attr(f"{prefix}/{where.number}", value)
+        set_study_attr(self.cells[where.cell], f"{prefix}/{where.number}", value)
         self._attrs[where.cell][f"{prefix}/{where.number}"] = value
 
     @property

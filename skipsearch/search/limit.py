@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from .group import Sweep, cell_key
-from .record import LIMIT_PREFIX, TrialRecord
+from .record import LIMIT_PREFIX, TrialRecord, set_study_attr, study_attrs
 from .results import Protocol, final_value, ranking, trial_sampler, trial_schedule
 
 if TYPE_CHECKING:  # the records and the summary line are read without torch (show)
@@ -38,7 +38,7 @@ def limit_records(sweep: Sweep, protocol: Protocol) -> dict[str, Mapping]:
     """Every record under ``protocol`` (cell key -> baseline score, and ``answer``)."""
     head = prefix(protocol)
     return {k.removeprefix(head): v for cell in sweep.cells
-            for k, v in cell.user_attrs.items() if k.startswith(head)}
+            for k, v in study_attrs(cell).items() if k.startswith(head)}
 
 
 def limit_scores(sweep: Sweep, protocol: Protocol | None) -> dict[int, float]:
@@ -64,7 +64,7 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                               desc=f"baseline at {cell.nfe} NFE")
             record = {"score": result.score, "nfe": cell.nfe, "steps": cell.steps,
                       "sampler": cell.to_dict()}
-            sweep.cells[0].set_user_attr(prefix(protocol) + cell_key(cell), record)
+            set_study_attr(sweep.cells[0], prefix(protocol) + cell_key(cell), record)
             log.info("baseline %s (NFE %d): %s %.4f on %d images", cell_key(cell), cell.nfe,
                      scorer.primary, result.score, protocol.seed_range.count)
     return limit_records(sweep, protocol)
@@ -126,7 +126,7 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
         delta = paired_delta(tuned[primary], base[primary], scorer.higher_is_better())
         result.update(trial=winner.best_trial, trial_label=winner.label, nfe=winner.nfe,
                       score=winner.best_score, **delta.to_dict())
-    sweep.cells[0].set_user_attr(prefix(protocol) + "answer", result)
+    set_study_attr(sweep.cells[0], prefix(protocol) + "answer", result)
     return result
 
 

@@ -1,15 +1,20 @@
 """A trial's record and a study's attributes: the one place their keys are spelled (torch-free).
 
-Optuna keeps both as string-keyed user attributes. ``TrialRecord`` owns a trial's: its fields
-are the keys, ``write`` stores the fields that are set, ``TrialRecord.of`` reads them back.
-The study-level keys (a cell's provenance and bookkeeping, the prefixes of the confirmation
-and limit records) are the constants below. Studies written before this module load unchanged.
+A trial's are Optuna user attributes. ``TrialRecord`` owns them: its fields are the keys,
+``write`` stores the fields that are set, ``TrialRecord.of`` reads them back. The study-level
+keys (a cell's provenance and bookkeeping, the prefixes of the confirmation and limit records)
+are the constants below; ``study_attrs`` reads them and ``set_study_attr`` writes them. Only
+the few keys in ``SHOWN`` are user attributes (what ``optuna studies`` and optuna-dashboard's
+study page list); the rest are system attributes under ``SYSTEM_PREFIX``. Studies written
+before either rule load unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+
+import optuna
 
 from ..seed_range import SeedRange
 
@@ -34,6 +39,39 @@ EXPORTS = "exports"  # the folder the last export of the sweep wrote (absolute)
 # Prefixes of the records kept as study attributes, one per trial or cell and protocol
 CONFIRM_PREFIX = "confirm/"
 LIMIT_PREFIX = "limit/"
+
+# The study keys kept as user attributes, where Optuna's tools list them; the others (the
+# provenance's details, the space, the records) are system attributes under SYSTEM_PREFIX.
+SHOWN = frozenset({VERSION, MODEL_NAME, GROUP_ATTR, STEPS, NFE})
+SYSTEM_PREFIX = "skipsearch:"
+
+
+def study_attrs(study) -> dict:
+    """Every skipsearch attribute of a study (a cell, a frozen one or a ``Sweep``), by key.
+
+    Older studies kept everything as user attributes; a system attribute wins over them.
+    """
+    if isinstance(study, optuna.Study):
+        # Optuna has no public reader of a live study's system attributes.
+        stored = study._storage.get_study_system_attrs(study._study_id)
+    elif hasattr(study, "system_attrs"):  # a FrozenStudy, as get_all_studies lists them
+        stored = study.system_attrs
+    else:
+        return study.attrs
+    attrs = dict(study.user_attrs)
+    attrs.update({k[len(SYSTEM_PREFIX):]: v for k, v in stored.items()
+                  if k.startswith(SYSTEM_PREFIX)})
+    return attrs
+
+
+def set_study_attr(study, key: str, value: object) -> None:
+    """Store one attribute of a study (a cell or a ``Sweep``): shown, or a system attribute."""
+    if not isinstance(study, optuna.Study):
+        study.set_attr(key, value)
+    elif key in SHOWN:
+        study.set_user_attr(key, value)
+    else:
+        study._storage.set_study_system_attr(study._study_id, SYSTEM_PREFIX + key, value)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from ..samplers.spec import SamplerSpec
 from ..schedule import SkipSchedule
 from ..seed_range import SeedRange
 from .group import Sweep
-from .record import CONFIRM_PREFIX, METRIC, SAMPLER, TrialRecord
+from .record import CONFIRM_PREFIX, METRIC, SAMPLER, TrialRecord, study_attrs
 
 Scores = Mapping[int, Mapping]
 
@@ -57,7 +57,7 @@ def ranking(study: optuna.Study | Sweep):
 
 def metric_name(study) -> str:
     """The search metric a study recorded (``fid`` for studies that predate the registry)."""
-    return str((study.user_attrs.get(METRIC) or {}).get("metric", "fid"))
+    return str((study_attrs(study).get(METRIC) or {}).get("metric", "fid"))
 
 
 def metric_label(study) -> str:
@@ -80,7 +80,7 @@ def trial_steps(trial: FrozenTrial) -> int:
 
 def trial_sampler(study: optuna.Study, trial: FrozenTrial) -> SamplerSpec:
     """The sampler a trial ran (its own record, or the study's for older trials)."""
-    data = TrialRecord.of(trial).sampler or study.user_attrs[SAMPLER]
+    data = TrialRecord.of(trial).sampler or study_attrs(study)[SAMPLER]
     return SamplerSpec.from_dict(data, trial_steps(trial))
 
 
@@ -153,7 +153,7 @@ def confirmed(study: optuna.Study, protocol: Protocol | None) -> dict[int, Mappi
     if protocol is None:
         return {}
     return {int(key.removeprefix(protocol.prefix)): value
-            for key, value in study.user_attrs.items() if key.startswith(protocol.prefix)}
+            for key, value in study_attrs(study).items() if key.startswith(protocol.prefix)}
 
 
 def final_score(score: float, infinity: float | None, seeds: SeedRange,

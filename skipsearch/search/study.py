@@ -45,6 +45,8 @@ from .record import (
     SPACE,
     STEPS,
     TrialRecord,
+    set_study_attr,
+    study_attrs,
 )
 from .settings import SearchSettings
 from .space import SearchSpace
@@ -307,7 +309,7 @@ def check_cell(study: optuna.Study, provenance: Mapping[str, object],
         raise ConfigError("search.objectives", list(objectives),
                           f"study {name} was run with {len(study.directions)} objective(s); "
                           "pick a new search.study_name or restore search.objectives")
-    recorded = study.user_attrs
+    recorded = study_attrs(study)
     for key, value in provenance.items():
         if key in recorded and recorded[key] != value:
             raise mismatch(name, *first_difference(key, recorded[key], value))
@@ -352,14 +354,14 @@ def open_cells(group: str, cells: Sequence[SamplerSpec], storage: optuna.storage
             study, created = create_cell(name, storage, objectives, pruner,
                                          make_sampler(search, space, cell_key(cell)))
             check_cell(study, provenance, objectives, distributions)
-        attrs = study.user_attrs
+        attrs = study_attrs(study)
         for key, value in {**provenance, GROUP_ATTR: group, CELL: cell.to_dict(),
                            STEPS: cell.steps, NFE: cell.nfe}.items():
             if key not in attrs:
-                study.set_user_attr(key, value)
+                set_study_attr(study, key, value)
         ranges = merged(attrs.get(SPACE), distributions)
         if attrs.get(SPACE) != ranges:  # new, or a range widened
-            study.set_user_attr(SPACE, ranges)
+            set_study_attr(study, SPACE, ranges)
         name_objectives(study, objectives)
         enqueue_baseline(study, space.baseline(cell), cell_key(cell), created)
         studies.append(study)

@@ -11,7 +11,7 @@ import optuna
 from ..tracking import StudySummary
 from .bounds import bound_hits, describe
 from .group import trial_label
-from .record import SPACE, TrialRecord
+from .record import SPACE, TrialRecord, study_attrs
 from .results import (
     baseline_per_nfe,
     best_per_nfe,
@@ -104,7 +104,7 @@ def bound_note(study, trial) -> str:
     """Which of the trial's coefficients lie on a bound of its cell's range (empty if none)."""
     if not hasattr(study, "cell_of"):
         return ""
-    ranges = study.cell_of(trial.number).user_attrs.get(SPACE) or {}
+    ranges = study_attrs(study.cell_of(trial.number)).get(SPACE) or {}
     hits = bound_hits(trial.params, ranges)
     return describe(hits, trial.params, ranges) if hits else ""
 

@@ -8,6 +8,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import create_trial
 
 from skipsearch.search.bounds import bound_hits, expand_cell, widened
+from skipsearch.search.record import study_attrs
 from skipsearch.search.study import merged
 
 RANGES = {"rho_top": [0.5, 1.2], "rho_bottom": [0.5, 1.2]}
@@ -43,7 +44,7 @@ def test_expanding_a_cell_records_the_wider_range_and_a_resume_keeps_it():
                                  distributions=dists, value=9.0))
     new = expand_cell(study, RANGES, 0.25, LIMIT)
     assert new["rho_top"] == pytest.approx([0.5, 1.375])
-    assert study.user_attrs["space"] == new
+    assert study_attrs(study)["space"] == new
     # the same command resumes with the config's narrower range: the cell keeps the wider one
     assert merged(new, RANGES) == new
     assert merged(new, {**RANGES, "rho_bottom": [0.4, 1.2]})["rho_bottom"] == [0.4, 1.2]

@@ -14,6 +14,7 @@ from skipsearch.errors import ConfigError
 from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
+from skipsearch.search.record import study_attrs
 from skipsearch.search.results import Protocol, confirmed
 from skipsearch.search.space import build_space
 from skipsearch.search.study import (
@@ -144,7 +145,7 @@ def test_a_widened_range_goes_on_in_the_same_cell(tiny_overrides, tmp_path):
     assert wider.returncode == 0, wider.stderr
     sweep = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db")
     assert len(sweep.cells) == 1 and len(sweep.trials) == 4
-    assert sweep.cells[0].user_attrs["space"]["rho_top"] == [0.3, 1.5]
+    assert study_attrs(sweep.cells[0])["space"]["rho_top"] == [0.3, 1.5]
     assert sweep.trials[-1].distributions["rho_top"] == FloatDistribution(0.3, 1.5)
 
 
@@ -185,7 +186,7 @@ def test_a_best_on_a_bound_is_flagged_and_expand_bounds_widens_it(tiny_overrides
     cell = load_sweep(name="digits-heun-linear", storage=f"sqlite:///{out}/studies.db").cells[0]
     corner = min(cell.trials[:2], key=lambda t: t.value).params  # the baseline or a corner
     expect = {k: [0.5, 1.0] if v == 0.6 else [0.6, 1.1] for k, v in corner.items()}
-    assert cell.user_attrs["space"] == expect  # each hit bound moved by half the range, clipped
+    assert study_attrs(cell)["space"] == expect  # each hit bound moved by half the range, clipped
     assert {k: [d.low, d.high] for k, d in cell.trials[2].distributions.items()} == expect
     assert "widened to" in wider.stdout + wider.stderr
 

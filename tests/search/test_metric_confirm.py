@@ -15,6 +15,7 @@ import yaml
 
 from skipsearch.metrics.build import build_scorer
 from skipsearch.search.group import load_sweep
+from skipsearch.search.record import study_attrs
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import write_snapshot
 from tests.support.feature_files import write_dinov2, write_random_inception
@@ -50,7 +51,7 @@ def test_a_sweep_on_fid_is_confirmed_on_fd_dinov2_kid_and_precision_recall(files
     assert result.returncode == 0, result.stderr
     assert "FD-DINOv2 change [95% CI]" in result.stdout and "KID change" in result.stdout
     sweep = load_sweep(name="edm-heun-linear", storage=f"sqlite:///{out}/studies.db")
-    records = {k: v for k, v in sweep.cells[0].user_attrs.items() if k.startswith("confirm/")}
+    records = {k: v for k, v in study_attrs(sweep.cells[0]).items() if k.startswith("confirm/")}
     assert records and all(set(r["metrics"]) == {"fid", "fd_dinov2", "kid", "precision_recall"}
                            for r in records.values())
     folder = out / "exports" / "edm-heun-linear"

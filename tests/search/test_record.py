@@ -5,7 +5,14 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from skipsearch.search.record import TrialRecord, search_seeds, write
+from skipsearch.search.record import (
+    SHOWN,
+    TrialRecord,
+    search_seeds,
+    set_study_attr,
+    study_attrs,
+    write,
+)
 from skipsearch.seed_range import SeedRange
 
 FULL = TrialRecord(nfe=7, steps=4, sampler={"name": "heun", "sigma_min": 0.002, "rho": 7.0},
@@ -92,3 +99,32 @@ def test_unset_fields_are_left_out_and_zeros_are_kept():
 ])
 def test_search_seeds_from_the_provenance(attrs, n, seeds):
     assert search_seeds(attrs, n) == seeds
+
+
+def test_a_study_shows_few_user_attributes_and_stores_the_rest_out_of_the_way(tmp_path):
+    study = sqlite_study(tmp_path)
+    record = {"score": 3.5, "metrics": {"digits_fd_ae": {"score": 1.25}}}
+    set_study_attr(study, "sweep", "s")
+    set_study_attr(study, "nfe", 7)
+    set_study_attr(study, "skips", [{"level": 0, "channels": 32}] * 6)
+    set_study_attr(study, "confirm/30@24/0", record)
+    again = optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path}/r.db")
+    assert again.user_attrs == {"sweep": "s", "nfe": 7}  # what optuna studies lists
+    attrs = study_attrs(again)
+    assert attrs["confirm/30@24/0"] == record and attrs["skips"][0]["channels"] == 32
+    storage = optuna.storages.get_storage(f"sqlite:///{tmp_path}/r.db")
+    frozen = next(s for s in storage.get_all_studies() if s.study_name == "s")
+    assert study_attrs(frozen) == attrs
+    assert {"sweep", "nfe", "steps", "model_name", "skipsearch_version"} == SHOWN
+
+
+def test_a_study_that_kept_everything_as_user_attributes_reads_and_takes_new_records(tmp_path):
+    study = sqlite_study(tmp_path)
+    study.set_user_attr("skips", [1, 2])  # as skipsearch wrote every key before
+    study.set_user_attr("confirm/30@24/0", {"score": 1.0})
+    set_study_attr(study, "confirm/30@24/0", {"score": 2.0})  # a resumed sweep's new record
+    attrs = study_attrs(study)
+    assert attrs["skips"] == [1, 2] and attrs["confirm/30@24/0"] == {"score": 2.0}
+    # Optuna's own system attributes (the objectives' names) are not skipsearch's
+    study.set_metric_names(["digits_fid"])
+    assert not any("metric_names" in k for k in study_attrs(study))

@@ -18,6 +18,7 @@ from skipsearch.schedule_file import load_schedule
 from skipsearch.search.group import load_sweep
 from skipsearch.search.names import stage_counts
 from skipsearch.search.pruning import PerNFEPruner
+from skipsearch.search.record import SHOWN, study_attrs
 from tests.conftest import run_cli
 
 ONE_NFE = ["search.steps=[3]", "search.n_startup_trials=1"]
@@ -130,8 +131,10 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
     first = run_cli("sweep", *args)
     study, trials = read_sweep(first, out)
     assert "confirming" in first.stdout + first.stderr
-    records = {int(k.rsplit("/", 1)[1]): v for k, v in study.user_attrs.items()
+    records = {int(k.rsplit("/", 1)[1]): v for k, v in study_attrs(study).items()
                if k.startswith("confirm/30@24/")}
+    for cell in study.cells:  # optuna studies and the dashboard list a handful of keys
+        assert set(cell.user_attrs) <= SHOWN and len(str(cell.user_attrs)) < 200
     expected = set()
     for nfe in (3, 5):
         at = sorted((t for t in trials if t.user_attrs["nfe"] == nfe), key=lambda t: t.value)
@@ -190,7 +193,7 @@ def test_confirmation_rescores_the_top_trials_on_fresh_seeds(tiny_overrides, tmp
     # a resumed sweep scores nothing again; `sample` reproduces the confirmed score
     again = run_cli("sweep", *args)
     assert again.returncode == 0 and "confirming" not in again.stdout + again.stderr
-    assert {k: v for k, v in load(out).user_attrs.items() if k.startswith("confirm/")} == {
+    assert {k: v for k, v in study_attrs(load(out)).items() if k.startswith("confirm/")} == {
         f"confirm/30@24/{n}": r for n, r in records.items()}
     sample = run_cli("sample", *tiny_overrides, f"schedule={folder / 'nfe005.yaml'}",
                      "metric.fid_infinity=true")
