@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $@
 
-.PHONY: install sweep test lint bench
+.PHONY: install sweep test lint bench docs
 install: $(VENV)/.installed
 
 sweep: install
@@ -25,6 +25,9 @@ lint: install
 
 test: lint
 	$(VENV)/bin/python -m pytest -q -n $(WORKERS) --dist loadfile $(ARGS)
+
+docs: install
+	$(VENV)/bin/mkdocs build --strict $(ARGS)
 
 bench: install
 	$(VENV)/bin/python benchmarks/trial_overhead.py $(ARGS)

@@ -1,4 +1,4 @@
-"""Re-make the README's figures and screenshots from a finished default sweep.
+"""Re-make the docs' figures and screenshots from a finished default sweep.
 
     make sweep && python docs/figures.py --out-dir outputs
 

@@ -105,7 +105,7 @@ def test_storage_settings_never_show_a_password():
 
 @pytest.mark.parametrize("key", ["hydra.run.dir", "hydra.sweep.dir"])
 def test_workers_started_in_the_same_second_log_to_their_own_folders(key):
-    """Two commands started together (the README's many-workers recipe) share no log file."""
+    """Two commands started together (the docs' many-workers recipe) share no log file."""
     from omegaconf import OmegaConf
 
     first, second = (OmegaConf.select(compose_config(["out_dir=o"], with_hydra=True), key)
