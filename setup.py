@@ -1,8 +1,8 @@
 """Build hook: the wheel carries conf/ and sweeps/ inside the package (the rest: pyproject.toml).
 
 A checkout keeps the config tree and the ready sweeps at the repository's top, where users read
-and edit them; ``skipsearch/paths.py`` finds them there or, installed from a wheel, inside
-the package as ``skipsearch/conf`` and ``skipsearch/sweeps``.
+and edit them; ``skipsearch/configuration/paths.py`` finds them there or, installed from a
+wheel, inside the package as ``skipsearch/conf`` and ``skipsearch/sweeps``.
 """
 
 from __future__ import annotations

@@ -33,13 +33,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from skipsearch.acceleration import GraphedCall, accelerate
-from skipsearch.evaluate import generate_fitting
+from skipsearch.execution.acceleration import GraphedCall, accelerate
+from skipsearch.execution.evaluate import generate_fitting
+from skipsearch.execution.precision import Precision
 from skipsearch.models import LoadedModel
 from skipsearch.models.edm import EDMNetworkDenoiser
-from skipsearch.precision import Precision
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule, linear_coefficients
+from skipsearch.tuning.schedule import SkipSchedule, linear_coefficients
 from tests.support.edm_format.writer import build_network
 
 ADM_IMAGENET64 = {"img_resolution": 64, "img_channels": 3, "label_dim": 1000,

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from skipsearch.evaluate import evaluate
+from skipsearch.configuration.weights import file_sha256
+from skipsearch.execution.evaluate import evaluate
 from skipsearch.metrics.build import build_scorer
 from skipsearch.metrics.frechet import Frechet
 from skipsearch.metrics.kid import KID
@@ -32,8 +33,7 @@ from skipsearch.metrics.reference import FeatureSums
 from skipsearch.models import LoadedModel
 from skipsearch.models.digits import DIGITS_WEIGHTS, load_digits_denoiser
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule
-from skipsearch.weights import file_sha256
+from skipsearch.tuning.schedule import SkipSchedule
 
 
 def sync(device: str) -> None:

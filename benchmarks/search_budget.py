@@ -34,17 +34,17 @@ from omegaconf import DictConfig
 from optuna.trial import FrozenTrial, TrialState
 
 from skipsearch.cli import compose_config
-from skipsearch.config import build
-from skipsearch.evaluate import evaluate
-from skipsearch.runtime import build_model, build_scorer, setup_device
+from skipsearch.configuration.build import build
+from skipsearch.execution.evaluate import evaluate
+from skipsearch.execution.runtime import build_model, build_scorer, setup_device
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule, param_names
 from skipsearch.search.allocate import SkippedTrialError
 from skipsearch.search.objective import TrialContext, make_objective
 from skipsearch.search.pruning import make_pruner
 from skipsearch.search.space import build_space
 from skipsearch.search.study import make_sampler
 from skipsearch.tracking import NoTracker
+from skipsearch.tuning.schedule import SkipSchedule, param_names
 
 METHODS = {
     "TPE + successive halving": ["search=tpe", "pruner=successive_halving"],

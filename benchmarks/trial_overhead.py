@@ -18,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from skipsearch.evaluate import evaluate
-from skipsearch.generation import generate
+from skipsearch.configuration.weights import file_sha256
+from skipsearch.execution.evaluate import evaluate
+from skipsearch.execution.generation import generate
 from skipsearch.metrics.features import digits_feature_extractor
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.reference import feature_sums, reference_images
@@ -27,9 +28,8 @@ from skipsearch.models import LoadedModel
 from skipsearch.models.digits import DIGITS_WEIGHTS, load_digits_denoiser
 from skipsearch.samplers import edm_sigmas
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule
-from skipsearch.skips import skip_tuning
-from skipsearch.weights import file_sha256
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.skips import skip_tuning
 
 
 def sync(device: str) -> None:

@@ -9,14 +9,14 @@ __version__ = "0.1.0"
 # Public names and the modules that define them; imported on first use, so that the command
 # line's help, version and configuration errors never wait for torch.
 _EXPORTS = {
-    "SkipSchedule": "skipsearch.schedule",
+    "SkipSchedule": "skipsearch.tuning.schedule",
     "SweepResult": "skipsearch.api",
-    "apply": "skipsearch.pipelines",
-    "find_skips": "skipsearch.pipelines",
-    "load_schedule": "skipsearch.schedule_file",
+    "apply": "skipsearch.tuning.pipelines",
+    "find_skips": "skipsearch.tuning.pipelines",
+    "load_schedule": "skipsearch.tuning.schedule_file",
     "open_sweep": "skipsearch.api",
-    "remove": "skipsearch.pipelines",
-    "skip_tuning": "skipsearch.skips",
+    "remove": "skipsearch.tuning.pipelines",
+    "skip_tuning": "skipsearch.tuning.skips",
     "sweep": "skipsearch.api",
 }
 

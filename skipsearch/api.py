@@ -9,9 +9,9 @@ Usage (a notebook, a script)::
     again = skipsearch.open_sweep(["search.study_name=digits-heun-linear"])
 
 Overrides are the command line's (a list of ``key=value``, or a mapping); a bad value raises
-``skipsearch.errors.ConfigError`` naming the key, before anything is written. The same
-config and runner serve both doors, so a sweep started here resumes from the command line and
-the other way round.
+``skipsearch.configuration.errors.ConfigError`` naming the key, before anything is written.
+The same config and runner serve both doors, so a sweep started here resumes from the command
+line and the other way round.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def render(value: object) -> str:
 def settings_of(overrides: Overrides, command: str):
     """The composed config and its checked settings for ``command`` (ConfigError if bad)."""
     from .cli import compose_config, our_overrides
-    from .config import build
+    from .configuration.build import build
 
     cfg = compose_config([*as_overrides(overrides), *our_overrides(command)])
     return cfg, build(cfg, command)

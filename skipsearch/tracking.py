@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from omegaconf import DictConfig
 
-from .keys import get_choice, get_float
+from .configuration.keys import get_choice, get_float
 
 if TYPE_CHECKING:  # the config check reads LOGGER_KINDS and WANDB_MODES without torch
     import torch
@@ -147,7 +147,7 @@ class WandbTracker:
         """
         import wandb
 
-        from .images import grid_array
+        from .execution.images import grid_array
 
         def fill(run) -> None:
             for count, score in stages:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from skipsearch.configuration.weights import save_weights
 from skipsearch.metrics.features import DigitsClassifier, DigitsClassifierConfig, config_dict
 from skipsearch.models.digits import build_digits_denoiser
 from skipsearch.models.digits_unet import DigitsUNetConfig
-from skipsearch.weights import save_weights
 
 # One torch thread for the whole run, pinned here once: the networks are tiny, the machine has
 # few cores, and a test that changed the count would change it for every test after it.

@@ -6,8 +6,8 @@ import pytest
 
 import skipsearch
 from skipsearch.api import as_overrides
-from skipsearch.errors import ConfigError
-from skipsearch.schedule import SkipSchedule
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.tuning.schedule import SkipSchedule
 from tests.conftest import run_cli
 
 

@@ -87,6 +87,7 @@ def test_every_page_is_built(site):
         assert (site / "howto" / name / "index.html").is_file(), name
     for page in ("quickstart", "concepts", "architecture", "reference/api"):
         assert (site / page / "index.html").is_file(), page
-    assert "skipsearch.pipelines.apply" in (site / "reference" / "api" / "index.html").read_text()
+    api = (site / "reference" / "api" / "index.html").read_text()
+    assert "skipsearch.tuning.pipelines.apply" in api
     assert "One command, then one trial" in page_text(site / "architecture" / "index.html")
     assert (site / "images" / "score_vs_nfe.png").is_file()

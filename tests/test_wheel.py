@@ -60,7 +60,8 @@ def test_the_installed_wheel_runs_a_sweep_export_and_sample_outside_the_checkout
         wheel, cwd=tmp_path)
     work = tmp_path / "elsewhere"
     work.mkdir()
-    where = run(venv / "bin" / "python", "-c", "import skipsearch.paths as p; print(p.CONF_DIR)",
+    where = run(venv / "bin" / "python", "-c",
+                "import skipsearch.configuration.paths as p; print(p.CONF_DIR)",
                 cwd=work).stdout.strip()
     assert Path(where) == Path(purelib) / "skipsearch" / "conf"
     cli = venv / "bin" / "skipsearch"

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import torch
 
+from ..execution.progress import Progress
 from ..models import LoadedModel
-from ..progress import Progress
 from ..samplers import PerImageNoise
-from ..schedule import SkipSchedule
-from ..skips import skip_tuning
+from ..tuning.schedule import SkipSchedule
+from ..tuning.skips import skip_tuning
 from .table import write_csv
 
 CSV_COLUMNS = ("sigma", "weight", "pixel_untuned", "pixel_tuned", "pixel_ratio",

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from ..evaluate import evaluate
+from ..execution.evaluate import evaluate
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
-from ..schedule import SkipSchedule
+from ..tuning.schedule import SkipSchedule
 from .table import write_csv
 
 CSV_COLUMNS = ("kind", "window", "first_step", "last_step", "sigma_hi", "sigma_lo",

@@ -21,8 +21,8 @@ from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
-from ..commands import COMMANDS
-from ..errors import (
+from ..configuration.commands import COMMANDS
+from ..configuration.errors import (
     ConfigError,
     Interrupted,
     RunFailedError,
@@ -30,7 +30,7 @@ from ..errors import (
     describe_failure,
     environment_cause,
 )
-from ..paths import CONF_DIR, CONFIG_ROOT
+from ..configuration.paths import CONF_DIR, CONFIG_ROOT
 
 # commands that only read (or delete) sweeps of a storage: no Hydra run, no torch
 TOOLS = ("studies", "show", "compare")
@@ -182,7 +182,7 @@ def precheck(command: str, overrides: list[str], values: bool = True,
     The checked settings go into ``built`` under the job's overrides, for its runner. With
     ``values=False`` only composition is checked (for ``--cfg``, which prints the config).
     """
-    from ..config import build, check_schedule_overrides
+    from ..configuration.build import build, check_schedule_overrides
     from ..train.settings import check_train_toy
 
     try:

@@ -7,13 +7,13 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..analysis.loss import denoising_losses, sigma_grid, write_loss_csv
-from ..config import Settings, build
+from ..configuration.build import Settings, build
+from ..configuration.errors import ConfigError
 from ..data.digits import digits_tensors
-from ..errors import ConfigError
+from ..execution.runtime import build_extractor, build_model, check_metric_fits, setup_device
 from ..metrics.reference import reference_images
 from ..models import LoadedModel
 from ..report.instruments import LOSS_CSV, save_loss
-from ..runtime import build_extractor, build_model, check_metric_fits, setup_device
 from .instruments import figure_title, instrument_folder, schedule_tag, studied_schedule
 
 

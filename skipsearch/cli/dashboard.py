@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..config import Settings, build
-from ..errors import ConfigError
+from ..configuration.build import Settings, build
+from ..configuration.errors import ConfigError
+from ..configuration.urls import safe_url
 from ..search.group import group_studies
 from ..search.record import GROUP_ATTR
 from ..search.study import make_storage, open_sweep
-from ..urls import safe_url
 
 
 def run_dashboard(cfg: DictConfig, settings: Settings | None = None) -> None:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from ..config import Settings, build
-from ..export import export_best
+from ..configuration.build import Settings, build
+from ..search.export import export_best
 from ..search.results import confirmed
 from ..search.study import open_sweep
 

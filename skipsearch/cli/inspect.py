@@ -6,9 +6,9 @@ from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from ..config import Settings, build
+from ..configuration.build import Settings, build
 from ..models import load_model
-from ..schedule_file import check_fits
+from ..tuning.schedule_file import check_fits
 
 
 def run_inspect(cfg: DictConfig, settings: Settings | None = None) -> None:

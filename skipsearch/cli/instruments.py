@@ -6,15 +6,15 @@ import hashlib
 import json
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import ConfigError, check
+from ..configuration.build import Settings
+from ..configuration.errors import ConfigError, check
+from ..execution.runtime import fit_sampler, fit_settings
 from ..models import LoadedModel
 from ..report.instruments import SCHEDULES_DIR
-from ..runtime import fit_sampler, fit_settings
 from ..samplers.spec import SamplerSpec
-from ..schedule import SkipSchedule
-from ..schedule_file import check_fits
 from ..search.settings import NAME_RULE, is_study_name
+from ..tuning.schedule import SkipSchedule
+from ..tuning.schedule_file import check_fits
 
 
 def studied_schedule(settings: Settings, model: LoadedModel

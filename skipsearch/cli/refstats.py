@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from ..config import Settings, build
-from ..runtime import build_scorer, setup_device
+from ..configuration.build import Settings, build
+from ..execution.runtime import build_scorer, setup_device
 
 
 def run_refstats(cfg: DictConfig, settings: Settings | None = None) -> None:

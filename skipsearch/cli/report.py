@@ -7,18 +7,18 @@ from pathlib import Path
 from omegaconf import DictConfig
 from optuna.trial import TrialState
 
-from ..config import Settings, build
-from ..errors import check
+from ..configuration.build import Settings, build
+from ..configuration.errors import check
+from ..execution.runtime import build_model, setup_device
 from ..models import LoadedModel
 from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
-from ..runtime import build_model, setup_device
-from ..schedule import coefficient_problem
 from ..search import record as keys
 from ..search.group import Sweep
 from ..search.record import TrialRecord, study_attrs
 from ..search.results import confirmed
 from ..search.study import open_sweep
+from ..tuning.schedule import coefficient_problem
 
 
 def check_model(study: Sweep, model: LoadedModel) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 from omegaconf import DictConfig
 
-from ..config import Settings, build
-from ..evaluate import evaluate
-from ..images import save_grid, to_uint8
+from ..configuration.build import Settings, build
+from ..execution.evaluate import evaluate
+from ..execution.images import save_grid, to_uint8
+from ..execution.runtime import build_model, build_scorer, fit_sampler, fit_settings, setup_device
+from ..execution.seed_range import SeedRange
 from ..metrics.registry import label
 from ..models import LoadedModel
-from ..runtime import build_model, build_scorer, fit_sampler, fit_settings, setup_device
 from ..samplers import labels_from_seeds
 from ..samplers.spec import SamplerSpec
-from ..schedule_file import check_fits
-from ..seed_range import SeedRange
+from ..tuning.schedule_file import check_fits
 
 
 def plan(settings: Settings, model: LoadedModel):

@@ -21,8 +21,9 @@ from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import ConfigError
-from ..paths import CONF_DIR
+from ..configuration.errors import ConfigError
+from ..configuration.paths import CONF_DIR
+from ..configuration.urls import safe_url
 from ..search import record as keys
 from ..search.catalog import (
     CatalogEntry,
@@ -46,7 +47,6 @@ from ..search.limit import limit_line, limit_records
 from ..search.record import study_attrs
 from ..search.storage import StorageSettings
 from ..search.summary import fmt_delta, row_record
-from ..urls import safe_url
 from . import MULTIRUN_FLAGS, compose_config, describe, fail, guarded, multirun_jobs
 from .tables import (
     csv_table,

@@ -12,10 +12,10 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from .. import __version__
-from ..config import Settings, build
-from ..errors import Interrupted, RunFailedError, describe_failure, environment_cause
-from ..export import export_best
-from ..runtime import (
+from ..configuration.build import Settings, build
+from ..configuration.errors import Interrupted, RunFailedError, describe_failure, environment_cause
+from ..configuration.urls import safe_url
+from ..execution.runtime import (
     build_model,
     build_scorer,
     fit_settings,
@@ -26,6 +26,7 @@ from ..search import record as keys
 from ..search.allocate import deleted_error, poll_seconds, run_cells
 from ..search.bounds import expand_cell
 from ..search.confirm import confirm_top
+from ..search.export import export_best
 from ..search.group import Sweep, load_sweep, trial_label
 from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
@@ -36,7 +37,6 @@ from ..search.study import FINISHED, make_storage, open_cells
 from ..search.summary import SummaryRow, study_tables, summarize
 from ..search.warm import warm_start
 from ..tracking import make_tracker
-from ..urls import safe_url
 from .tables import summary_table
 
 

@@ -11,11 +11,11 @@ from ..analysis.windows import (
     run_window_study,
     write_window_csv,
 )
-from ..config import Settings, build
-from ..errors import ConfigError
+from ..configuration.build import Settings, build
+from ..configuration.errors import ConfigError
+from ..execution.runtime import build_model, build_scorer, setup_device
 from ..metrics.registry import label
 from ..report.instruments import WINDOWS_CSV, save_windows
-from ..runtime import build_model, build_scorer, setup_device
 from .instruments import figure_title, instrument_folder, schedule_tag, studied_schedule
 
 

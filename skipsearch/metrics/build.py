@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 from .reference import FeatureSums, cached_features, cached_reference
 from .registry import METRICS, NETWORKS, STATISTICS
 from .scorer import Metric, Scorer

@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..images import quantize
-from ..precision import autocast
-from ..weights import content_sha256
+from ..configuration.errors import ConfigError
+from ..configuration.weights import content_sha256
+from ..execution.images import quantize
+from ..execution.precision import autocast
 from .statistic import Accumulator, Statistic
 
 CLIP_NAME = "clip"

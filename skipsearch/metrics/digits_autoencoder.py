@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..paths import ASSETS_DIR
-from ..weights import AUTOENCODER_FILE, check_network_file, file_sha256, load_checked
+from ..configuration.paths import ASSETS_DIR
+from ..configuration.weights import AUTOENCODER_FILE, check_network_file, file_sha256, load_checked
 from .features import FeatureExtractor
 
 DIGITS_AUTOENCODER = ASSETS_DIR / "digits_autoencoder.safetensors"

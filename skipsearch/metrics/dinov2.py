@@ -18,10 +18,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..errors import ConfigError
-from ..images import quantize
-from ..precision import autocast
-from ..weights import file_sha256
+from ..configuration.errors import ConfigError
+from ..configuration.weights import file_sha256
+from ..execution.images import quantize
+from ..execution.precision import autocast
 
 DINOV2_NAME = "dinov2-vitl14"
 DINOV2_FILE = "dinov2_vitl14_pretrain.pth"

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 
 # numpy's reconstruction helpers, by submodule of numpy.core (1.x) or numpy._core (2.x).
 NUMPY_CORE_GLOBALS = {("multiarray", "_reconstruct"), ("multiarray", "scalar"),

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..paths import ASSETS_DIR
-from ..precision import autocast
-from ..weights import CLASSIFIER_FILE, check_network_file, file_sha256, load_checked
+from ..configuration.paths import ASSETS_DIR
+from ..configuration.weights import CLASSIFIER_FILE, check_network_file, file_sha256, load_checked
+from ..execution.precision import autocast
 
 DIGITS_CLASSIFIER = ASSETS_DIR / "digits_classifier.safetensors"
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..images import quantize
-from ..precision import autocast
-from ..weights import file_sha256
+from ..configuration.errors import ConfigError
+from ..configuration.weights import file_sha256
+from ..execution.images import quantize
+from ..execution.precision import autocast
 
 INCEPTION_NAME = "inception-v3-compat"
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"

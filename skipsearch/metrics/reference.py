@@ -16,9 +16,9 @@ from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from ..configuration.errors import ConfigError
+from ..configuration.weights import content_sha256
 from ..data.digits import digits_tensors
-from ..errors import ConfigError
-from ..weights import content_sha256
 from .features import FeatureExtractor
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import ConfigError, check
-from ..keys import get_bool, get_choice, get_int
-from ..seed_range import SEED_LIMIT, SeedRange
+from ..configuration.errors import ConfigError, check
+from ..configuration.keys import get_bool, get_choice, get_int
+from ..execution.seed_range import SEED_LIMIT, SeedRange
 from .registry import METRICS, REFERENCE_NEEDS, MetricDef, NetworkDef, network_of
 
 REVERSAL_RULES = ("drop", "keep")
@@ -125,7 +125,7 @@ def network_file(cfg: DictConfig, network: NetworkDef) -> Path | None:
     check(exists, network.key, str(value), f"no such {'folder' if network.folder else 'file'};"
           f" give {network.file}")
     if network.name in ("digits", "digits_autoencoder"):
-        from ..weights import AUTOENCODER_FILE, CLASSIFIER_FILE, check_network_file
+        from ..configuration.weights import AUTOENCODER_FILE, CLASSIFIER_FILE, check_network_file
 
         check_network_file(path, network.key,
                            CLASSIFIER_FILE if network.name == "digits" else AUTOENCODER_FILE)

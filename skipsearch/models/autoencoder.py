@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 
 AUTOENCODER_CLASSES = ("AutoencoderKL", "VQModel")
 

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..skips import SkipPoint
+from ..tuning.skips import SkipPoint
 
 
 class Denoiser(nn.Module):

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..skips import SkipPoint
+from ..configuration.errors import ConfigError
+from ..tuning.skips import SkipPoint
 from .denoiser import Denoiser
 
 BETA_SCHEDULES = ("linear", "scaled_linear")

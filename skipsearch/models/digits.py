@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import ASSETS_DIR
-from ..weights import DENOISER_FILE, check_network_file, load_checked
+from ..configuration.paths import ASSETS_DIR
+from ..configuration.weights import DENOISER_FILE, check_network_file, load_checked
 from .denoiser import EDMPrecond
 from .digits_unet import DigitsUNet, DigitsUNetConfig
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..skips import SkipPoint
+from ..tuning.skips import SkipPoint
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..skips import SkipPoint
+from ..configuration.errors import ConfigError
+from ..tuning.skips import SkipPoint
 from .denoiser import Denoiser, trained_range
 from .persistence import read_nvlabs_pickle
 

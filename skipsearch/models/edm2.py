@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ConfigError
-from ..skips import SkipPoint
+from ..configuration.errors import ConfigError
+from ..tuning.skips import SkipPoint
 from .denoiser import Denoiser
 from .edm import block_resolution
 from .persistence import Unbuilt, read_nvlabs_pickle

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..skips import SkipPoint
+from ..tuning.skips import SkipPoint
 from .denoiser import Denoiser
 from .diffusers_unet import class_indices
 from .vp_schedules import ContinuousVP, DiscreteVP

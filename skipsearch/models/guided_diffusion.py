@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 from .autoencoder import load_latent_decoder
 from .eps_denoiser import EpsDenoiser
 from .guided_unet import GuidedUNet, GuidedUNetConfig

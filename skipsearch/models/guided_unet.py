@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..skips import SkipPoint
+from ..tuning.skips import SkipPoint
 from .embedding import timestep_embedding
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from ..errors import ConfigError
-from ..precision import Precision
-from ..skips import SkipHooks
-from ..weights import content_sha256
+from ..configuration.errors import ConfigError
+from ..configuration.weights import content_sha256
+from ..execution.precision import Precision
+from ..tuning.skips import SkipHooks
 from .denoiser import Denoiser
 from .digits import DIGITS_WEIGHTS, load_digits_denoiser
 from .edm import load_edm_denoiser

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 
 PERSISTENCE_VERSION = 6
 # The persistent classes whose embedded source is run: EDM's training/networks.py and EDM2's

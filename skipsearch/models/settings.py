@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import check
-from ..keys import is_number
+from ..configuration.errors import check
+from ..configuration.keys import is_number
 
 
 def _number(value: Any) -> bool:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import check
-from ..keys import get_choice, get_float
+from ..configuration.errors import check
+from ..configuration.keys import get_choice, get_float
 from .kinds import MODEL_KINDS, TEXT_TO_IMAGE_KINDS
 
 
@@ -38,7 +38,7 @@ class ModelSpec:
                   "no such file; give the path of the model's weights, or null for the "
                   "bundled one")
             if weights is not None:
-                from ..weights import DENOISER_FILE, check_network_file
+                from ..configuration.weights import DENOISER_FILE, check_network_file
 
                 check_network_file(Path(weights), "model.weights", DENOISER_FILE)
             return cls(kind, name, Path(weights) if weights else None, cfg.model)

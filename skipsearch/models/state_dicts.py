@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 
 
 def read_state_dict(path: str | Path, key: str = "model.path") -> dict:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 from .denoiser import Denoiser
 from .diffusers_unet import DiffusersConditionDenoiser, load_diffusers_condition_unet
 

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
-from ..skips import SkipPoint
+from ..configuration.errors import ConfigError
+from ..tuning.skips import SkipPoint
 from .autoencoder import load_latent_decoder
 from .embedding import timestep_embedding
 from .eps_denoiser import EpsDenoiser

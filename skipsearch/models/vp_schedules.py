@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 from .diffusers_unet import sigma_to_timestep, vp_sigmas
 
 BETA_SCHEDULES = ("linear", "cosine", "sqrt_linear")

@@ -9,6 +9,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
+from ..configuration.urls import safe_url
 from ..metrics.registry import label as label_of
 from ..search import record as keys
 from ..search.group import Sweep, cell_label
@@ -21,7 +22,6 @@ from ..search.results import (
     metric_name,
 )
 from ..search.summary import SummaryRow, fmt_confirm, fmt_delta, summarize
-from ..urls import safe_url
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
 from .instruments import instrument_folders, loss_section, windows_section

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from optuna.trial import FrozenTrial
 
-from ..evaluate import evaluate
-from ..images import save_grid
+from ..execution.evaluate import evaluate
+from ..execution.images import save_grid
 from ..models import LoadedModel
 from ..search.group import Sweep
 from ..search.results import baseline_per_nfe, best_per_nfe, trial_sampler, trial_schedule

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import ConfigError, check
-from ..keys import get, get_choice, get_float, get_int, is_number
-from ..paths import CONF_DIR
+from ..configuration.errors import ConfigError, check
+from ..configuration.keys import get, get_choice, get_float, get_int, is_number
+from ..configuration.paths import CONF_DIR
 from .discretization import positive_levels
 from .names import MAX_STEPS, SAMPLER_NAMES, SAMPLER_OPTIONS, SIGMA_LIMIT, UNBOUNDED_OPTIONS
 

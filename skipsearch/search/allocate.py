@@ -18,7 +18,7 @@ import optuna
 from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from ..errors import RunFailedError
+from ..configuration.errors import RunFailedError
 from .group import cell_label, trial_label
 from .record import NFE, TrialRecord, study_attrs, write
 from .results import metric_label, ranking

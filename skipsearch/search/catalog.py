@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
+from ..execution.seed_range import SeedRange
 from ..metrics.registry import label as label_of
-from ..seed_range import SeedRange
 from .group import Sweep, group_studies, legacy_study, load_sweep, plain_studies
 from .record import CONFIRM_PREFIX, GROUP_ATTR, MODEL_NAME, TrialRecord, study_attrs
 from .results import (

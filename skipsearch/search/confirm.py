@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import optuna
 
-from ..evaluate import evaluate
+from ..execution.evaluate import evaluate
 from ..metrics.blocks import Delta, paired_delta
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..samplers.spec import SamplerSpec
-from ..schedule import SkipSchedule
+from ..tuning.schedule import SkipSchedule
 from .group import Sweep, cell_key
 from .record import LIMIT_PREFIX, TrialRecord, set_study_attr, study_attrs
 from .results import Protocol, final_value, ranking, trial_sampler, trial_schedule
@@ -51,7 +51,7 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
                           samplers: Sequence[SamplerSpec], steps: Sequence[int],
                           batch_size: int, device: str, scorer: Scorer) -> dict[str, Mapping]:
     """Score each solver's baseline at each of ``steps`` not scored yet; all records."""
-    from ..evaluate import evaluate
+    from ..execution.evaluate import evaluate
 
     done = limit_records(sweep, protocol)
     identity = SkipSchedule.identity(len(model.denoiser.skips))
@@ -90,7 +90,7 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
 
     ``rows`` are the summary's rows (best per NFE). Recorded, so it is computed once.
     """
-    from ..evaluate import evaluate
+    from ..execution.evaluate import evaluate
     from ..metrics.blocks import paired_delta
 
     records = limit_records(sweep, protocol)

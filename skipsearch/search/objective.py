@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import optuna
 
-from ..errors import Terminated
-from ..evaluate import evaluate
+from ..configuration.errors import Terminated
+from ..execution.evaluate import evaluate
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec

@@ -10,7 +10,7 @@ import optuna
 from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
 from .names import PRUNERS
 from .record import TrialRecord
 from .settings import PrunerSettings

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 
 import optuna
 
-from ..seed_range import SeedRange
+from ..execution.seed_range import SeedRange
 
 # A cell study's attributes: what its scores depend on (checked on resume) ...
 VERSION = "skipsearch_version"

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from ..execution.seed_range import SeedRange
 from ..samplers.spec import SamplerSpec
-from ..schedule import SkipSchedule
-from ..seed_range import SeedRange
+from ..tuning.schedule import SkipSchedule
 from .group import Sweep
 from .record import CONFIRM_PREFIX, METRIC, SAMPLER, TrialRecord, study_attrs
 

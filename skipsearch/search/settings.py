@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import check
-from ..keys import get, get_bool, get_choice, get_float, get_int, get_list
+from ..configuration.errors import check
+from ..configuration.keys import get, get_bool, get_choice, get_float, get_int, get_list
+from ..execution.seed_range import SEED_LIMIT
 from ..samplers.names import MAX_STEPS, SAMPLER_NAMES
-from ..schedule import RHO_RANGE
-from ..seed_range import SEED_LIMIT
+from ..tuning.schedule import RHO_RANGE
 from .names import OPTUNA_SAMPLERS, PRUNERS, stage_counts
 
 SINGLE_OBJECTIVE_SAMPLERS = ("cmaes",)

@@ -9,9 +9,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import optuna
 
-from ..errors import ConfigError, check
+from ..configuration.errors import ConfigError, check
 from ..samplers.spec import SamplerSpec
-from ..schedule import SkipSchedule, param_names
+from ..tuning.schedule import SkipSchedule, param_names
 
 # The most points a grid search may list (Optuna's GridSampler holds them all in memory).
 MAX_GRID = 1_000_000

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import ConfigError
-from ..keys import get, get_int
-from ..preflight import check_study_file
-from ..urls import safe_url
+from ..configuration.errors import ConfigError
+from ..configuration.keys import get, get_int
+from ..configuration.preflight import check_study_file
+from ..configuration.urls import safe_url
 
 LOCAL_SCHEMES = ("sqlite:///", "journal:///")
 

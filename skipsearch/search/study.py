@@ -15,9 +15,9 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from ..errors import ConfigError
+from ..configuration.errors import ConfigError
+from ..configuration.urls import safe_url
 from ..samplers.spec import SamplerSpec
-from ..urls import safe_url
 from .group import (
     Sweep,
     cell_key,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..errors import check
-from ..keys import get, get_bool, get_float, get_int, get_list, get_path, is_number
-from ..paths import ASSETS_DIR
-from ..preflight import check_writable
+from ..configuration.errors import check
+from ..configuration.keys import get, get_bool, get_float, get_int, get_list, get_path, is_number
+from ..configuration.paths import ASSETS_DIR
+from ..configuration.preflight import check_writable
 
 # assets_dir=package: write the weights into the package's own assets folder (the bundled ones).
 PACKAGE = "package"

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import torch
 
-from ..generation import generate
-from ..images import save_grid
+from ..configuration.weights import save_weights
+from ..execution.generation import generate
+from ..execution.images import save_grid
 from ..metrics.digits_autoencoder import autoencoder_config_dict
 from ..metrics.features import config_dict
 from ..samplers import edm_sigmas, heun_nfe
-from ..weights import save_weights
 from .autoencoder import train_autoencoder
 from .classifier import train_classifier
 from .diffusion import train_diffusion

@@ -31,14 +31,14 @@ from skipsearch.analysis.windows import (
     run_window_study,
     write_window_csv,
 )
-from skipsearch.generation import generate
+from skipsearch.execution.generation import generate
 from skipsearch.metrics.features import DigitsClassifier, FeatureExtractor
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.reference import feature_sums, reference_images
 from skipsearch.models import LoadedModel
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule
-from skipsearch.skips import effective_coefficients, skip_tuning, where_values
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.skips import effective_coefficients, skip_tuning, where_values
 from tests.conftest import TINY_CLASSIFIER, run_cli, scaled_up
 
 STRONG = (0.3, 0.5, 0.7, 0.4, 0.6, 0.2)  # far from 1, so a tuned call visibly differs

@@ -17,10 +17,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from skipsearch.cli import COMMANDS, compose_config, guarded, main, precheck_args, runner_of
-from skipsearch.schedule import SkipSchedule
-from skipsearch.schedule_file import FORMAT
+from skipsearch.configuration.weights import file_sha256
 from skipsearch.search.group import GROUP_ATTR, load_sweep
-from skipsearch.weights import file_sha256
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.schedule_file import FORMAT
 from tests.conftest import run_cli, run_cli_process
 
 SWEEP = ["search.steps=[2,3]", "search.n_startup_trials=1"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from skipsearch.paths import CONFIG_ROOT
+from skipsearch.configuration.paths import CONFIG_ROOT
 from tests.conftest import run_cli
 
 

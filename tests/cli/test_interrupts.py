@@ -13,11 +13,11 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from skipsearch import schedule_file
 from skipsearch.cli import compose_config, guarded
 from skipsearch.cli.sweep import run_sweep
 from skipsearch.search.group import load_sweep
 from skipsearch.search.study import FINISHED
+from skipsearch.tuning import schedule_file
 from tests.conftest import run_cli, start_cli
 from tests.support.polling import running_after_finished
 from tests.support.wandb_records import records

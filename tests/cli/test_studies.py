@@ -17,9 +17,9 @@ import yaml
 from optuna.distributions import FloatDistribution
 
 from skipsearch.cli import main
-from skipsearch.schedule import SkipSchedule
 from skipsearch.search.catalog import catalog, recorded_protocols
 from skipsearch.search.group import load_sweep
+from skipsearch.tuning.schedule import SkipSchedule
 from tests.conftest import run_cli
 
 LEVELS = [0, 1, 2]  # three skips, bottom to top

@@ -23,7 +23,8 @@ from transformers import (
     CLIPTokenizer,
 )
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.weights import content_sha256
 from skipsearch.metrics.clip_score import (
     CLIPEmbeddings,
     CLIPImageText,
@@ -32,7 +33,6 @@ from skipsearch.metrics.clip_score import (
 )
 from skipsearch.metrics.statistic import block_ids
 from skipsearch.models.text_to_image import TextToImageDenoiser
-from skipsearch.weights import content_sha256
 from tests.support.sd_pipeline import tiny_tokenizer_files
 
 SIZE, LENGTH = 32, 16

@@ -9,8 +9,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.weights import AUTOENCODER_FILE, file_sha256
 from skipsearch.data.digits import digits_tensors, train_test_split_indices
-from skipsearch.errors import ConfigError
 from skipsearch.metrics.digits_autoencoder import (
     DIGITS_AUTOENCODER,
     DigitsAutoencoder,
@@ -24,7 +25,6 @@ from skipsearch.metrics.features import (
     digits_feature_extractor,
     load_digits_classifier,
 )
-from skipsearch.weights import AUTOENCODER_FILE, file_sha256
 
 KEY = "metric.autoencoder_weights"
 

@@ -12,7 +12,8 @@ pytest.importorskip("timm")
 import torch
 from torch.nn import functional as F
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.weights import file_sha256
 from skipsearch.metrics.dinov2 import (
     DINOV2_FILE,
     DINOV2_NAME,
@@ -20,7 +21,6 @@ from skipsearch.metrics.dinov2 import (
     dinov2_features,
     preprocess,
 )
-from skipsearch.weights import file_sha256
 from tests.support.feature_files import DEPTH, DIM, HEADS, PATCH, official_state
 
 

@@ -12,7 +12,7 @@ pytest.importorskip("torch_fidelity")
 import torch
 import yaml
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.metrics.fid import FIDScorer
 from skipsearch.metrics.inception import inception_features
 from skipsearch.metrics.reference import cached_reference

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.metrics import reference
 from skipsearch.metrics.features import DigitsClassifier, DigitsClassifierConfig, FeatureExtractor
 from skipsearch.metrics.reference import cached_reference, published_statistics, reference_images

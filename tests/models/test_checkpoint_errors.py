@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.models.edm import load_edm_denoiser
 from skipsearch.models.edm2 import load_edm2_denoiser
 from tests.conftest import run_cli

@@ -11,7 +11,7 @@ import torch
 import yaml
 from diffusers import DDPMScheduler, UNet2DConditionModel, UNet2DModel
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.models.diffusers_unet import (
     DiffusersConditionDenoiser,
     DiffusersUNet2DDenoiser,
@@ -23,7 +23,7 @@ from skipsearch.models.diffusers_unet import (
     timestep_to_sigma,
     vp_sigmas,
 )
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.diffusers_nets import (
     LINEAR,

@@ -14,9 +14,9 @@ import torch.nn.functional as F
 import yaml
 from scipy.optimize import brentq
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.models.edm import find_edm_skips, load_edm_denoiser
-from skipsearch.schedule import linear_coefficients
+from skipsearch.tuning.schedule import linear_coefficients
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import build_network, write_snapshot
 from tests.support.hooks import plain_and_hooked
@@ -190,7 +190,7 @@ def test_the_trained_range_is_the_wrappers(snapshot):
 def edm_settings(path, tmp_path, tiny_weights, *overrides):
     """The checked settings of ``sample`` on the EDM snapshot at ``path`` (CPU, no FID)."""
     from skipsearch.cli import compose_config
-    from skipsearch.config import build
+    from skipsearch.configuration.build import build
 
     cfg = compose_config(["model=edm", f"model.path={path}", "model.trust_pickle=true",
                           f"metric.weights={tiny_weights['classifier']}", "device=cpu",
@@ -203,9 +203,9 @@ def edm_settings(path, tmp_path, tiny_weights, *overrides):
 def test_an_iddpm_network_is_sampled_inside_its_trained_range(tmp_path, tiny_weights, caplog,
                                                                sampler):
     """Regression: sigma_min=0.002 lies below iDDPM's u_{M-1}, so its network got t = -1."""
-    from skipsearch.evaluate import evaluate
-    from skipsearch.runtime import build_model, fit_settings
-    from skipsearch.schedule import SkipSchedule
+    from skipsearch.execution.evaluate import evaluate
+    from skipsearch.execution.runtime import build_model, fit_settings
+    from skipsearch.tuning.schedule import SkipSchedule
 
     path = tmp_path / "network-snapshot.pkl"
     write_snapshot(path, "iDDPMPrecond", label_dim=0, **ARCH["adm"], **TINY)
@@ -237,7 +237,7 @@ def test_an_iddpm_network_is_sampled_inside_its_trained_range(tmp_path, tiny_wei
 
 
 def test_listed_levels_outside_the_trained_range_are_one_line(tmp_path, tiny_weights):
-    from skipsearch.runtime import build_model, fit_settings
+    from skipsearch.execution.runtime import build_model, fit_settings
 
     path = tmp_path / "network-snapshot.pkl"
     write_snapshot(path, "VEPrecond", label_dim=0, **ARCH["ddpmpp"], **TINY)
@@ -259,7 +259,7 @@ def test_listed_levels_outside_the_trained_range_are_one_line(tmp_path, tiny_wei
 
 
 def test_an_unlimited_network_keeps_the_sampler_as_given(tmp_path, tiny_weights, caplog):
-    from skipsearch.runtime import build_model, fit_settings
+    from skipsearch.execution.runtime import build_model, fit_settings
 
     path = tmp_path / "network-snapshot.pkl"
     write_snapshot(path, "EDMPrecond", label_dim=0, **ARCH["ddpmpp"], **TINY)

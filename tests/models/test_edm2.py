@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipsearch.errors import ConfigError
-from skipsearch.generation import generate
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.execution.generation import generate
 from skipsearch.models.edm2 import find_edm2_skips, load_edm2_denoiser
 from skipsearch.samplers import edm_sigmas
-from skipsearch.schedule import linear_coefficients
+from skipsearch.tuning.schedule import linear_coefficients
 from tests.conftest import run_cli
 from tests.support.edm_format.writer import build_edm2, write_edm2_snapshot
 from tests.support.hooks import plain_and_hooked

@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.paths import CONF_DIR
 from skipsearch.models.guided_diffusion import load_adm, load_ldm
 from skipsearch.models.guided_unet import GuidedUNet, GuidedUNetConfig
 from skipsearch.models.vp_schedules import adm_cosine_betas, adm_linear_betas
-from skipsearch.paths import CONF_DIR
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.guided_format import (
     ADM_LAYOUT,

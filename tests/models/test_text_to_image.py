@@ -10,10 +10,10 @@ pytest.importorskip("transformers")
 
 import torch
 
-from skipsearch.generation import generate
+from skipsearch.execution.generation import generate
 from skipsearch.models.text_to_image import load_text_to_image
 from skipsearch.samplers import edm_sigmas
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.sd_pipeline import write_tiny_sd_pipeline
 

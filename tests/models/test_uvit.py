@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
 from skipsearch.models.uvit import UViT, UViTConfig, load_uvit, uvit_config
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.skips import skip_tuning
 from tests.conftest import run_cli
 from tests.support.guided_format import TINY_LATENT_UVIT, TINY_UVIT, write_autoencoder, write_uvit
 

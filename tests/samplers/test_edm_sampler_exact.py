@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from skipsearch.generation import generate, network_denoise
+from skipsearch.execution.generation import generate, network_denoise
 from skipsearch.models.edm import load_edm_denoiser
 from skipsearch.samplers import (
     PerImageNoise,

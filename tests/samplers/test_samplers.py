@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from skipsearch.generation import generate
+from skipsearch.execution.generation import generate
 from skipsearch.samplers import edm_sigmas, heun_nfe, latents_from_seeds, sample_heun
 
 MU, S = 0.3, 0.5  # data ~ N(MU, S^2) per pixel

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from skipsearch.generation import generate
+from skipsearch.execution.generation import generate
 from skipsearch.samplers import (
     SAMPLERS,
     PerImageNoise,

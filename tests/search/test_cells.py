@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.execution.seed_range import SeedRange
 from skipsearch.samplers.spec import SamplerSpec
 from skipsearch.search.group import load_sweep
 from skipsearch.search.limit import limit_line, limit_records
@@ -23,7 +24,6 @@ from skipsearch.search.study import (
     check_cell,
     make_sampler,
 )
-from skipsearch.seed_range import SeedRange
 from tests.conftest import run_cli
 from tests.search.test_workers import check_no_trial_lost_or_repeated, two_workers
 

@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from skipsearch.errors import RunFailedError
+from skipsearch.configuration.errors import RunFailedError
 from skipsearch.search.allocate import BaselineFailedError, run_cells
 from skipsearch.search.record import TrialRecord, write
 from skipsearch.search.results import failures_by_reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from skipsearch.execution.seed_range import SeedRange
 from skipsearch.search.record import (
     SHOWN,
     TrialRecord,
@@ -13,7 +14,7 @@ from skipsearch.search.record import (
     study_attrs,
     write,
 )
-from skipsearch.seed_range import SeedRange
+from skipsearch.search.study import name_objectives
 
 FULL = TrialRecord(nfe=7, steps=4, sampler={"name": "heun", "sigma_min": 0.002, "rho": 7.0},
                    coefficients=[0.9, 1.0], schedule={"coefficients": [0.9, 1.0]},
@@ -126,5 +127,5 @@ def test_a_study_that_kept_everything_as_user_attributes_reads_and_takes_new_rec
     attrs = study_attrs(study)
     assert attrs["skips"] == [1, 2] and attrs["confirm/30@24/0"] == {"score": 2.0}
     # Optuna's own system attributes (the objectives' names) are not skipsearch's
-    study.set_metric_names(["digits_fid"])
+    name_objectives(study, ["digits_fid"])
     assert not any("metric_names" in k for k in study_attrs(study))

@@ -7,6 +7,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from skipsearch.execution.seed_range import SeedRange
 from skipsearch.search.record import TrialRecord
 from skipsearch.search.results import (
     Protocol,
@@ -20,7 +21,6 @@ from skipsearch.search.results import (
     pareto_front,
     trial_steps,
 )
-from skipsearch.seed_range import SeedRange
 
 # (number, steps, FID, baseline) with Heun's NFE = 2 * steps - 1: NFE 3, 5 and 7
 TRIALS = [(0, 2, 50.0, True), (1, 2, 40.0, False), (2, 2, 45.0, False),

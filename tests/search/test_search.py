@@ -11,14 +11,14 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from skipsearch.errors import ConfigError
-from skipsearch.evaluate import batch_ranges
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.execution.evaluate import batch_ranges
 from skipsearch.samplers import nfe_of
-from skipsearch.schedule_file import load_schedule
 from skipsearch.search.group import load_sweep
 from skipsearch.search.names import stage_counts
 from skipsearch.search.pruning import PerNFEPruner
 from skipsearch.search.record import SHOWN, study_attrs
+from skipsearch.tuning.schedule_file import load_schedule
 from tests.conftest import run_cli
 
 ONE_NFE = ["search.steps=[3]", "search.n_startup_trials=1"]

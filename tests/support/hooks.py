@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.skips import skip_tuning
 
 
 def plain_and_hooked(denoiser, x, sigma, labels,

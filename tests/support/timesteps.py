@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from skipsearch.generation import network_denoise
+from skipsearch.execution.generation import network_denoise
 
 
 class UNetReachedError(Exception):

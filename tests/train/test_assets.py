@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from skipsearch.data.digits import digits_tensors, train_test_split_indices
-from skipsearch.generation import generate
+from skipsearch.execution.generation import generate
 from skipsearch.metrics.digits_autoencoder import DIGITS_AUTOENCODER
 from skipsearch.metrics.features import DIGITS_CLASSIFIER, load_digits_classifier
 from skipsearch.models.digits import DIGITS_WEIGHTS, load_digits_denoiser

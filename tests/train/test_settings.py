@@ -6,12 +6,12 @@ import pytest
 
 from skipsearch.cli import compose_config
 from skipsearch.cli.train_toy import run_train_toy
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.paths import ASSETS_DIR
+from skipsearch.configuration.weights import file_sha256
 from skipsearch.metrics.digits_autoencoder import load_digits_autoencoder
 from skipsearch.models.digits import load_digits_denoiser
-from skipsearch.paths import ASSETS_DIR
 from skipsearch.train.settings import check_train_toy
-from skipsearch.weights import file_sha256
 
 QUICK = ["classifier.epochs=1", "autoencoder.epochs=1", "diffusion.steps=2",
          "diffusion.model_channels=4", "diffusion.channel_mult=[1,2]", "grid.n=2", "grid.steps=2"]

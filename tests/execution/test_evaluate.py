@@ -9,16 +9,16 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from skipsearch import evaluate as evaluate_module
 from skipsearch.cli import compose_config
-from skipsearch.config import build
-from skipsearch.evaluate import evaluate
-from skipsearch.runtime import build_model, build_scorer
+from skipsearch.configuration.build import build
+from skipsearch.execution import evaluate as evaluate_module
+from skipsearch.execution.evaluate import evaluate
+from skipsearch.execution.runtime import build_model, build_scorer
 from skipsearch.samplers.spec import SamplerSpec, sampler_choices
-from skipsearch.schedule import SkipSchedule
 from skipsearch.search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from skipsearch.search.space import SearchSpace, build_space
 from skipsearch.tracking import NoTracker
+from skipsearch.tuning.schedule import SkipSchedule
 
 
 class PoisonedSpace(SearchSpace):

@@ -13,7 +13,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from skipsearch.errors import ConfigError
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.weights import (
+    CLASSIFIER_FILE,
+    DENOISER_FILE,
+    check_network_file,
+    read_header,
+    state_problem,
+)
 from skipsearch.metrics.features import (
     DigitsClassifier,
     DigitsClassifierConfig,
@@ -21,13 +28,6 @@ from skipsearch.metrics.features import (
 )
 from skipsearch.models.digits import load_digits_denoiser
 from skipsearch.models.digits_unet import DigitsUNet, DigitsUNetConfig
-from skipsearch.weights import (
-    CLASSIFIER_FILE,
-    DENOISER_FILE,
-    check_network_file,
-    read_header,
-    state_problem,
-)
 from tests.conftest import TINY_CLASSIFIER, TINY_UNET, cli_env
 
 
@@ -47,7 +47,7 @@ def test_the_torch_free_descriptions_match_the_networks():
 
 def test_a_good_file_is_read_without_torch(tiny_weights):
     probe = ("import sys; from pathlib import Path; "
-             "from skipsearch.weights import DENOISER_FILE, check_network_file; "
+             "from skipsearch.configuration.weights import DENOISER_FILE, check_network_file; "
              f"config, header = check_network_file(Path({str(tiny_weights['model'])!r}), "
              "'model.weights', DENOISER_FILE); "
              "print(config['model_channels'], len(header.shapes), 'torch' in sys.modules)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from skipsearch.progress import Progress, duration
+from skipsearch.execution.progress import Progress, duration
 
 
 class Clock:
@@ -19,7 +19,7 @@ class Clock:
 
 def test_a_long_phase_says_how_far_it_is_every_interval(caplog):
     clock = Clock()
-    caplog.set_level(logging.INFO, logger="skipsearch.progress")
+    caplog.set_level(logging.INFO, logger="skipsearch.execution.progress")
     progress = Progress(1000, "confirm 1/3 (trial 7)", interval=30.0, clock=clock)
     assert progress.bar is None  # pytest captures stderr: no terminal
     for _ in range(10):  # 100 images every 10 s
@@ -34,7 +34,7 @@ def test_a_long_phase_says_how_far_it_is_every_interval(caplog):
 
 def test_a_short_phase_stays_quiet(caplog):
     clock = Clock()
-    caplog.set_level(logging.INFO, logger="skipsearch.progress")
+    caplog.set_level(logging.INFO, logger="skipsearch.execution.progress")
     progress = Progress(100, "trial 3", clock=clock)
     clock.now += 5.0
     progress.update(100)

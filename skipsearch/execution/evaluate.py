@@ -9,15 +9,15 @@ from itertools import pairwise
 
 import torch
 
+from ..metrics.fid_infinity import infinity_counts
+from ..metrics.scorer import Scorer
+from ..metrics.statistic import Accumulator
+from ..models import LoadedModel
+from ..samplers.spec import SamplerSpec  # also importable from here, as before
+from ..tuning.schedule import SkipSchedule
+from ..tuning.skips import skip_tuning
 from .generation import generate
-from .metrics.fid_infinity import infinity_counts
-from .metrics.scorer import Scorer
-from .metrics.statistic import Accumulator
-from .models import LoadedModel
 from .progress import Progress
-from .samplers.spec import SamplerSpec  # also importable from here, as before
-from .schedule import SkipSchedule
-from .skips import skip_tuning
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from diffusers import DDPMPipeline, DDPMScheduler
 
 import skipsearch
 from skipsearch.models.diffusers_unet import find_diffusers_skips
-from skipsearch.pipelines import HOOKS_ATTRIBUTE
-from skipsearch.schedule import SkipSchedule
-from skipsearch.schedule_file import FORMAT, load_schedule
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.pipelines import HOOKS_ATTRIBUTE
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.schedule_file import FORMAT, load_schedule
+from skipsearch.tuning.skips import skip_tuning
 from tests.support.diffusers_nets import (
     LINEAR,
     count_pre_hooks,

@@ -8,9 +8,9 @@ import math
 import pytest
 import yaml
 
-from skipsearch.errors import ConfigError
-from skipsearch.schedule import SkipSchedule
-from skipsearch.schedule_file import (
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.schedule_file import (
     FORMAT,
     DuplicateKeyError,
     load_schedule,

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import check
-from .keys import get, get_choice, get_float, get_list
+from ..configuration.errors import check
+from ..configuration.keys import get, get_choice, get_float, get_list
 from .schedule import (
     PARAMETERIZATIONS,
     PROFILES,

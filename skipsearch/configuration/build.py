@@ -14,24 +14,24 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig
 
+from ..execution.settings import Execution
+from ..metrics.settings import MetricSettings
+from ..models.spec import ModelSpec
+from ..samplers.spec import SamplerSpec, sampler_choices
+from ..search.settings import PrunerSettings, SearchSettings, study_name
+from ..search.storage import StorageSettings
+from ..tracking import TrackerSettings
+from ..tuning.schedule import SkipSchedule
+from ..tuning.skip_config import SkipConfig
 from .commands import COMMANDS
 from .errors import check
-from .execution import Execution
 from .keys import get_path
-from .metrics.settings import MetricSettings
-from .models.spec import ModelSpec
 from .options import Options, command_options
 from .preflight import check_writable, unwritable_reason
-from .samplers.spec import SamplerSpec, sampler_choices
-from .schedule import SkipSchedule
-from .search.settings import PrunerSettings, SearchSettings, study_name
-from .search.storage import StorageSettings
-from .skip_config import SkipConfig
-from .tracking import TrackerSettings
 
 if TYPE_CHECKING:  # Optuna and YAML load only when a command reads a study or a schedule
-    from .schedule_file import ExportedSchedule
-    from .search.results import Protocol
+    from ..search.results import Protocol
+    from ..tuning.schedule_file import ExportedSchedule
 
 @dataclass(frozen=True)
 class Settings:
@@ -65,7 +65,7 @@ class Settings:
     @property
     def final_protocol(self) -> Protocol:
         """The confirmation's protocol: ``metric.final_samples`` images on their own seeds."""
-        from .search.results import Protocol
+        from ..search.results import Protocol
 
         return Protocol(self.metric.final, self.metric.fid_infinity)
 
@@ -98,7 +98,7 @@ def build(cfg: DictConfig, command: str) -> Settings:
         parts["pruner"] = PrunerSettings.from_config(cfg, search.multi_objective)
         parts["samplers"] = sampler_choices(cfg, parts["sampler"])
     if what.schedule_sections and cfg.get("schedule") is not None:
-        from .schedule_file import load_schedule
+        from ..tuning.schedule_file import load_schedule
 
         parts["schedule_file"] = load_schedule(cfg.schedule, sections=what.schedule_sections)
     if command == "windows":

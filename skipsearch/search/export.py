@@ -16,12 +16,14 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
-from .errors import ConfigError
-from .schedule_file import FORMAT
-from .search import record as keys
-from .search.group import Sweep
-from .search.record import TrialRecord, search_seeds, set_study_attr, study_attrs
-from .search.results import (
+from ..configuration.errors import ConfigError
+from ..configuration.urls import safe_url
+from ..execution.seed_range import SeedRange
+from ..tuning.schedule_file import FORMAT
+from . import record as keys
+from .group import Sweep
+from .record import TrialRecord, search_seeds, set_study_attr, study_attrs
+from .results import (
     baseline_per_nfe,
     best_per_nfe,
     cell_of,
@@ -35,8 +37,6 @@ from .search.results import (
     search_score,
     trial_steps,
 )
-from .seed_range import SeedRange
-from .urls import safe_url
 
 log = logging.getLogger(__name__)
 

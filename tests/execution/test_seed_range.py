@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skipsearch.seed_range import SeedRange
+from skipsearch.execution.seed_range import SeedRange
 
 
 def test_seeds_stop_and_dict_round_trip():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # skipsearch/, this file in configuration/
 ASSETS_DIR = PACKAGE_DIR / "assets"
 REPO_DIR = PACKAGE_DIR.parent
 

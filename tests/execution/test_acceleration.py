@@ -12,12 +12,12 @@ import torch
 from omegaconf import OmegaConf
 from torch.fx.experimental.proxy_tensor import make_fx
 
-from skipsearch.acceleration import Captured, GraphedCall, accelerate
-from skipsearch.evaluate import evaluate
+from skipsearch.execution.acceleration import Captured, GraphedCall, accelerate
+from skipsearch.execution.evaluate import evaluate
 from skipsearch.models import load_model
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule
-from skipsearch.skips import SkipHooks, effective_coefficients, skip_tuning, where_values
+from skipsearch.tuning.schedule import SkipSchedule
+from skipsearch.tuning.skips import SkipHooks, effective_coefficients, skip_tuning, where_values
 
 SCHEDULES = {
     "identity": lambda k: SkipSchedule.identity(k),

@@ -15,19 +15,19 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-import skipsearch.evaluate as evaluate_module
+import skipsearch.execution.evaluate as evaluate_module
 import skipsearch.samplers as samplers_module
-from skipsearch.acceleration import accelerate
 from skipsearch.cli import compose_config
-from skipsearch.config import build
-from skipsearch.evaluate import evaluate
-from skipsearch.generation import generate
+from skipsearch.configuration.build import build
+from skipsearch.execution.acceleration import accelerate
+from skipsearch.execution.evaluate import evaluate
+from skipsearch.execution.generation import generate
+from skipsearch.execution.precision import FP32, Precision, channels_last_wanted
+from skipsearch.execution.runtime import build_extractor, build_model, build_scorer
 from skipsearch.models import load_model
-from skipsearch.precision import FP32, Precision, channels_last_wanted
-from skipsearch.runtime import build_extractor, build_model, build_scorer
 from skipsearch.samplers import edm_sigmas
 from skipsearch.samplers.spec import SamplerSpec
-from skipsearch.schedule import SkipSchedule
+from skipsearch.tuning.schedule import SkipSchedule
 
 SEEDS = range(32)
 

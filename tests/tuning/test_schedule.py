@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skipsearch.schedule import SkipSchedule, linear_coefficients, param_names
+from skipsearch.tuning.schedule import SkipSchedule, linear_coefficients, param_names
 
 
 def test_linear_is_the_papers_interpolation():

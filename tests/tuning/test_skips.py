@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from skipsearch.schedule import SkipSchedule, linear_coefficients
-from skipsearch.skips import skip_tuning
+from skipsearch.tuning.schedule import SkipSchedule, linear_coefficients
+from skipsearch.tuning.skips import skip_tuning
 
 
 def inputs(denoiser, batch=4, seed=1):

@@ -50,7 +50,7 @@ def call_timestep(args: tuple, kwargs: dict) -> Any:
 
 def timestep_sigma_of(scheduler: Any) -> SigmaOf:
     """``sigma_of`` for SkipHooks: a UNet call's timestep to sigma via ``scheduler``."""
-    from .models.diffusers_unet import timestep_to_sigma, vp_sigmas
+    from ..models.diffusers_unet import timestep_to_sigma, vp_sigmas
 
     log_sigmas = vp_sigmas(scheduler.alphas_cumprod).log()  # once, not per UNet call
 
@@ -96,7 +96,7 @@ def unet_of(target: Any) -> Any:
 
 def find_skips(target: Any) -> list:
     """The skip points of a pipeline's UNet or a diffusers UNet, in the decoder's order of use."""
-    from .models.diffusers_unet import find_diffusers_skips
+    from ..models.diffusers_unet import find_diffusers_skips
 
     return find_diffusers_skips(unet_of(target))
 
@@ -110,7 +110,7 @@ def apply(target: Any, schedule: ScheduleLike, scheduler: Any = None) -> Applied
     or a coefficient that is not a finite number in ``RHO_RANGE``, raises ValueError before
     any hook is placed.
     """
-    from .models.diffusers_unet import find_diffusers_skips
+    from ..models.diffusers_unet import find_diffusers_skips
 
     unet = unet_of(target)
     scheduler = scheduler if scheduler is not None else getattr(target, "scheduler", None)

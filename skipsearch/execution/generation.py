@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from .models.denoiser import Denoiser
+from ..models.denoiser import Denoiser
+from ..samplers.base import Denoise, StepCallback
+from ..samplers.registry import sampler_def
+from ..samplers.seeds import PerImageNoise
 from .precision import FP32, Precision
-from .samplers.base import Denoise, StepCallback
-from .samplers.registry import sampler_def
-from .samplers.seeds import PerImageNoise
 
 
 def checked_options(sampler: str, options: Mapping[str, float] | None) -> dict[str, float]:

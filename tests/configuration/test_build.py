@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from skipsearch import config
 from skipsearch.cli import compose_config, main
-from skipsearch.config import build
-from skipsearch.errors import ConfigError
-from skipsearch.options import ExportOptions, SampleOptions
+from skipsearch.configuration import build as config
+from skipsearch.configuration.build import build
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.configuration.options import ExportOptions, SampleOptions
+from skipsearch.execution.seed_range import SeedRange
 from skipsearch.search.storage import StorageSettings
-from skipsearch.seed_range import SeedRange
 
 
 @pytest.fixture

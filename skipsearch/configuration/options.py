@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
+from ..execution.seed_range import SEED_LIMIT
+from ..models.kinds import TEXT_TO_IMAGE_KINDS
+from ..samplers.names import SIGMA_LIMIT, WINDOW_SAMPLERS
 from .errors import check
 from .keys import get, get_bool, get_float, get_int, get_path
-from .models.kinds import TEXT_TO_IMAGE_KINDS
 from .preflight import check_port_free
-from .samplers.names import SIGMA_LIMIT, WINDOW_SAMPLERS
-from .seed_range import SEED_LIMIT
 
 if TYPE_CHECKING:
-    from .samplers.spec import SamplerSpec
-    from .schedule_file import ExportedSchedule
+    from ..samplers.spec import SamplerSpec
+    from ..tuning.schedule_file import ExportedSchedule
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,16 @@ from dataclasses import replace
 
 import torch
 
+from ..configuration.build import Settings
+from ..metrics.build import build_network, check_channels
+from ..metrics.build import build_scorer as build_metrics
+from ..metrics.registry import network_of
+from ..metrics.scorer import Scorer
+from ..models import LoadedModel, load_model
+from ..samplers.spec import SamplerSpec, fit_to_network
 from .acceleration import accelerate
-from .config import Settings
-from .execution import Execution, resolve_device
-from .metrics.build import build_network, check_channels
-from .metrics.build import build_scorer as build_metrics
-from .metrics.registry import network_of
-from .metrics.scorer import Scorer
-from .models import LoadedModel, load_model
 from .precision import Precision, channels_last_wanted
-from .samplers.spec import SamplerSpec, fit_to_network
+from .settings import Execution, resolve_device
 
 
 def setup_device(settings: Settings) -> str:

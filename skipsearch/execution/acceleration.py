@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from ..models import LoadedModel
+from ..tuning.skips import SkipHooks
 from .compile_modes import COMPILE_MODES
-from .models import LoadedModel
 from .precision import FP32, Precision
-from .skips import SkipHooks
 
 Call = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
-from .keys import is_number
-from .samplers.discretization import positive_levels
-from .samplers.names import (
+from ..configuration.errors import ConfigError
+from ..configuration.keys import is_number
+from ..execution.seed_range import SEED_LIMIT
+from ..samplers.discretization import positive_levels
+from ..samplers.names import (
     MAX_STEPS,
     SAMPLER_NAMES,
     SAMPLER_OPTIONS,
@@ -24,14 +25,13 @@ from .samplers.names import (
     UNBOUNDED_OPTIONS,
     UNIPC_ORDERS,
 )
-from .samplers.spec import SamplerSpec
+from ..samplers.spec import SamplerSpec
 from .schedule import (
     PARAMETERIZATIONS,
     PROFILES,
     SkipSchedule,
     coefficient_problem,
 )
-from .seed_range import SEED_LIMIT
 
 FORMAT = "skipsearch-schedule/2"  # what export writes: every metric the confirmation scored
 FORMATS = ("skipsearch-schedule/1", FORMAT)  # what readers take (/1: one FID, score.fid)

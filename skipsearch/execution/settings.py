@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
+from ..configuration.errors import check
+from ..configuration.keys import get, get_bool, get_choice, get_int
 from .compile_modes import COMPILE_MODES
-from .errors import check
-from .keys import get, get_bool, get_choice, get_int
 from .precision import NETWORK_DTYPES, SAMPLER_DTYPES
 
 

@@ -1,0 +1,1 @@
+"""Configuration: commands, composed settings, typed keys, checks and errors."""

@@ -1,0 +1,1 @@
+"""Generation and execution: devices, precision, acceleration, sampling batches."""

@@ -1,0 +1,1 @@
+"""The schedule and its hooks: coefficients, where they act, files, and diffusers."""
