@@ -7,6 +7,7 @@ import io
 import logging
 import os
 import zipfile
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from ..configuration.errors import ConfigError
-from ..configuration.weights import content_sha256
+from ..configuration.weights import content_sha256, file_sha256
 from ..data.digits import digits_tensors
+from ..models.prompts import is_prompt_set, listed_images
 from .features import FeatureExtractor
 
 log = logging.getLogger(__name__)
@@ -47,37 +49,74 @@ def _from_uint8(array: np.ndarray) -> torch.Tensor:
 
 
 UNKNOWN_REFERENCE = ("give digits, a folder or .zip of images, an npz of uint8 images, "
+                     "a .csv or .jsonl prompt set listing images, "
                      "or an npz with Inception 'mu' and 'sigma'")
 
 
-def _stack_images(images: list[np.ndarray], name: str) -> torch.Tensor:
-    """Decoded RGB images of one size to float (N, 3, H, W) in [-1, 1]."""
-    if not images:
+def _decoded(items: Iterable[tuple[Path | io.BytesIO, str]], name: str,
+             batch_size: int) -> Iterator[torch.Tensor]:
+    """Images decoded as RGB, ``batch_size`` at a time, as float (B, 3, H, W) in [-1, 1].
+
+    ``items``: each image's source and its label (for errors); all must share one size, and
+    only one batch is held in memory (a 30k-image reference needs no 24 GB of floats).
+    """
+    first, batch, seen = None, [], 0
+    for source, label in items:
+        image = _rgb(source, label, name)
+        first = image.shape[:2] if first is None else first
+        if image.shape[:2] != first:
+            raise ConfigError("metric.reference", name, f"{label} is {image.shape[0]}x"
+                              f"{image.shape[1]} and the first image {first[0]}x{first[1]}: "
+                              "images come in two sizes; resize them to one size")
+        batch.append(image)
+        seen += 1
+        if len(batch) == batch_size:
+            yield _from_uint8(np.stack(batch))
+            batch = []
+    if batch:
+        yield _from_uint8(np.stack(batch))
+    if not seen:
         raise ConfigError("metric.reference", name, "holds no PNG/JPEG images")
-    sizes = sorted({a.shape[:2] for a in images})
-    if len(sizes) > 1:
-        raise ConfigError("metric.reference", name, f"images come in {len(sizes)} sizes "
-                          f"({sizes[0]} ... {sizes[-1]}); resize them to one size")
-    return _from_uint8(np.stack(images))
 
 
-def _folder_images(path: Path) -> torch.Tensor:
+def _rgb(source: Path | io.BytesIO, label: str, name: str) -> np.ndarray:
+    """One image decoded as uint8 RGB (H, W, 3); an undecodable one is a ConfigError."""
+    try:
+        with Image.open(source) as image:
+            return np.asarray(image.convert("RGB"))
+    except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+        raise ConfigError("metric.reference", name,
+                          f"{label} is not a readable image ({err})") from None
+
+
+def _files(files: Sequence[Path]) -> Iterator[tuple[Path, str]]:
+    """Image files as (source, label), in the order given."""
+    return ((f, str(f)) for f in files)
+
+
+def _folder_files(path: Path) -> list[Path]:
     """Images of a folder (recursively), sorted by path."""
-    files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return _stack_images([np.asarray(Image.open(f).convert("RGB")) for f in files], str(path))
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def _zip_images(path: Path) -> torch.Tensor:
-    """Images inside a zip, sorted by member name, decoded in memory."""
+def listed_images_sha256(files: Sequence[Path]) -> str:
+    """Key of listed images: each one's bytes, in order (not their names or captions)."""
+    digest = hashlib.sha256(b"listed images\n")
+    for file in files:
+        digest.update(f"{file_sha256(file)}\n".encode())
+    return digest.hexdigest()
+
+
+def _zip_members(path: Path) -> Iterator[tuple[io.BytesIO, str]]:
+    """Images inside a zip, sorted by member name, read one at a time."""
     if not zipfile.is_zipfile(path):
         raise ConfigError("metric.reference", str(path), "not a readable zip file")
     with zipfile.ZipFile(path) as archive:
         names = sorted(m.filename for m in archive.infolist() if not m.is_dir()
                        and Path(m.filename).suffix.lower() in IMAGE_SUFFIXES
                        and not m.filename.startswith("__MACOSX/"))
-        images = [np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("RGB"))
-                  for n in names]
-    return _stack_images(images, str(path))
+        for n in names:
+            yield io.BytesIO(archive.read(n)), n
 
 
 def _npz_images(path: Path) -> torch.Tensor:
@@ -91,24 +130,38 @@ def _npz_images(path: Path) -> torch.Tensor:
 
 
 def _check_known(name: str) -> None:
-    """ConfigError unless ``name`` is digits, a folder, a .zip or an .npz file."""
+    """ConfigError unless ``name`` is digits, a folder, a .zip, an .npz or a prompt set."""
     path = Path(name)
     known = path.is_dir() or (path.is_file() and path.suffix.lower() in (".zip", ".npz"))
+    if path.is_file() and is_prompt_set(path):
+        listed_images(path)  # refused unless it lists images, each of them a file
+        known = True
     if name != "digits" and not known:
         raise ConfigError("metric.reference", name, UNKNOWN_REFERENCE)
 
 
-def reference_images(name: str) -> torch.Tensor:
-    """Real images in [-1, 1]: the bundled ``digits``, an npz of uint8 images, a folder or zip."""
+def reference_batches(name: str, batch_size: int = 500) -> Iterator[torch.Tensor]:
+    """Real images in [-1, 1], a batch at a time: the bundled ``digits``, an npz of uint8
+    images, a folder, a zip, or the images a prompt set lists (each once, in row order).
+
+    Folders, zips and prompt sets are decoded batch by batch, never held whole.
+    """
     _check_known(name)
-    if name == "digits":
-        return digits_tensors()[0]
     path = Path(name)
-    if path.is_dir():
-        return _folder_images(path)
-    if path.suffix.lower() == ".zip":
-        return _zip_images(path)
-    return _npz_images(path)
+    if name == "digits" or (path.is_file() and path.suffix.lower() == ".npz"):
+        yield from (digits_tensors()[0] if name == "digits" else _npz_images(path)).split(
+            batch_size)
+    elif path.is_dir():
+        yield from _decoded(_files(_folder_files(path)), name, batch_size)
+    elif is_prompt_set(path):
+        yield from _decoded(_files(listed_images(path)), name, batch_size)
+    else:
+        yield from _decoded(_zip_members(path), name, batch_size)
+
+
+def reference_images(name: str) -> torch.Tensor:
+    """Every real image of ``reference_batches`` in one tensor (small references only)."""
+    return torch.cat(list(reference_batches(name)))
 
 
 #: the statistics a published file holds, by the extractor that computed them
@@ -162,17 +215,25 @@ def _check_published(path: Path, extractor: FeatureExtractor, mu: torch.Tensor,
                           f"{extractor.num_features}-d features")
 
 
+def batches_of(images: torch.Tensor | Iterable[torch.Tensor],
+               batch_size: int) -> Iterable[torch.Tensor]:
+    """A tensor of images split into batches, or batches as they come."""
+    return images.split(batch_size) if isinstance(images, torch.Tensor) else images
+
+
 @torch.no_grad()
-def feature_sums(extractor: FeatureExtractor, images: torch.Tensor,
+def feature_sums(extractor: FeatureExtractor, images: torch.Tensor | Iterable[torch.Tensor],
                  batch_size: int = 500) -> FeatureSums:
-    """Accumulate float64 feature sums over ``images`` in batches."""
+    """Accumulate float64 feature sums over ``images`` (a tensor, or its batches)."""
     device = next(extractor.parameters(), torch.empty(0)).device
     total = outer = None
-    for batch in images.split(batch_size):
+    count = 0
+    for batch in batches_of(images, batch_size):
         f = extractor(batch.to(device))
         total = f.sum(0) if total is None else total + f.sum(0)
         outer = f.T @ f if outer is None else outer + f.T @ f
-    return FeatureSums(total, outer, images.shape[0])
+        count += batch.shape[0]
+    return FeatureSums(total, outer, count)
 
 
 def images_sha256(images: torch.Tensor) -> str:
@@ -181,8 +242,14 @@ def images_sha256(images: torch.Tensor) -> str:
 
 
 def _data_sha256(name: str, images: torch.Tensor | None) -> str:
-    """Key of a data set: the bundled images' bytes, or a file's, zip's or folder's bytes."""
-    return images_sha256(images) if images is not None else content_sha256(Path(name))
+    """Key of a data set: the bundled images' bytes, a file's, zip's or folder's bytes, or the
+    bytes of the images a prompt set lists, in order."""
+    if images is not None:
+        return images_sha256(images)
+    path = Path(name)
+    if path.is_file() and is_prompt_set(path):
+        return listed_images_sha256(listed_images(path))
+    return content_sha256(path)
 
 
 def _read_checked(path: Path, extractor: FeatureExtractor,
@@ -226,11 +293,12 @@ def _atomic_save(path: Path, tensors: dict[str, torch.Tensor], extractor: Featur
 
 
 @torch.no_grad()
-def all_features(extractor: FeatureExtractor, images: torch.Tensor,
+def all_features(extractor: FeatureExtractor, images: torch.Tensor | Iterable[torch.Tensor],
                  batch_size: int = 500) -> torch.Tensor:
-    """The features of ``images`` (float64, on the CPU), in batches."""
+    """The features of ``images`` (a tensor, or its batches; float64, on the CPU)."""
     device = next(extractor.parameters(), torch.empty(0)).device
-    return torch.cat([extractor(b.to(device)).double().cpu() for b in images.split(batch_size)])
+    return torch.cat([extractor(b.to(device)).double().cpu()
+                      for b in batches_of(images, batch_size)])
 
 
 def cached_features(name: str, extractor: FeatureExtractor, cache_dir: Path) -> torch.Tensor:
@@ -255,7 +323,8 @@ def cached_features(name: str, extractor: FeatureExtractor, cache_dir: Path) -> 
                               f"{tuple(features.shape)}; delete {path} to recompute")
         return features.double()
     log.info("computing reference features of %s with %s", name, extractor.name)
-    features = all_features(extractor, images if images is not None else reference_images(name))
+    features = all_features(extractor, images if images is not None
+                            else reference_batches(name))
     _atomic_save(path, {"features": features.float().contiguous()}, extractor, data_sha)
     return features.float().double()
 
@@ -283,7 +352,7 @@ def cached_reference(name: str, extractor: FeatureExtractor, cache_dir: Path) ->
     if path.is_file():
         return _read_cache(path, extractor, data_sha)
     log.info("computing reference statistics of %s with %s", label, extractor.name)
-    sums = feature_sums(extractor, images if images is not None else reference_images(name))
+    sums = feature_sums(extractor, images if images is not None else reference_batches(name))
     _atomic_save(path, {"total": sums.total, "outer": sums.outer,
                         "count": torch.tensor(sums.count)}, extractor, data_sha)
     return sums

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..configuration.errors import ConfigError, check
 from ..configuration.keys import get_bool, get_choice, get_int
 from ..execution.seed_range import SEED_LIMIT, SeedRange
+from ..models.prompts import is_prompt_set, listed_images
 from .registry import METRICS, REFERENCE_NEEDS, MetricDef, NetworkDef, network_of
 
 REVERSAL_RULES = ("drop", "keep")
@@ -70,8 +71,9 @@ class MetricSettings:
             check(reference == "digits" or (bool(reference) and Path(reference).exists()),
                   "metric.reference", raw_reference,
                   f"{(needing or [name])[0]} needs reference data; give digits, a folder or "
-                  "zip of images, an npz of uint8 images, an npz of Inception mu/sigma (EDM's "
-                  "imagenet-64x64.npz) or an EDM2 reference .pkl")
+                  "zip of images, an npz of uint8 images, a .csv or .jsonl prompt set listing "
+                  "images, an npz of Inception mu/sigma (EDM's imagenet-64x64.npz) or an EDM2 "
+                  "reference .pkl")
             if Path(reference).is_file():
                 check_reference_file(Path(reference))
             check_reference_serves(reference, used)
@@ -201,18 +203,22 @@ def final_range(cfg: DictConfig, search: SeedRange) -> SeedRange:
 
 
 def check_reference_file(path: Path) -> None:
-    """A reference file must be a zip of images or an npz of images or of mu and sigma."""
+    """A reference file must be a zip of images, an npz of images or of mu and sigma, an EDM2
+    pickle, or a prompt set listing images (each of which must exist)."""
     import numpy as np
 
     suffix = path.suffix.lower()
+    if is_prompt_set(path):
+        listed_images(path, "metric.reference")
+        return
     if suffix == ".pkl":
         from .edm2_reference import read_edm2_reference
 
         read_edm2_reference(path)
         return
     check(suffix in (".zip", ".npz"), "metric.reference", str(path),
-          "a reference file must be a .zip of images, an .npz (uint8 images, or mu and sigma) "
-          "or an EDM2 reference .pkl")
+          "a reference file must be a .zip of images, an .npz (uint8 images, or mu and sigma), "
+          "an EDM2 reference .pkl, or a .csv or .jsonl prompt set listing images")
     check(zipfile.is_zipfile(path), "metric.reference", str(path),
           f"not a readable {suffix} file (it is not in zip format)")
     if suffix == ".npz":

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -47,6 +48,29 @@ class Denoiser(nn.Module):
     def image_channels(self) -> int:
         """Channels of the decoded images (the sampled ones unless a model decodes)."""
         return self.img_channels
+
+    @property
+    def can_guide(self) -> bool:
+        """Whether classifier-free guidance applies (a ``guidance_scale`` and a null condition)."""
+        return False
+
+
+@contextlib.contextmanager
+def guided(denoiser: Denoiser, scale: float | None) -> Iterator[None]:
+    """Sample with guidance weight ``scale`` inside the block (None: the model's own)."""
+    if scale is None:
+        yield
+        return
+    if not denoiser.can_guide:
+        raise ValueError(f"a guidance_scale of {scale:g} was given, but this model has no "
+                         "classifier-free guidance (a text-to-image model, or a class-"
+                         "conditional one with model.null_class)")
+    before = denoiser.guidance_scale
+    denoiser.guidance_scale = float(scale)
+    try:
+        yield
+    finally:
+        denoiser.guidance_scale = before
 
 
 def trained_range(low: float | None, high: float | None) -> tuple[float, float] | None:

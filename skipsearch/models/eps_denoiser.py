@@ -68,6 +68,11 @@ class EpsDenoiser(Denoiser):
         return x32 - sigma * eps
 
     @property
+    def can_guide(self) -> bool:
+        """Class-conditional with a null class: guidance weights apply."""
+        return self.label_dim > 0 and self.null_class is not None
+
+    @property
     def image_channels(self) -> int:
         """Channels of the decoded images."""
         return self.img_channels if self.decoder is None else self.decoder.image_channels

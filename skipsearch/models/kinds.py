@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # One per loader of models.loading.LOADERS, in its order.
-MODEL_KINDS = ("digits", "edm", "edm2", "diffusers_unet2d", "stable_diffusion", "adm", "ldm",
-               "uvit")
+MODEL_KINDS = ("digits", "edm", "edm2", "diffusers_unet2d", "stable_diffusion", "sdxl", "adm",
+               "ldm", "uvit")
 # Kinds that make RGB images from prompts: no FID feature network for them yet.
-TEXT_TO_IMAGE_KINDS = ("stable_diffusion",)
+TEXT_TO_IMAGE_KINDS = ("stable_diffusion", "sdxl")
+# Kinds with classifier-free guidance (the class-conditional ones need model.null_class).
+GUIDED_KINDS = (*TEXT_TO_IMAGE_KINDS, "adm", "ldm", "uvit")

@@ -80,6 +80,15 @@ def _stable_diffusion(cfg) -> tuple[Denoiser, Path]:
     return denoiser, path
 
 
+def _sdxl(cfg) -> tuple[Denoiser, Path]:
+    """A local SDXL base pipeline folder: UNet, both text encoders and tokenizers, VAE."""
+    from .sdxl import load_sdxl, sdxl_settings
+
+    settings = sdxl_settings(cfg)  # every key checked before anything is read
+    path = Path(cfg.path)
+    return load_sdxl(path, **settings), path
+
+
 def _layout(cfg) -> dict:
     """The UNet layout settings given in the model group (guided-diffusion's flags)."""
     from .guided_diffusion import LAYOUT_KEYS
@@ -122,7 +131,8 @@ def _uvit(cfg) -> tuple[Denoiser, Path]:
 # One loader per kind of kinds.MODEL_KINDS (the list the config check reads).
 LOADERS: dict[str, Callable[..., tuple[Denoiser, Path]]] = {
     "digits": _digits, "edm": _edm, "edm2": _edm2, "diffusers_unet2d": _diffusers_unet2d,
-    "stable_diffusion": _stable_diffusion, "adm": _adm, "ldm": _ldm, "uvit": _uvit,
+    "stable_diffusion": _stable_diffusion, "sdxl": _sdxl, "adm": _adm, "ldm": _ldm,
+    "uvit": _uvit,
 }
 
 

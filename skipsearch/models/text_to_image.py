@@ -22,14 +22,10 @@ from .diffusers_unet import DiffusersConditionDenoiser, load_diffusers_condition
 
 
 def read_prompts(path: str | Path, key: str = "model.prompts") -> list[str]:
-    """Non-empty lines of a text file, one prompt each."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(key, str(path), "no such file; give a text file with one prompt a line")
-    prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise ConfigError(key, str(path), "the file holds no prompt; write one prompt a line")
-    return prompts
+    """The captions of a prompt set: .txt, .csv or .jsonl (``models.prompts``)."""
+    from .prompts import read_prompts as read_prompt_captions
+
+    return read_prompt_captions(path, key)
 
 
 class TextToImageDenoiser(Denoiser):
@@ -52,14 +48,26 @@ class TextToImageDenoiser(Denoiser):
 
     @torch.no_grad()
     def embed(self, prompt: str) -> torch.Tensor:
-        """Text-encoder hidden states of one prompt, (1, length, dim), cached."""
+        """The conditioning of one prompt, (1, length, dim), cached (``encode`` computes it)."""
         if prompt not in self._embeddings:
-            ids = self.tokenizer(prompt, padding="max_length", truncation=True,
-                                 max_length=self.tokenizer.model_max_length,
-                                 return_tensors="pt").input_ids
-            device = next(self.text_encoder.parameters()).device
-            self._embeddings[prompt] = self.text_encoder(ids.to(device))[0]
+            self._embeddings[prompt] = self.encode(prompt)
         return self._embeddings[prompt]
+
+    def encode(self, prompt: str) -> torch.Tensor:
+        """Text-encoder hidden states of one prompt, (1, length, dim)."""
+        ids = self.tokenizer(prompt, padding="max_length", truncation=True,
+                             max_length=self.tokenizer.model_max_length,
+                             return_tensors="pt").input_ids
+        device = next(self.text_encoder.parameters()).device
+        return self.text_encoder(ids.to(device))[0]
+
+    def unconditional(self) -> torch.Tensor:
+        """The conditioning of guidance's unconditional pass, (1, length, dim)."""
+        return self.embed(self.negative_prompt)
+
+    def unet_condition(self, condition: torch.Tensor) -> Any:
+        """What the UNet adapter takes for a batch of conditioning: here the embeddings."""
+        return condition
 
     def prompts_for(self, seeds: Sequence[int]) -> list[str]:
         """The prompt of each seed: ``prompts[seed % len(prompts)]``."""
@@ -77,13 +85,18 @@ class TextToImageDenoiser(Denoiser):
                 class_labels: Any = None) -> torch.Tensor:
         """Guided D(x; sigma): unconditional and prompt passes in one batch when w != 1."""
         if self.guidance_scale == 1.0:
-            return self.inner(x, sigma, class_labels)
+            return self.inner(x, sigma, self.unet_condition(class_labels))
         sigma = torch.as_tensor(sigma, device=x.device).reshape(-1).expand(x.shape[0])
-        empty = self.embed(self.negative_prompt).to(x.device).expand_as(class_labels)
+        empty = self.unconditional().to(x.device).expand_as(class_labels)
         both = self.inner(torch.cat([x, x]), torch.cat([sigma, sigma]),
-                          torch.cat([empty, class_labels]))
+                          self.unet_condition(torch.cat([empty, class_labels])))
         d_empty, d_prompt = both.chunk(2)
         return d_empty + self.guidance_scale * (d_prompt - d_empty)
+
+    @property
+    def can_guide(self) -> bool:
+        """The empty (negative) prompt is the null condition: guidance always applies."""
+        return True
 
     @property
     def image_channels(self) -> int:

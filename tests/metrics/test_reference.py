@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 from pathlib import Path
@@ -189,3 +190,88 @@ def test_images_of_several_sizes_are_refused(folder):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / "small.png")
     with pytest.raises(ConfigError, match="one size"):
         reference_images(str(folder))
+
+
+# ---------------------------------------------------------------------------------------------
+# prompt sets: the images a CSV or JSONL file lists, as the reference
+
+
+def write_prompt_set(folder: Path, path: Path, names: list[str]) -> Path:
+    """A CSV (or, by suffix, JSONL) prompt set listing ``folder``'s images by relative path."""
+    rel = [(folder / n).relative_to(path.parent).as_posix() for n in names]
+    if path.suffix == ".csv":
+        path.write_text("caption,image\n" + "".join(f"caption {i},{r}\n"
+                                                    for i, r in enumerate(rel)))
+    else:
+        path.write_text("".join(json.dumps({"caption": f"caption {i}", "image": r}) + "\n"
+                                for i, r in enumerate(rel)))
+    return path
+
+
+def test_a_prompt_set_gives_the_images_and_sums_of_the_same_folder(folder, tmp_path):
+    names = sorted(p.name for p in folder.iterdir())  # the folder's order
+    extractor, cache = tiny_extractor("a" * 64), tmp_path / "cache"
+    expected = cached_reference(str(folder), extractor, cache)
+    for suffix in (".csv", ".jsonl"):
+        listed = write_prompt_set(folder, tmp_path / f"coco{suffix}", names)
+        assert torch.equal(reference_images(str(listed)), reference_images(str(folder)))
+        assert same_sums(cached_reference(str(listed), extractor, cache), expected)
+        features = reference.cached_features(str(listed), extractor, cache)
+        assert features.shape == (8, 8)
+    assert len(list(cache.glob("*.safetensors"))) == 5  # folder, csv, jsonl and 2 features
+
+
+def test_each_listed_image_counts_once_in_the_order_of_its_first_row(folder, tmp_path):
+    names = sorted(p.name for p in folder.iterdir())
+    listed = write_prompt_set(folder, tmp_path / "five.csv", [names[1], names[0], names[1]])
+    images = reference_images(str(listed))
+    whole = reference_images(str(folder))
+    assert images.shape[0] == 2
+    assert torch.equal(images, whole[[1, 0]])
+
+
+def test_a_listed_prompt_set_is_cached_by_its_images_bytes_and_order(folder, tmp_path,
+                                                                     monkeypatch):
+    names = sorted(p.name for p in folder.iterdir())
+    listed = write_prompt_set(folder, tmp_path / "coco.csv", names)
+    extractor, cache = tiny_extractor("a" * 64), tmp_path / "cache"
+    key = reference._data_sha256(str(listed), None)
+    first = cached_reference(str(listed), extractor, cache)
+    # new captions, the same images in the same order: the same key, read from the cache
+    listed.write_text(listed.read_text().replace("caption ", "a photo "))
+    assert reference._data_sha256(str(listed), None) == key
+    with monkeypatch.context() as patched:
+        patched.setattr(reference, "reference_images", lambda name: pytest.fail("decoded"))
+        assert same_sums(cached_reference(str(listed), extractor, cache), first)
+    # rows reordered: another key
+    write_prompt_set(folder, listed, names[::-1])
+    reordered = reference._data_sha256(str(listed), None)
+    assert reordered != key
+    # one image's bytes changed: another key, and statistics computed again
+    write_prompt_set(folder, listed, names)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / names[3])
+    changed = reference._data_sha256(str(listed), None)
+    assert changed not in (key, reordered)
+    assert not same_sums(cached_reference(str(listed), extractor, cache), first)
+    assert len(list(cache.glob("*.safetensors"))) == 2
+
+
+def test_a_prompt_set_reference_is_refused_without_images_or_with_a_bad_one(folder, tmp_path):
+    captions = tmp_path / "captions.csv"
+    captions.write_text("caption\na cat\n")
+    extractor, cache = tiny_extractor("a" * 64), tmp_path / "cache"
+    for call in (lambda: reference_images(str(captions)),
+                 lambda: cached_reference(str(captions), extractor, cache)):
+        with pytest.raises(ConfigError, match="prompt set without images") as err:
+            call()
+        assert err.value.key == "metric.reference"
+    (folder / "broken.png").write_bytes(b"not a png")
+    listed = write_prompt_set(folder, tmp_path / "broken.csv", ["img0.png", "broken.png"])
+    with pytest.raises(ConfigError, match=r"broken\.png is not a readable image") as err:
+        cached_reference(str(listed), extractor, cache)
+    assert err.value.key == "metric.reference" and err.value.value == str(listed)
+    small = tmp_path / "small.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(small)
+    listed = write_prompt_set(folder, tmp_path / "sizes.jsonl", ["img0.png", "../small.png"])
+    with pytest.raises(ConfigError, match="one size"):
+        reference_images(str(listed))
