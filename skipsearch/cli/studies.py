@@ -24,6 +24,7 @@ from rich.table import Table
 from ..configuration.errors import ConfigError
 from ..configuration.paths import CONF_DIR
 from ..configuration.urls import safe_url
+from ..metrics.blocks import between
 from ..search import record as keys
 from ..search.catalog import (
     CatalogEntry,
@@ -46,7 +47,7 @@ from ..search.catalog import (
 from ..search.limit import limit_line, limit_records
 from ..search.record import study_attrs
 from ..search.storage import StorageSettings
-from ..search.summary import fmt_delta, row_record
+from ..search.summary import fmt_delta, fmt_interval, row_record
 from . import MULTIRUN_FLAGS, compose_config, describe, fail, guarded, multirun_jobs
 from .tables import (
     csv_table,
@@ -306,7 +307,7 @@ def run_compare(args: list[str]) -> int:
             else f"A on {metric_label(a)}, B on {metric_label(b)}")
     table = Table(title=f"{a.study_name} (A) vs {b.study_name} (B): {what} per NFE "
                         "(confirmed where recorded)")
-    for col in ("NFE", "best A", "best B", "B - A", "baseline A", "baseline B",
+    for col in ("NFE", "best A", "best B", "B - A [95% CI]", "baseline A", "baseline B",
                 "change A [95% CI]", "change B [95% CI]", "reversed on A", "reversed on B"):
         table.add_column(col, justify="right", no_wrap=True)
     apart: set[str] = set()
@@ -314,9 +315,8 @@ def run_compare(args: list[str]) -> int:
         why = unlike(ma, mb, ra, rb) if ra and rb else "one sweep lacks the NFE"
         if why and ra and rb:
             apart.add(why)
-        diff = rb.best_score - ra.best_score if ra and rb and not why else None
         table.add_row(str(nfe), score(ra and ra.best_score), score(rb and rb.best_score),
-                      "-" if diff is None else f"{diff:+.4g}",
+                      "-" if why or not (ra and rb) else b_minus_a(ra, rb),
                       score(ra and ra.baseline_score), score(rb and rb.baseline_score),
                       fmt_delta(ra) if ra else "-", fmt_delta(rb) if rb else "-",
                       reversed_on(ra), reversed_on(rb))
@@ -334,6 +334,16 @@ def run_compare(args: list[str]) -> int:
     for why in sorted(apart - {"the metrics differ"}):
         out.print(f"B - A is left out where {why}: scores measured apart do not compare")
     return 0
+
+
+def b_minus_a(ra: SummaryRow, rb: SummaryRow) -> str:
+    """B's best minus A's, with its paired 95% interval where both kept their seed blocks."""
+    diff = rb.best_score - ra.best_score
+    if ra.leave_out and rb.leave_out and len(ra.leave_out) == len(rb.leave_out):
+        delta = between(ra.best_score, ra.leave_out, rb.best_score, rb.leave_out,
+                        ra.higher_is_better)
+        return fmt_interval(diff, (delta.low, delta.high), delta.significant)
+    return f"{diff:+.4g}"
 
 
 def measured(study: Sweep, protocol) -> dict:

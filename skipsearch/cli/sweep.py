@@ -13,7 +13,13 @@ from rich.console import Console
 
 from .. import __version__
 from ..configuration.build import Settings, build
-from ..configuration.errors import Interrupted, RunFailedError, describe_failure, environment_cause
+from ..configuration.errors import (
+    ConfigError,
+    Interrupted,
+    RunFailedError,
+    describe_failure,
+    environment_cause,
+)
 from ..configuration.urls import safe_url
 from ..execution.runtime import (
     build_model,
@@ -40,6 +46,22 @@ from ..tracking import make_tracker
 from .tables import summary_table
 
 
+def check_method(skip, model) -> None:
+    """FreeU needs spatial skips in two decoder stages: one line before anything is written."""
+    if not skip.tunes_freeu:
+        return
+    from ..tuning.freeu import freeu_stages
+
+    try:
+        stages = freeu_stages(model.denoiser.skips)
+    except ValueError as err:
+        raise ConfigError("method", skip.method, f"FreeU does not apply to model {model.name}: "
+                          f"{err}; use method=skip_tuning") from None
+    if len(set(stages.values())) < 2:
+        raise ConfigError("method", skip.method, f"model {model.name} has one decoder stage, "
+                          "and FreeU acts on two; use method=skip_tuning")
+
+
 def study_provenance(settings: Settings, model, scorer) -> dict:
     """What a study's scores depend on; a resumed study must match it."""
     seeds = settings.metric.search
@@ -48,6 +70,8 @@ def study_provenance(settings: Settings, model, scorer) -> dict:
         keys.MODEL_NAME: model.name, keys.MODEL_SHA256: model.sha256,
         keys.SAMPLER: settings.sampler.to_dict(),
         keys.PARAMETERIZATION: settings.skip.parameterization,
+        keys.METHOD: settings.skip.method,
+        **({keys.GUIDANCE: model.denoiser.guidance_scale} if model.denoiser.can_guide else {}),
         keys.SKIPS: [asdict(p) for p in model.denoiser.skips],
         keys.METRIC: scorer.provenance(),
         keys.PRECISION: precision_provenance(settings.execution),
@@ -148,13 +172,16 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     model = build_model(settings, device)
     settings = fit_settings(settings, model)  # the network's trained noise range
     search, sampler = settings.search, settings.sampler
+    check_method(settings.skip, model)
     levels = [p.level for p in model.denoiser.skips]
     steps = [sampler.steps] if sampler.sigma_list is not None else list(search.steps)
     skip = settings.skip
     space = build_space(skip.parameterization, skip.space_bounds(), steps, levels,
                         skip.window_bounds(), skip.profiles,
                         (sampler.sigma_min, sampler.sigma_max), settings.samplers,
-                        search.disc_rho)
+                        search.disc_rho, search.guidance_scale,
+                        getattr(model.denoiser, "guidance_scale", 1.0),
+                        skip.freeu_space if skip.tunes_freeu else None, skip.tunes_skips)
     if search.sampler == "grid":
         space.check_grid(search.grid_points)  # before anything is written
     scorer = build_scorer(settings, device, model)

@@ -8,7 +8,7 @@ are copied into its static buffers, the output is copied out of them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 
 import torch
@@ -51,16 +51,26 @@ def capture_cuda_graph(call: Call, inputs: tuple[torch.Tensor | None, ...]) -> C
 
 
 class GraphedCall:
-    """``call(x, sigma, labels)`` replayed from a graph captured once per input shape."""
+    """``call(x, sigma, labels)`` replayed from a graph captured once per input shape.
+
+    ``variant_of`` names the plain numbers a capture holds (a guidance weight, FreeU's
+    factors): when it changes, the graphs are captured again.
+    """
 
     def __init__(self, call: Call,
-                 capture: Callable[[Call, tuple], Captured] = capture_cuda_graph) -> None:
-        self.call, self.capture = call, capture
+                 capture: Callable[[Call, tuple], Captured] = capture_cuda_graph,
+                 variant_of: Callable[[], Hashable] = lambda: None) -> None:
+        self.call, self.capture, self.variant_of = call, capture, variant_of
         self.graphs: dict[tuple, Captured] = {}
+        self.variant: Hashable = None
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor,
                  labels: torch.Tensor | None = None) -> torch.Tensor:
         """The call's output for these inputs, computed by replaying the graph of their shapes."""
+        variant = self.variant_of()
+        if variant != self.variant:  # a graph holds the Python numbers it was captured with
+            self.graphs.clear()
+            self.variant = variant
         given = (x, sigma, labels)
         if labels is not None and not isinstance(labels, torch.Tensor):
             raise TypeError("CUDA graphs need tensor conditioning; this model's is "
@@ -92,5 +102,6 @@ def accelerate(model: LoadedModel, precision: Precision = FP32,
                              f"{', '.join(COMPILE_MODES)}")
         # In place: module names stay, so the hooks registered above are traced with it.
         denoiser.compile(mode=compile_mode, dynamic=False)
-    network = GraphedCall(denoiser) if cuda_graph else None
+    network = GraphedCall(denoiser, variant_of=lambda: (
+        getattr(denoiser, "guidance_scale", None), hooks.freeu_factors)) if cuda_graph else None
     return replace(model, precision=precision, hooks=hooks, network=network)

@@ -13,6 +13,7 @@ from ..metrics.fid_infinity import infinity_counts
 from ..metrics.scorer import Scorer
 from ..metrics.statistic import Accumulator
 from ..models import LoadedModel
+from ..models.denoiser import guided
 from ..samplers.spec import SamplerSpec  # also importable from here, as before
 from ..tuning.schedule import SkipSchedule
 from ..tuning.skips import skip_tuning
@@ -58,7 +59,7 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
     # Registered hooks only load the coefficients; otherwise hooks are added for this loop.
     tuned = (model.hooks.tuning(schedule) if model.hooks is not None
              else skip_tuning(model.denoiser, model.denoiser.skips, schedule))
-    with tuned:
+    with tuned, guided(model.denoiser, schedule.guidance_scale):
         for start, stop in batch_ranges(len(seeds), batch_size, cuts):
             chunk = seeds[start:stop]
             images = generate_fitting(model, chunk, sigmas, sampler, device)

@@ -7,16 +7,20 @@ and recall, per-image scores for CLIP score), in memory only. No statistic here 
 over images, but each can be recomputed with one block left out. The delete-a-group jackknife
 of delta = S(tuned) - S(baseline) over those K leave-one-block-out values gives a standard
 error; the 95% interval is delta +- t(0.975, K - 1) * se. Pairing cancels most of the noise
-the two scores share.
+the two scores share. A record keeps each score's leave-one-block-out values (``leave_outs``),
+so two schedules scored on the same seed blocks, even in different sweeps, are paired later
+(``between``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from .statistic import Accumulator
+if TYPE_CHECKING:  # torch-free here: ``compare`` pairs recorded values without torch
+    from .statistic import Accumulator
 
 
 def t_quantile(df: int, p: float = 0.975) -> float:
@@ -52,21 +56,37 @@ class Delta:
                 "delta_blocks": self.blocks}
 
 
+def leave_outs(accumulator: Accumulator) -> list[float]:
+    """The statistic with each block of seeds left out in turn, block 0 first."""
+    return [float(accumulator.value(b)) for b in range(accumulator.blocks)]
+
+
+def between(score_a: float, leave_out_a: Sequence[float], score_b: float,
+            leave_out_b: Sequence[float], higher_is_better: bool = False) -> Delta:
+    """S_b - S_a and its jackknife interval from both scores' leave-one-block-out values.
+
+    Both must come from the same seed blocks (the pairing is by block); ValueError otherwise.
+    """
+    k = len(leave_out_a)
+    if len(leave_out_b) != k:
+        raise ValueError("paired deltas need both schedules scored on the same seed blocks")
+    if k < 2:
+        raise ValueError(f"an interval needs 2 or more blocks of seeds, got {k}")
+    leave_out = [float(b) - float(a) for a, b in zip(leave_out_a, leave_out_b, strict=True)]
+    mean = math.fsum(leave_out) / k
+    se = math.sqrt((k - 1) / k * math.fsum((v - mean) ** 2 for v in leave_out))
+    half = t_quantile(k - 1) * se
+    full = score_b - score_a
+    return Delta(full, full - half, full + half, k, higher_is_better)
+
+
 def paired_delta(tuned: Accumulator, baseline: Accumulator,
                  higher_is_better: bool = False) -> Delta:
     """The jackknife interval of S(tuned) - S(baseline) over their common seed blocks."""
+    import torch
+
     if tuned.blocks != baseline.blocks or tuned.total != baseline.total or \
             not torch.equal(tuned.count, baseline.count):
         raise ValueError("paired deltas need both schedules scored on the same seed blocks")
-    k = tuned.blocks
-    if k < 2:
-        raise ValueError(f"an interval needs 2 or more blocks of seeds, got {k}")
-
-    def delta(block: int | None) -> float:
-        return tuned.value(block) - baseline.value(block)
-
-    full = delta(None)
-    leave_out = torch.tensor([delta(b) for b in range(k)], dtype=torch.float64)
-    se = float(((k - 1) / k * (leave_out - leave_out.mean()).square().sum()).sqrt())
-    half = t_quantile(k - 1) * se
-    return Delta(full, full - half, full + half, k, higher_is_better)
+    return between(baseline.value(), leave_outs(baseline), tuned.value(), leave_outs(tuned),
+                   higher_is_better)

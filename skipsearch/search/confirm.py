@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import optuna
 
 from ..execution.evaluate import evaluate
-from ..metrics.blocks import Delta, paired_delta
+from ..metrics.blocks import Delta, between, leave_outs
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from .group import trial_label
@@ -44,24 +44,29 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
     search metric first). A tuned trial's record also holds, per metric, S(tuned) -
     S(baseline) on the same seeds and its 95% jackknife interval over ``blocks`` blocks of
     seeds (``metrics.blocks``), and names the metrics on which a gain of the search metric
-    reverses. The block state lives in memory only, so a baseline confirmed by an earlier
-    run is scored again when a new trial of its cell needs the pairing.
+    reverses. Each paired score keeps its leave-one-block-out values (``leave_out``), so
+    ``compare`` can pair two sweeps' schedules scored on the same seeds. A baseline confirmed
+    by an earlier run without them is scored again when a new trial of its cell needs them.
     """
     names = scorer.names
     done = confirmed(study, protocol)
-    plan = []
+    k = min(blocks, protocol.seed_range.count)
+    plan, kept = [], {}
     for tuned, base in per_cell(study, top_k).values():
         todo = [t for t in tuned if t.number not in done or
                 (base is not None and blocks and not complete(done[t.number], names))]
-        if base is not None and (base.number not in done or todo
-                                 or not complete(done[base.number], names, paired=False)):
+        if base is not None and base.number in done and blocks \
+                and complete(done[base.number], names, paired=False) \
+                and pairable(done[base.number], names, k):
+            kept[base.number] = done[base.number]["metrics"]  # its blocks are on record
+        elif base is not None and (base.number not in done or todo
+                                   or not complete(done[base.number], names, paired=False)):
             plan.append((base, None, True))
         plan += [(t, base, False) for t in todo]
     if plan:
         log.info("confirming %d trials on %d fresh images each (seeds %d..%d), on %s",
                  len(plan), protocol.seed_range.count, protocol.seed_range.start,
                  protocol.seeds[-1], ", ".join(names))
-    kept = {}
     for i, (trial, base, is_base) in enumerate(plan):
         pair = blocks if is_base or (base is not None and base.number in kept) else 0
         result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial),
@@ -74,11 +79,15 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
         metrics = {n: {"score": v, "higher_is_better": scorer.higher_is_better(n),
                        **({"parts": result.parts[n]} if n in (result.parts or {}) else {})}
                    for n, v in (result.scores or {}).items()}
+        if result.accumulators is not None:  # kept, so other sweeps can pair with it
+            for n in names:
+                metrics[n]["leave_out"] = leave_outs(result.accumulators[n])
         if is_base:
-            kept[trial.number] = result.accumulators
+            kept[trial.number] = metrics
         elif result.accumulators is not None and kept.get(base.number) is not None:
-            deltas = {n: paired_delta(result.accumulators[n], kept[base.number][n],
-                                      scorer.higher_is_better(n)) for n in names}
+            deltas = {n: between(kept[base.number][n]["score"], kept[base.number][n]["leave_out"],
+                                 metrics[n]["score"], metrics[n]["leave_out"],
+                                 scorer.higher_is_better(n)) for n in names}
             record.update(deltas[scorer.primary].to_dict(), delta_baseline=base.number)
             for n, delta in deltas.items():
                 metrics[n].update(delta.to_dict(), worse=delta.worse)
@@ -95,6 +104,12 @@ def complete(record: Mapping, names, paired: bool = True) -> bool:
     if any(n not in metrics for n in names[1:]):
         return False
     return not paired or ("delta" in record and all("delta" in metrics[n] for n in names[1:]))
+
+
+def pairable(record: Mapping, names, blocks: int) -> bool:
+    """Whether a record keeps every metric's leave-one-block-out values over ``blocks``."""
+    metrics = record.get("metrics", {})
+    return all(len(metrics.get(n, {}).get("leave_out") or ()) == blocks for n in names)
 
 
 def reversals(deltas: Mapping[str, Delta], primary: str) -> list[str]:

@@ -23,11 +23,17 @@ NAME_RULE = "1-100 letters, digits and . _ + = -, starting with a letter or digi
 
 
 def study_name(cfg: DictConfig) -> str:
-    """``search.study_name`` or ``<model>-<sampler>-<parameterization>``, checked as a name."""
+    """``search.study_name`` or ``<model>-<sampler>-<what is tuned>``, checked as a name.
+
+    What is tuned: the parameterization (``linear``), ``freeu``, or ``linear+freeu``.
+    """
     name = OmegaConf.select(cfg, "search.study_name")
     if name is not None and name != "":
         return checked_study_name(str(name))
-    name = f"{cfg.model.name}-{cfg.sampler.name}-{cfg.skip.parameterization}"
+    method = OmegaConf.select(cfg, "method") or "skip_tuning"
+    tuned = {"skip_tuning": str(cfg.skip.parameterization), "freeu": "freeu"}.get(
+        method, f"{cfg.skip.parameterization}+freeu")
+    name = f"{cfg.model.name}-{cfg.sampler.name}-{tuned}"
     check(is_study_name(name), "search.study_name", None,
           f"the default name {name!r} (<model.name>-<sampler>-<parameterization>) is not a "
           f"folder name; {NAME_RULE}: set search.study_name=NAME or another model.name")
@@ -103,6 +109,7 @@ class SearchSettings:
     max_failures: int = 5
     samplers: tuple[str, ...] | None = None
     disc_rho: Mapping[str, float] | None = None
+    guidance_scale: Mapping[str, float] | None = None
 
     @property
     def multi_objective(self) -> bool:
@@ -137,7 +144,8 @@ class SearchSettings:
                    get_int(cfg, "search.n_trials", 1), get_int(cfg, "search.worker", 0),
                    warm_start=get_bool(cfg, "search.warm_start", default=False),
                    confirm_top_k=confirm_top_k, limit_steps=limit_steps(cfg),
-                   samplers=searched_samplers(cfg), disc_rho=disc_rho_range(cfg), **extra)
+                   samplers=searched_samplers(cfg), disc_rho=disc_rho_range(cfg),
+                   guidance_scale=guidance_range(cfg), **extra)
 
 
 def confirm_blocks(cfg: DictConfig, confirming: bool = True) -> int:
@@ -213,6 +221,41 @@ def disc_rho_range(cfg: DictConfig) -> dict[str, float] | None:
     check(low <= float(cfg.sampler.rho) <= high, "search.disc_rho",
           {"low": low, "high": high}, f"must contain sampler.rho={cfg.sampler.rho} "
           "(the baselines use it)")
+    return {"low": low, "high": high}
+
+
+# The most guidance a search may try (SD's default is 7.5; beyond a few tens images saturate).
+GUIDANCE_LIMIT = 100.0
+
+
+def guidance_range(cfg: DictConfig) -> dict[str, float] | None:
+    """``search.guidance_scale``: a range of the guidance weight holding ``model.guidance_scale``.
+
+    Only models with classifier-free guidance take one: text-to-image pipelines, and the
+    class-conditional ADM, LDM and U-ViT with a null class.
+    """
+    from ..models.kinds import GUIDED_KINDS, TEXT_TO_IMAGE_KINDS
+
+    raw = OmegaConf.select(cfg, "search.guidance_scale")
+    if raw is None:
+        return None
+    shown = OmegaConf.to_container(raw) if OmegaConf.is_config(raw) else raw
+    kind = OmegaConf.select(cfg, "model.kind")
+    check(kind in GUIDED_KINDS, "search.guidance_scale", shown,
+          f"model.kind={kind} has no classifier-free guidance; set search.guidance_scale=null")
+    if kind not in TEXT_TO_IMAGE_KINDS:
+        check(OmegaConf.select(cfg, "model.null_class") is not None, "search.guidance_scale",
+              shown, f"guidance of a {kind} model needs its null class: set model.null_class")
+    check(OmegaConf.is_dict(raw), "search.guidance_scale", shown,
+          "give a range, e.g. search.guidance_scale={low: 1.5, high: 9}, or null")
+    low = get_float(cfg, "search.guidance_scale.low", 0.0, GUIDANCE_LIMIT)
+    high = get_float(cfg, "search.guidance_scale.high", 0.0, GUIDANCE_LIMIT)
+    check(1.0 <= low <= high, "search.guidance_scale", {"low": low, "high": high},
+          "needs 1 <= low <= high (1: no guidance)")
+    base = get_float(cfg, "model.guidance_scale", 0.0, GUIDANCE_LIMIT)
+    check(low <= base <= high, "search.guidance_scale", {"low": low, "high": high},
+          f"must contain model.guidance_scale={base:g} (the baselines use it); widen the "
+          "range or set model.guidance_scale")
     return {"low": low, "high": high}
 
 

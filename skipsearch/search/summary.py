@@ -50,6 +50,8 @@ class SummaryRow:
     confirm: Mapping[str, Mapping] = field(default_factory=dict)
     reversed: tuple[str, ...] = ()
     label: str = ""  # how tables name the best trial: its cell and number there
+    # the best score with each seed block left out (confirmed and paired), for ``compare``
+    leave_out: tuple[float, ...] | None = None
 
     @property
     def significant(self) -> bool | None:
@@ -89,8 +91,15 @@ def summarize(study: optuna.Study,
                                cell_name(study, t), bound_note(study, t), higher,
                                {n: m for n, m in record.get("metrics", {}).items()
                                 if n != primary},
-                               tuple(record.get("reversed", ())), trial_label(study, t)))
+                               tuple(record.get("reversed", ())), trial_label(study, t),
+                               leave_out_of(record, primary)))
     return rows
+
+
+def leave_out_of(record: Mapping, metric: str) -> tuple[float, ...] | None:
+    """A confirmation's leave-one-block-out values of ``metric`` (None when not kept)."""
+    values = record.get("metrics", {}).get(metric, {}).get("leave_out")
+    return tuple(values) if values else None
 
 
 def cell_name(study, trial) -> str | None:

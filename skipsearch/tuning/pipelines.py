@@ -10,6 +10,9 @@ Usage::
     with skipsearch.apply(pipe.unet, schedule, scheduler=pipe.scheduler):  # a bare UNet
         images = pipe(prompt).images                                      # removed on exit
 
+    hooks = skipsearch.apply(pipe, schedule)       # a schedule searched with its guidance:
+    images = pipe(prompt, **hooks.call_kwargs).images  # guidance_scale=... as it was found
+
 The hooks live on the UNet (one attribute), so applying again replaces them. Noise-level
 windows and profiles see the sigma of each UNet call, mapped from its timestep through the
 scheduler's ``alphas_cumprod`` (the pipeline's, or the one given). diffusers is imported only
@@ -72,6 +75,15 @@ class AppliedHooks(SkipHooks):
 
     def __enter__(self) -> AppliedHooks:
         return self
+
+    @property
+    def call_kwargs(self) -> dict[str, float]:
+        """What the schedule sets in the pipeline's call: ``pipe(prompt, **hooks.call_kwargs)``.
+
+        The guidance weight the schedule was found with, where it records one.
+        """
+        weight = self.schedule.guidance_scale
+        return {} if weight is None else {"guidance_scale": weight}
 
     def __exit__(self, *exc: object) -> None:
         self.remove()

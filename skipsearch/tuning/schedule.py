@@ -20,6 +20,10 @@ TIME_PROFILES = ("rising_time", "falling_time")
 # Hard range of a coefficient, (low, high]: a skip can be weakened to nearly nothing or
 # amplified, never removed (0), negated or blown up; the paper's optima lie in 0.5 .. 1.
 RHO_RANGE = (0.0, 10.0)
+# FreeU's factors (Si et al., CVPR 2024): backbone b and skip s of the two lowest decoder stages.
+FREEU_KEYS = ("b1", "b2", "s1", "s2")
+# What a sweep tunes: the skip coefficients, FreeU's factors, or both together.
+METHODS = ("skip_tuning", "freeu", "skip_tuning+freeu")
 
 
 def coefficient_problem(values: Sequence, n_skips: int | None = None) -> str | None:
@@ -46,6 +50,32 @@ def check_coefficients(values: Sequence, n_skips: int | None = None) -> None:
     problem = coefficient_problem(values, n_skips)
     if problem is not None:
         raise ValueError(problem)
+
+
+def guidance_problem(value: object) -> str | None:
+    """Why ``value`` is not a guidance weight (a finite number >= 1, or None); None if it is."""
+    if value is None:
+        return None
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+            or not math.isfinite(value) or value < 1.0:
+        return (f"guidance_scale is {value!r}; it must be a finite number >= 1 "
+                "(1: no guidance)")
+    return None
+
+
+def freeu_problem(factors: object) -> str | None:
+    """Why ``factors`` are not FreeU's b1, b2 (> 0) and s1, s2 (>= 0); None if they are."""
+    if factors is None:
+        return None
+    if not isinstance(factors, Mapping) or sorted(factors) != sorted(FREEU_KEYS):
+        return f"freeu is {factors!r}; it must map each of {', '.join(FREEU_KEYS)} to a number"
+    for key in FREEU_KEYS:
+        value = factors[key]
+        if not isinstance(value, numbers.Real) or isinstance(value, bool) \
+                or not math.isfinite(value) or value < 0 or (key[0] == "b" and value == 0):
+            return (f"freeu.{key} is {value!r}; backbone factors b must be finite and > 0, "
+                    "skip factors s finite and >= 0 (1: unchanged)")
+    return None
 
 
 def linear_coefficients(rho_top: float, rho_bottom: float, k: int) -> tuple[float, ...]:
@@ -86,6 +116,9 @@ class SkipSchedule:
     ``rising`` applies them fully at the highest noise and not at all at the lowest, ``falling``
     the reverse, ``constant`` everywhere. ``rising_time`` and ``falling_time`` do the same
     linearly in EDM's time t = sigma, so the effective rho is linear in time (Ma et al. 2024).
+    ``guidance_scale`` is the classifier-free guidance weight the schedule was found with (None:
+    the model's own); ``freeu`` holds FreeU's factors ``b1, b2, s1, s2`` where FreeU was searched
+    with the coefficients or instead of them (None: no FreeU).
     """
 
     coefficients: tuple[float, ...]
@@ -94,6 +127,8 @@ class SkipSchedule:
     window: tuple[float, float] | None = None
     profile: str = "constant"
     profile_range: tuple[float, float] = (0.002, 80.0)
+    guidance_scale: float | None = None
+    freeu: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -101,6 +136,9 @@ class SkipSchedule:
                              f"{', '.join(PROFILES)}")
         if self.window is not None and not 0 <= self.window[0] <= self.window[1]:
             raise ValueError(f"window {self.window} must satisfy 0 <= sigma_lo <= sigma_hi")
+        problem = guidance_problem(self.guidance_scale) or freeu_problem(self.freeu)
+        if problem is not None:
+            raise ValueError(problem)
 
     @property
     def depends_on_sigma(self) -> bool:
@@ -150,23 +188,36 @@ class SkipSchedule:
 
     @property
     def is_identity(self) -> bool:
-        """True when every coefficient is exactly 1.0."""
-        return all(c == 1.0 for c in self.coefficients)
+        """True when every coefficient is exactly 1.0 and no FreeU factor applies."""
+        return all(c == 1.0 for c in self.coefficients) and not self.uses_freeu
+
+    @property
+    def uses_freeu(self) -> bool:
+        """True when FreeU factors are set and one of them is not 1.0."""
+        return self.freeu is not None and any(v != 1.0 for v in self.freeu.values())
 
     def to_dict(self) -> dict:
-        """A YAML/JSON-friendly dict."""
-        return {"parameterization": self.parameterization, "params": dict(self.params),
-                "coefficients": list(self.coefficients),
-                "window": list(self.window) if self.window is not None else None,
-                "profile": self.profile, "profile_range": list(self.profile_range)}
+        """A YAML/JSON-friendly dict (``guidance_scale`` and ``freeu`` only where set)."""
+        out = {"parameterization": self.parameterization, "params": dict(self.params),
+               "coefficients": list(self.coefficients),
+               "window": list(self.window) if self.window is not None else None,
+               "profile": self.profile, "profile_range": list(self.profile_range)}
+        if self.guidance_scale is not None:
+            out["guidance_scale"] = self.guidance_scale
+        if self.freeu is not None:
+            out["freeu"] = dict(self.freeu)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping) -> SkipSchedule:
         """Inverse of ``to_dict``."""
-        window = data.get("window")
+        window, guidance, freeu = data.get("window"), data.get("guidance_scale"), data.get("freeu")
         return cls(tuple(float(c) for c in data["coefficients"]),
                    str(data.get("parameterization", "per_skip")),
                    {str(k): float(v) for k, v in dict(data.get("params", {})).items()},
                    tuple(float(v) for v in window) if window is not None else None,
                    str(data.get("profile", "constant")),
-                   tuple(float(v) for v in data.get("profile_range", (0.002, 80.0))))
+                   tuple(float(v) for v in data.get("profile_range", (0.002, 80.0))),
+                   float(guidance) if guidance is not None else None,
+                   {str(k): float(v) for k, v in dict(freeu).items()} if freeu is not None
+                   else None)

@@ -31,6 +31,8 @@ from .schedule import (
     PROFILES,
     SkipSchedule,
     coefficient_problem,
+    freeu_problem,
+    guidance_problem,
 )
 
 FORMAT = "skipsearch-schedule/2"  # what export writes: every metric the confirmation scored
@@ -193,7 +195,14 @@ def schedule_problem(schedule: Mapping) -> str | None:
                               schedule.get("parameterization", "per_skip"), PARAMETERIZATIONS)
             or params_problem(schedule.get("params", {}))
             or choice_problem("schedule.profile", schedule.get("profile", "constant"), PROFILES)
-            or where_problem(schedule))
+            or where_problem(schedule)
+            or prefixed(guidance_problem(schedule.get("guidance_scale")))
+            or prefixed(freeu_problem(schedule.get("freeu"))))
+
+
+def prefixed(problem: str | None) -> str | None:
+    """A schedule field's problem named as its key in the file."""
+    return None if problem is None else f"schedule.{problem}"
 
 
 def params_problem(params: object) -> str | None:

@@ -10,11 +10,14 @@ from omegaconf import DictConfig, OmegaConf
 from ..configuration.errors import check
 from ..configuration.keys import get, get_choice, get_float, get_list
 from .schedule import (
+    FREEU_KEYS,
+    METHODS,
     PARAMETERIZATIONS,
     PROFILES,
     RHO_RANGE,
     SkipSchedule,
     coefficient_problem,
+    freeu_problem,
     param_names,
 )
 
@@ -23,7 +26,12 @@ Range = tuple[float, float]
 
 @dataclass(frozen=True)
 class SkipConfig:
-    """Parameterization, fixed coefficients, noise window and profile, and searched ranges."""
+    """Parameterization, fixed coefficients, noise window and profile, and searched ranges.
+
+    ``method`` says what a sweep tunes: the coefficients (``skip_tuning``), FreeU's factors
+    (``freeu``: the coefficients stay 1) or both; ``freeu`` holds fixed factors for commands
+    without a schedule file, ``freeu_space`` the searched ranges of each factor.
+    """
 
     parameterization: str
     params: Mapping[str, float] = field(default_factory=dict)
@@ -32,6 +40,19 @@ class SkipConfig:
     profiles: tuple[str, ...] = ()
     space: Mapping[str, Range] = field(default_factory=dict)
     window_space: Range | None = None
+    method: str = "skip_tuning"
+    freeu: Mapping[str, float] | None = None
+    freeu_space: Mapping[str, Range] = field(default_factory=dict)
+
+    @property
+    def tunes_skips(self) -> bool:
+        """Whether the sweep searches the skip coefficients."""
+        return self.method != "freeu"
+
+    @property
+    def tunes_freeu(self) -> bool:
+        """Whether the sweep searches FreeU's factors."""
+        return "freeu" in self.method
 
     @classmethod
     def from_config(cls, cfg: DictConfig, searched: bool = False) -> SkipConfig:
@@ -56,10 +77,15 @@ class SkipConfig:
             check(low <= high, "skip.window_space", {"low": low, "high": high},
                   "low must not exceed high")
             window_space = (low, high)
+        method = get_choice(cfg, "method", METHODS) if OmegaConf.select(cfg, "method") \
+            is not None else "skip_tuning"
+        tunes_skips, tunes_freeu = method != "freeu", "freeu" in method
         return cls(parameterization, {} if searched else fixed_params(cfg),
                    (float(window[0]), float(window[1])) if window is not None else None,
-                   profile, tuple(profiles), space_ranges(cfg) if searched else {},
-                   window_space)
+                   profile, tuple(profiles),
+                   space_ranges(cfg) if searched and tunes_skips else {}, window_space,
+                   method, None if searched else fixed_freeu(cfg),
+                   freeu_ranges(cfg) if searched and tunes_freeu else {})
 
     def schedule(self, levels: Sequence[int], profile_range: Range) -> SkipSchedule:
         """The fixed schedule (``default`` fills unnamed parameters, else 1) on ``levels``."""
@@ -68,7 +94,7 @@ class SkipConfig:
                   for name in param_names(self.parameterization, levels)}
         return SkipSchedule.from_params(self.parameterization, params, levels,
                                         window=self.window, profile=self.profile,
-                                        profile_range=profile_range)
+                                        profile_range=profile_range, freeu=self.freeu)
 
     def space_bounds(self) -> dict[str, dict[str, float]]:
         """The searched ranges as ``{name: {low, high}}``."""
@@ -79,6 +105,33 @@ class SkipConfig:
         if self.window_space is None:
             return None
         return {"low": self.window_space[0], "high": self.window_space[1]}
+
+
+def fixed_freeu(cfg: DictConfig) -> dict[str, float] | None:
+    """``freeu.factors``: FreeU's b1, b2, s1, s2 applied without a schedule file, or None."""
+    factors = OmegaConf.select(cfg, "freeu.factors")
+    if factors is None:
+        return None
+    given = OmegaConf.to_container(factors) if OmegaConf.is_config(factors) else factors
+    problem = freeu_problem(given)
+    check(problem is None, "freeu.factors", given,
+          f"{problem}; e.g. freeu.factors={{b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2}}")
+    return {k: float(given[k]) for k in FREEU_KEYS}
+
+
+def freeu_ranges(cfg: DictConfig) -> dict[str, Range]:
+    """``freeu.space``: a range per FreeU factor, low <= high, b above 0 and s from 0."""
+    ranges = {}
+    for name in FREEU_KEYS:
+        key = f"freeu.space.{name}"
+        check(OmegaConf.select(cfg, key) is not None, key, None,
+              f"missing; give {key}={{low: 0.8, high: 1.6}}")
+        low = get_float(cfg, f"{key}.low", -1.0 if name[0] == "s" else 0.0, 100.0)
+        high = get_float(cfg, f"{key}.high", -1.0 if name[0] == "s" else 0.0, 100.0)
+        check(low >= 0, f"{key}.low", low, "must be >= 0 (0 removes the low frequencies)")
+        check(low <= high, key, {"low": low, "high": high}, "low must not exceed high")
+        ranges[name] = (low, high)
+    return ranges
 
 
 def fixed_params(cfg: DictConfig) -> dict[str, float]:

@@ -117,6 +117,7 @@ class SkipHooks:
         self.skips, self.sigma_of = list(skips), sigma_of
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.schedule, self.needs_sigma = SkipSchedule.identity(len(self.skips)), False
+        self.freeu_factors: tuple[tuple[int, float, float], ...] = ()
         self.rho = torch.tensor(self.schedule.coefficients, dtype=torch.float64, device=device)
         self.where = torch.tensor(where_values(self.schedule), dtype=torch.float64,
                                   device=device)
@@ -144,9 +145,20 @@ class SkipHooks:
         values = torch.tensor([*schedule.coefficients, *where_values(schedule)],
                               dtype=torch.float64)
         k = len(self.skips)
+        factors = self._freeu(schedule)  # a U-ViT refuses FreeU before anything changes
         self.rho.copy_(values[:k])
         self.where.copy_(values[k:])
         self.schedule, self.needs_sigma = schedule, schedule.depends_on_sigma
+        self.freeu_factors = factors
+
+    def _freeu(self, schedule: SkipSchedule) -> tuple[tuple[int, float, float], ...]:
+        """(skip, b, s) of each point FreeU touches under ``schedule``; () without FreeU."""
+        if not schedule.uses_freeu:
+            return ()
+        from .freeu import FreeU, freeu_factors
+
+        factors = freeu_factors(FreeU.from_dict(schedule.freeu), self.skips)
+        return tuple((i, b, s) for i, (b, s) in sorted(factors.items()))
 
     @contextlib.contextmanager
     def tuning(self, schedule: SkipSchedule | Sequence[float]) -> Iterator[None]:
@@ -173,11 +185,18 @@ class SkipHooks:
         self.effective = effective_coefficients(sigma, self.rho, self.where)
 
     def _hook(self, i: int, point: SkipPoint):
-        """The pre-hook of the decoder block of skip ``i``."""
+        """The pre-hook of the decoder block of skip ``i`` (FreeU first where it is loaded)."""
+        from .freeu import freeu_block_input  # here: freeu.py imports this module
 
         def hook(module: nn.Module, args: tuple):
-            scaled = _scale_skip(point, args[0], self.effective[:, i])
-            return None if scaled is None else (scaled, *args[1:])
+            x, changed = args[0], False
+            for j, b, s in self.freeu_factors:  # plain numbers: FreeU changes the structure
+                if j == i:
+                    x, changed = freeu_block_input(x, point, b, s), True
+            scaled = _scale_skip(point, x, self.effective[:, i])
+            if scaled is not None:
+                return (scaled, *args[1:])
+            return (x, *args[1:]) if changed else None
 
         return hook
 

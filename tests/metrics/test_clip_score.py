@@ -16,11 +16,8 @@ from torch import nn
 from torchmetrics.functional.multimodal.clip_score import clip_score
 from torchmetrics.multimodal.clip_score import CLIPScore as TMCLIPScore
 from transformers import (
-    CLIPConfig,
-    CLIPImageProcessor,
     CLIPModel,
     CLIPProcessor,
-    CLIPTokenizer,
 )
 
 from skipsearch.configuration.errors import ConfigError
@@ -33,32 +30,15 @@ from skipsearch.metrics.clip_score import (
 )
 from skipsearch.metrics.statistic import block_ids
 from skipsearch.models.text_to_image import TextToImageDenoiser
-from tests.support.sd_pipeline import tiny_tokenizer_files
+from tests.support.clip_folder import write_tiny_clip
 
-SIZE, LENGTH = 32, 16
 PROMPTS = ["a red cat", "two dogs", "a boat at sea", "a cat", "blue sky", "a red cat"]
-TINY_TEXT = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
-             "num_hidden_layers": 1, "max_position_embeddings": LENGTH,
-             "bos_token_id": 0, "eos_token_id": 1, "pad_token_id": 1}
-TINY_VISION = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2,
-               "num_hidden_layers": 1, "image_size": SIZE, "patch_size": 8}
 
 
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory):
     """A tiny random CLIPModel and its processor (character tokenizer), saved as a folder."""
-    root = tmp_path_factory.mktemp("clip")
-    vocab, merges = tiny_tokenizer_files(root / "vocab")
-    tokenizer = CLIPTokenizer(str(vocab), str(merges), model_max_length=LENGTH)
-    images = CLIPImageProcessor(size={"shortest_edge": SIZE},
-                                crop_size={"height": SIZE, "width": SIZE})
-    folder = root / "tiny-clip"
-    CLIPProcessor(image_processor=images, tokenizer=tokenizer).save_pretrained(folder)
-    config = CLIPConfig(text_config={**TINY_TEXT, "vocab_size": len(tokenizer)},
-                        vision_config=TINY_VISION, projection_dim=8)
-    torch.manual_seed(0)
-    CLIPModel(config).save_pretrained(folder)
-    return folder
+    return write_tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
 @pytest.fixture(autouse=True)

@@ -162,3 +162,11 @@ def test_a_window_on_a_bare_unet_needs_a_scheduler(pipe):
     assert count_pre_hooks(pipe.unet) == 0
     with pytest.raises(TypeError, match="neither a pipeline with a unet nor a diffusers UNet"):
         skipsearch.apply(torch.nn.Linear(2, 2), [0.5])
+
+
+def test_a_schedule_found_with_guidance_hands_its_weight_to_the_pipeline_call(pipe):
+    k = len(find_diffusers_skips(pipe.unet))
+    with skipsearch.apply(pipe, SkipSchedule((0.9,) * k, guidance_scale=4.5)) as hooks:
+        assert hooks.call_kwargs == {"guidance_scale": 4.5}
+    assert skipsearch.apply(pipe, [0.9] * k).call_kwargs == {}
+    skipsearch.remove(pipe)

@@ -88,6 +88,13 @@ def test_an_exported_record_passes():
     (edited(schedule={"window": [5.0, 1.0]}), "schedule.window is [5.0, 1.0]"),
     (edited(schedule={"profile_range": [0.0, 80.0]}), "schedule.profile_range"),
     (edited(schedule={"params": {"rho_top": "high"}}), "schedule.params.rho_top is 'high'"),
+    (edited(schedule={"guidance_scale": 0.5}), "schedule.guidance_scale is 0.5; it must be"),
+    (edited(schedule={"guidance_scale": True}), "schedule.guidance_scale is True"),
+    (edited(schedule={"freeu": {"b1": 1.1, "b2": 1.2, "s1": 0.9}}), "schedule.freeu is"),
+    (edited(schedule={"freeu": {"b1": 0.0, "b2": 1.2, "s1": 0.9, "s2": 0.2}}),
+     "schedule.freeu.b1 is 0.0"),
+    (edited(schedule={"freeu": {"b1": 1.1, "b2": 1.2, "s1": -1, "s2": 0.2}}),
+     "schedule.freeu.s1 is -1"),
     (edited(model={"sha256": 12}), "model.sha256 is 12"),
     ({**GOOD, "study": "digits"}, "study is 'digits', not a mapping"),
 ])
@@ -123,3 +130,13 @@ def test_a_file_of_format_2_names_its_metric(tmp_path):
     path.write_text(yaml.safe_dump(edited(score={"metric": "fd_dinov2", "value": 3.5})))
     exported = load_schedule(path, sections=SECTIONS)
     assert (exported.metric, exported.value) == ("fd_dinov2", 3.5)
+
+
+def test_guidance_and_freeu_travel_through_a_file_and_are_absent_when_unset(tmp_path):
+    freeu = {"b1": 1.3, "b2": 1.4, "s1": 0.9, "s2": 0.2}
+    schedule = SkipSchedule((0.9, 0.8), guidance_scale=5.0, freeu=freeu)
+    assert SkipSchedule.from_dict(schedule.to_dict()) == schedule
+    assert schedule.uses_freeu and not schedule.is_identity
+    plain = SkipSchedule((1.0, 1.0)).to_dict()
+    assert "guidance_scale" not in plain and "freeu" not in plain  # files as before
+    assert SkipSchedule((1.0, 1.0), freeu=dict.fromkeys(freeu, 1.0)).is_identity

@@ -1,0 +1,110 @@
+"""Skip-Tuning, FreeU and both: the same search machinery, side by side on the same seeds."""
+
+from __future__ import annotations
+
+import re
+from types import SimpleNamespace
+
+import pytest
+import yaml
+
+from skipsearch.cli.sweep import check_method
+from skipsearch.configuration.errors import ConfigError
+from skipsearch.search.group import load_sweep
+from skipsearch.tuning.schedule_file import load_schedule
+from skipsearch.tuning.skip_config import SkipConfig
+from skipsearch.tuning.skips import SkipPoint
+from tests.conftest import run_cli
+
+FREEU = {"b1", "b2", "s1", "s2"}
+ARGS = ["search.steps=[2]", "search.n_trials=3", "search.n_startup_trials=1",
+        "search.confirm_top_k=1", "search.confirm_blocks=3", "search.limit_steps=[]"]
+
+
+def sweep_of(out, name: str):
+    return load_sweep(name=name, storage=f"sqlite:///{out / 'studies.db'}")
+
+
+def test_freeu_alone_searches_its_four_factors_and_its_export_reproduces(tiny_overrides,
+                                                                          tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("sweep", *tiny_overrides, *ARGS, "method=freeu")
+    assert result.returncode == 0, result.stderr
+    sweep = sweep_of(out, "digits-heun-freeu")  # the default name says what is tuned
+    for trial in sweep.trials:
+        assert set(trial.params) == FREEU
+        assert trial.user_attrs["coefficients"] == [1.0] * 6  # no skip is scaled
+    baseline = next(t for t in sweep.trials if t.user_attrs.get("baseline"))
+    assert all(v == 1.0 for v in baseline.params.values())  # FreeU off: the plain sampler
+    path = out / "exports" / "digits-heun-freeu" / "nfe003.yaml"
+    exported = load_schedule(path)
+    if exported.study["trial"] != baseline.number:
+        assert exported.schedule.uses_freeu
+        assert set(yaml.safe_load(path.read_text())["schedule"]["freeu"]) == FREEU
+    drawn = run_cli("sample", *tiny_overrides, f"schedule={path}")
+    assert drawn.returncode == 0, drawn.stderr
+    score, again = map(float, re.search(r"FID ([\d.e+-]+) \(exported: ([\d.e+-]+)\)",
+                                        drawn.stdout).groups())
+    assert score == pytest.approx(exported.value, rel=1e-6) and again == pytest.approx(score)
+
+
+def test_both_together_search_rho_and_freeu_and_compare_pairs_the_methods(tiny_overrides,
+                                                                            tmp_path):
+    out = tmp_path / "out"
+    for method in ("skip_tuning", "skip_tuning+freeu"):
+        result = run_cli("sweep", *tiny_overrides, *ARGS, f"method={method}")
+        assert result.returncode == 0, result.stderr
+    both = sweep_of(out, "digits-heun-linear+freeu")
+    assert all(set(t.params) == FREEU | {"rho_top", "rho_bottom"} for t in both.trials)
+    shown = run_cli("compare", "digits-heun-linear", "digits-heun-linear+freeu",
+                    *tiny_overrides)
+    assert shown.returncode == 0, shown.stderr
+    row = next(line for line in shown.stdout.splitlines() if line.strip("│ ").startswith("3 "))
+    # B - A comes with its paired interval: both confirmed on the same seed blocks
+    assert re.search(r"[-+][\d.e+-]+ \[[-+][\d.e+-]+, [-+][\d.e+-]+\]", row.split("│")[4]), row
+
+
+def test_compare_pairs_by_the_recorded_blocks_as_the_confirmation_does():
+    from skipsearch.cli.studies import b_minus_a
+    from skipsearch.metrics.blocks import between
+    from skipsearch.search.summary import SummaryRow
+
+    def row(best, leave_out):
+        return SummaryRow(3, 2, 10.0, best, best, True, True, 0, {}, [], leave_out=leave_out)
+
+    a, b = row(5.0, (5.1, 4.8, 5.2)), row(4.0, (4.2, 3.9, 3.95))
+    delta = between(5.0, a.leave_out, 4.0, b.leave_out)
+    k, diffs = 3, [x - y for x, y in zip(b.leave_out, a.leave_out, strict=True)]
+    mean = sum(diffs) / k
+    se = ((k - 1) / k * sum((d - mean) ** 2 for d in diffs)) ** 0.5
+    from scipy.stats import t
+
+    assert delta.high - delta.delta == pytest.approx(t.ppf(0.975, k - 1) * se)
+    assert b_minus_a(a, b).startswith("-1 [")
+    assert b_minus_a(a, row(4.0, None)) == "-1"  # no blocks kept: no interval
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("method=freeu_v2", "method"),
+    ("freeu.space.s1.low=-0.5", "freeu.space.s1.low"),
+    ("freeu.space.b1={low: 1.5, high: 1.0}", "freeu.space.b1"),
+    ("~freeu.space.b2", "freeu.space.b2"),
+])
+def test_a_bad_method_or_freeu_range_is_one_line(override, key, tiny_overrides, tmp_path):
+    result = run_cli("sweep", *tiny_overrides, "method=freeu", override)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"skipsearch: error: {key}")
+    assert not (tmp_path / "out" / "studies.db").exists()
+
+
+def test_freeu_is_refused_up_front_where_it_cannot_act():
+    config = SkipConfig("linear", method="freeu")
+    tokens = [SkipPoint(i, 0, 0, 8, 16, f"out_blocks.{i}.skip_linear", -1) for i in range(2)]
+    with pytest.raises(ConfigError, match="token features"):
+        check_method(config, SimpleNamespace(name="uvit", denoiser=SimpleNamespace(
+            skips=tokens)))
+    one_level = [SkipPoint(i, 0, 16, 8, 16, f"up.{i}") for i in range(2)]
+    with pytest.raises(ConfigError, match="one decoder stage"):
+        check_method(config, SimpleNamespace(name="flat", denoiser=SimpleNamespace(
+            skips=one_level)))
+    check_method(SkipConfig("linear"), None)  # Skip-Tuning alone asks nothing of the model
