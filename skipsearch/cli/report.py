@@ -14,10 +14,10 @@ from ..models import LoadedModel
 from ..report.build import clear_folder, write_report
 from ..report.samples import draw_grids
 from ..search import record as keys
-from ..search.group import Sweep
+from ..search.group import Sweep, sweep_names
 from ..search.record import TrialRecord, study_attrs
 from ..search.results import confirmed
-from ..search.study import open_sweep
+from ..search.study import make_storage, open_sweep
 from ..tuning.schedule import coefficient_problem
 
 
@@ -40,11 +40,21 @@ def check_model(study: Sweep, model: LoadedModel) -> None:
               "skips the sample grids")
 
 
+def beside(settings: Settings, name: str) -> Sweep:
+    """Another sweep of the storage, for ``report.compare``; one line if there is none."""
+    storage = make_storage(settings.storage)
+    known = sweep_names(storage)
+    check(name in known, "report.compare", name,
+          f"no sweep of that name in the storage; its sweeps: {', '.join(known) or 'none'}")
+    return open_sweep(settings.storage, name, storage)
+
+
 def run_report(cfg: DictConfig, settings: Settings | None = None) -> Path:
     """Write ``<report.dir>/<study>/index.html`` and its PNGs; returns the page's path."""
     settings = settings or build(cfg, "report")
     grid = settings.options.grid
     study = open_sweep(settings.storage, settings.study_name)
+    others = [beside(settings, name) for name in settings.options.compare]
     protocol = settings.final_protocol
     scores = confirmed(study, protocol)
     folder = settings.options.dir / study.study_name
@@ -60,6 +70,7 @@ def run_report(cfg: DictConfig, settings: Settings | None = None) -> Path:
         grids = draw_grids(model, study, scores, seeds, settings.execution.batch_size,
                            device, folder)
         grids_note = None
-    index = write_report(study, folder, settings.storage.url, scores, protocol, grids, grids_note)
+    index = write_report(study, folder, settings.storage.url, scores, protocol, grids, grids_note,
+                         others)
     print(index)
     return index

@@ -24,7 +24,6 @@ from rich.table import Table
 from ..configuration.errors import ConfigError
 from ..configuration.paths import CONF_DIR
 from ..configuration.urls import safe_url
-from ..metrics.blocks import between
 from ..search import record as keys
 from ..search.catalog import (
     CatalogEntry,
@@ -39,15 +38,15 @@ from ..search.catalog import (
     metric_label,
     metric_name,
     open_sweep,
-    paired_rows,
     plain_studies,
     running_trials,
     summarize,
 )
 from ..search.limit import limit_line, limit_records
 from ..search.record import study_attrs
+from ..search.side_by_side import difference_text, side_by_side
 from ..search.storage import StorageSettings
-from ..search.summary import fmt_delta, fmt_interval, row_record
+from ..search.summary import fmt_delta, row_record
 from . import MULTIRUN_FLAGS, compose_config, describe, fail, guarded, multirun_jobs
 from .tables import (
     csv_table,
@@ -299,9 +298,7 @@ def run_compare(args: list[str]) -> int:
     expect("compare", words, ["a", "b"], flags)
     opened = Opened(overrides)
     a, b = opened.sweep(words[0]), opened.sweep(words[1])
-    (pa, scores_a), (pb, scores_b) = final_scores(a), final_scores(b)
-    rows_a, rows_b = summarize(a, scores_a), summarize(b, scores_b)
-    ma, mb = measured(a, pa), measured(b, pb)
+    pairs, ma, mb = side_by_side(a, b)
     same = metric_name(a) == metric_name(b)
     what = (metric_label(a) if same
             else f"A on {metric_label(a)}, B on {metric_label(b)}")
@@ -311,12 +308,12 @@ def run_compare(args: list[str]) -> int:
                 "change A [95% CI]", "change B [95% CI]", "reversed on A", "reversed on B"):
         table.add_column(col, justify="right", no_wrap=True)
     apart: set[str] = set()
-    for nfe, ra, rb in paired_rows(rows_a, rows_b):
-        why = unlike(ma, mb, ra, rb) if ra and rb else "one sweep lacks the NFE"
-        if why and ra and rb:
-            apart.add(why)
-        table.add_row(str(nfe), score(ra and ra.best_score), score(rb and rb.best_score),
-                      "-" if why or not (ra and rb) else b_minus_a(ra, rb),
+    for pair in pairs:
+        ra, rb = pair.a, pair.b
+        if pair.why and ra and rb:
+            apart.add(pair.why)
+        table.add_row(str(pair.nfe), score(ra and ra.best_score), score(rb and rb.best_score),
+                      difference_text(pair),
                       score(ra and ra.baseline_score), score(rb and rb.baseline_score),
                       fmt_delta(ra) if ra else "-", fmt_delta(rb) if rb else "-",
                       reversed_on(ra), reversed_on(rb))
@@ -334,42 +331,6 @@ def run_compare(args: list[str]) -> int:
     for why in sorted(apart - {"the metrics differ"}):
         out.print(f"B - A is left out where {why}: scores measured apart do not compare")
     return 0
-
-
-def b_minus_a(ra: SummaryRow, rb: SummaryRow) -> str:
-    """B's best minus A's, with its paired 95% interval where both kept their seed blocks."""
-    diff = rb.best_score - ra.best_score
-    if ra.leave_out and rb.leave_out and len(ra.leave_out) == len(rb.leave_out):
-        delta = between(ra.best_score, ra.leave_out, rb.best_score, rb.leave_out,
-                        ra.higher_is_better)
-        return fmt_interval(diff, (delta.low, delta.high), delta.significant)
-    return f"{diff:+.4g}"
-
-
-def measured(study: Sweep, protocol) -> dict:
-    """How a sweep's scores were measured: metric, feature network, reference, images, seeds."""
-    attrs = study_attrs(study)
-    provenance = attrs.get(keys.METRIC) or {}
-    final = (protocol.seed_range.count, protocol.seed_range.start) if protocol else (None, None)
-    return {"metric": metric_name(study), "label": metric_label(study),
-            "features": f"{provenance.get('feature_extractor', '?')} (sha256 "
-                        f"{str(provenance.get('feature_sha256', ''))[:12]})",
-            "reference": provenance.get("reference", "?"), "final": final,
-            "search": (attrs.get(keys.SEARCH_N), attrs.get(keys.SEARCH_START))}
-
-
-def unlike(ma: dict, mb: dict, ra: SummaryRow, rb: SummaryRow) -> str | None:
-    """Why two rows' best scores do not compare (None if they do)."""
-    if ma["metric"] != mb["metric"]:
-        return "the metrics differ"
-    if (ma["features"], ma["reference"]) != (mb["features"], mb["reference"]):
-        return "the feature networks or references differ"
-    if ra.confirmed != rb.confirmed:
-        return "one score is confirmed and the other a search score"
-    key = "final" if ra.confirmed else "search"
-    if ma[key] != mb[key]:
-        return f"the {key} images or seeds differ"
-    return None
 
 
 TOOLS: dict[str, Callable[[list[str]], int]] = {

@@ -14,8 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 from ..execution.seed_range import SEED_LIMIT
 from ..models.kinds import TEXT_TO_IMAGE_KINDS
 from ..samplers.names import SIGMA_LIMIT, WINDOW_SAMPLERS
+from ..search.settings import is_study_name
 from .errors import check
-from .keys import get, get_bool, get_float, get_int, get_path
+from .keys import get, get_bool, get_float, get_int, get_list, get_path
 from .preflight import check_port_free
 
 if TYPE_CHECKING:
@@ -83,15 +84,21 @@ MAX_GRID_IMAGES = 1024
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """``report``: images per sample grid (0: none) and the reports' folder."""
+    """``report``: images per sample grid (0: none), the reports' folder, sweeps beside it."""
 
     grid: int
     dir: Path
+    compare: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> ReportOptions:
         """The ``report`` section."""
-        return cls(get_int(cfg, "report.grid", 0, MAX_GRID_IMAGES), report_dir(cfg))
+        others = get_list(cfg, "report.compare") or []
+        for name in others:
+            check(isinstance(name, str) and is_study_name(name), "report.compare", others,
+                  "list the names of other sweeps in the storage, e.g. [digits-heun-freeu]")
+        return cls(get_int(cfg, "report.grid", 0, MAX_GRID_IMAGES), report_dir(cfg),
+                   tuple(others))
 
 
 @dataclass(frozen=True)

@@ -70,9 +70,12 @@ def check_text_to_image(cfg: DictConfig, command: str) -> None:
     check(command != "sweep" or rgb_metric, "metric.name", name,
           "text-to-image sweeps score RGB images: use metric=fid (or clip_score)")
     if command in ("sample", "sweep"):
+        from .prompts import read_prompt_set
+
         prompts = OmegaConf.select(cfg, "model.prompts")
-        check(prompts is not None and Path(prompts).is_file(), "model.prompts", prompts,
-              "give a text file with one prompt a line: model.prompts=FILE")
+        check(prompts is not None, "model.prompts", prompts,
+              "give a prompt set: model.prompts=FILE (.txt, one prompt a line; .csv or .jsonl)")
+        read_prompt_set(prompts, "model.prompts", check_images=False)  # each problem one line
     if command == "sample":
         check(cfg.sample.score is False or rgb_metric, "sample.score", cfg.sample.score,
               "scoring RGB images needs metric=fid; or set sample.score=false")

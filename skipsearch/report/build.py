@@ -21,6 +21,7 @@ from ..search.results import (
     metric_label,
     metric_name,
 )
+from ..search.side_by_side import difference_text, side_by_side
 from ..search.summary import SummaryRow, fmt_confirm, fmt_delta, summarize
 from . import figures
 from .data import TrialRow, param_bounds, param_importances, trial_rows
@@ -234,6 +235,32 @@ def samples_section(grids: Sequence[Grid] | None, reason: str | None) -> str:
     return section("samples", title, *parts)
 
 
+def side_by_side_section(study: Sweep, others: Sequence[Sweep], label: str) -> str:
+    """Each other sweep beside this one per NFE: both bests, B - A paired, both changes."""
+    if not others:
+        return ""
+    parts = [paragraph(f"A is {study.study_name}. B - A is paired by seed block where both "
+                       "sweeps confirmed on the same images and seeds (95% jackknife "
+                       "interval; n.s. where it reaches zero); '-' where they were measured "
+                       "apart.")]
+    for other in others:
+        pairs, _, _ = side_by_side(study, other)
+        rows = [({}, [str(p.nfe), best_of(p.a), best_of(p.b), difference_text(p),
+                      fmt_delta(p.a) if p.a else "-", fmt_delta(p.b) if p.b else "-",
+                      p.why or ""]) for p in pairs]
+        parts += [paragraph(f"B = {other.study_name}"),
+                  table(f"beside-{other.study_name}",
+                        ["NFE", f"best {label} A", f"best {label} B", "B - A [95% CI]",
+                         "change A [95% CI]", "change B [95% CI]", "not compared because"],
+                        rows)]
+    return section("side-by-side", f"Beside other sweeps: {label} per NFE", *parts)
+
+
+def best_of(row: SummaryRow | None) -> str:
+    """A row's best score, ``-`` when the sweep lacks the NFE."""
+    return "-" if row is None else f"{row.best_score:.4g}"
+
+
 def trials_section(rows: Sequence[TrialRow], label: str = "score") -> str:
     """Every trial: number, state, NFE, parameters, score, sample count, confirmed score."""
     headers = ["trial", "state", "NFE", "baseline", "parameters", f"search {label}",
@@ -257,7 +284,7 @@ def trials_section(rows: Sequence[TrialRow], label: str = "score") -> str:
 def write_report(study: Sweep, folder: Path, storage_url: str,
                  scores: Mapping[int, Mapping] | None = None, protocol: Protocol | None = None,
                  grids: Sequence[Grid] | None = None,
-                 grids_note: str | None = None) -> Path:
+                 grids_note: str | None = None, others: Sequence[Sweep] = ()) -> Path:
     """Write the figures and ``index.html`` (PNGs embedded) into ``folder``; returns the page."""
     # the baseline at larger step counts and the answer to "breaking the limit", if measured
     records = limit_records(study, protocol) if protocol is not None else {}
@@ -283,6 +310,7 @@ def write_report(study: Sweep, folder: Path, storage_url: str,
         contour_section(paths["contour.png"], parameterization, label),
         history_section(paths["history.png"], label),
         importance_section(importances, missing, paths["importance.png"], label),
+        side_by_side_section(study, others, label),
         samples_section(grids, grids_note),
         *(make(where, folder) for where in instrument_folders(folder)
           for make in (windows_section, loss_section)),

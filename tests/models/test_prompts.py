@@ -268,3 +268,15 @@ def test_the_reference_check_refuses_a_prompt_set_without_images(tmp_path):
     with pytest.raises(ConfigError, match="line 3 names image") as err:
         MetricSettings.from_config(cfg, confirming=True)
     assert err.value.key == "metric.reference"
+
+
+def test_a_bad_prompt_set_is_one_line_before_the_model_loads(tmp_path):
+    from tests.conftest import run_cli
+
+    bad = tmp_path / "prompts.csv"
+    bad.write_text("caption,image\n,a.png\n")  # an empty caption
+    result = run_cli("sample", "model=stable_diffusion", f"model.path={tmp_path}",
+                     f"model.prompts={bad}", "sample.score=false", f"out_dir={tmp_path / 'o'}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("skipsearch: error: model.prompts")
+    assert not (tmp_path / "o").exists()

@@ -24,6 +24,8 @@ from tests.conftest import run_cli
 from tests.support.clip_folder import write_tiny_clip
 from tests.support.feature_files import write_random_inception
 from tests.support.sd_pipeline import write_tiny_sd_pipeline
+from tests.support.sdxl_pipeline import IMAGE_SIZE as SDXL_SIZE
+from tests.support.sdxl_pipeline import write_tiny_sdxl_pipeline
 
 SCHEDULER = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012,
              "beta_schedule": "scaled_linear"}
@@ -39,14 +41,18 @@ def files(tmp_path_factory):
     reference = folder / "images.npz"
     rng = np.random.default_rng(0)
     np.savez(reference, images=rng.integers(0, 256, size=(12, 16, 16, 3), dtype=np.uint8))
-    return {"pipeline": write_tiny_sd_pipeline(folder / "pipeline"), "prompts": prompts,
+    return {"pipeline": write_tiny_sd_pipeline(folder / "pipeline"),
+            "sdxl": write_tiny_sdxl_pipeline(folder / "sdxl"), "prompts": prompts,
             "inception": write_random_inception(folder / "inception"),
             "clip": write_tiny_clip(folder / "clip"), "reference": reference}
 
 
-def model_args(files) -> list[str]:
-    return ["model=stable_diffusion", f"model.path={files['pipeline']}",
-            f"model.prompts={files['prompts']}", "model.guidance_scale=2"]
+def model_args(files, kind: str = "stable_diffusion") -> list[str]:
+    """A tiny SD or SDXL pipeline with the prompts, guidance weight 2."""
+    path = files["pipeline"] if kind == "stable_diffusion" else files["sdxl"]
+    extra = [] if kind == "stable_diffusion" else [f"model.target_size={SDXL_SIZE}"]
+    return [f"model={kind}", f"model.path={path}", f"model.prompts={files['prompts']}",
+            "model.guidance_scale=2", *extra]
 
 
 SAMPLER = ["sampler.sigma_min=0.03", "sampler.sigma_max=14.6"]
@@ -72,9 +78,10 @@ def test_guidance_is_refused_for_a_model_without_it():
         SkipSchedule((1.0,), guidance_scale=0.5)
 
 
-def test_a_sweep_searches_guidance_with_rho_on_fid_and_clip_score(files, tmp_path):
+@pytest.mark.parametrize("kind", ["stable_diffusion", "sdxl"])
+def test_a_sweep_searches_guidance_with_rho_on_fid_and_clip_score(files, tmp_path, kind):
     out = tmp_path / "out"
-    args = [*model_args(files), *SAMPLER, "metric=fid",
+    args = [*model_args(files, kind), *SAMPLER, "metric=fid",
             f"metric.inception_weights={files['inception']}",
             f"metric.clip_weights={files['clip']}", f"metric.reference={files['reference']}",
             "search.objectives=[score,clip_score]", "search=nsga2",
@@ -84,22 +91,21 @@ def test_a_sweep_searches_guidance_with_rho_on_fid_and_clip_score(files, tmp_pat
             "device=cpu", "search.steps=[2]", "search.n_trials=3"]
     result = run_cli("sweep", *args)
     assert result.returncode == 0, result.stderr
-    sweep = load_sweep(name="stable_diffusion-heun-linear",
-                       storage=f"sqlite:///{out / 'studies.db'}")
+    sweep = load_sweep(name=f"{kind}-heun-linear", storage=f"sqlite:///{out / 'studies.db'}")
     trials = sweep.trials
     assert all("guidance_scale" in t.params for t in trials)
     baseline = next(t for t in trials if t.user_attrs.get("baseline"))
     assert baseline.params["guidance_scale"] == 2.0  # the model's own weight
     assert all(1.5 <= t.params["guidance_scale"] <= 6 for t in trials if t is not baseline)
     assert sweep.cells[0].metric_names == ["fid", "clip_score"]
-    exports = sorted((out / "exports" / "stable_diffusion-heun-linear").glob("nfe*.yaml"))
+    exports = sorted((out / "exports" / f"{kind}-heun-linear").glob("nfe*.yaml"))
     exported = load_schedule(exports[0])
     number = exported.study["trial"]
     assert exported.schedule.guidance_scale == trials[number].params["guidance_scale"]
     written = yaml.safe_load(exports[0].read_text())
     assert written["schedule"]["guidance_scale"] == exported.schedule.guidance_scale
     # sample draws the export again, guidance included, and reproduces its score
-    again = run_cli("sample", *model_args(files), "metric=fid",
+    again = run_cli("sample", *model_args(files, kind), "metric=fid",
                     f"metric.inception_weights={files['inception']}",
                     f"metric.reference={files['reference']}", f"schedule={exports[0]}",
                     f"out_dir={out}", "device=cpu", "batch_size=6")
@@ -111,17 +117,45 @@ def test_a_sweep_searches_guidance_with_rho_on_fid_and_clip_score(files, tmp_pat
     weight = exported.schedule.guidance_scale
     data = yaml.safe_load(exports[0].read_text())
     del data["schedule"]["guidance_scale"]
-    same = draw(files, tmp_path, data, "unguided", f"model.guidance_scale={weight}")
+    same = draw(files, kind, tmp_path, data, "unguided", f"model.guidance_scale={weight}")
     assert np.array_equal(found, same)  # the file's weight is the model's weight w
     data["schedule"]["guidance_scale"] = weight + 1.0
-    assert not np.array_equal(found, draw(files, tmp_path, data, "other"))
+    assert not np.array_equal(found, draw(files, kind, tmp_path, data, "other"))
+    applied_as_searched(files, kind, exports[0])
 
 
-def draw(files, tmp_path, data: dict, name: str, *extra: str) -> np.ndarray:
+def applied_as_searched(files, kind: str, path) -> None:
+    """``skipsearch.apply`` on a pipeline's UNet gives the UNet calls the sweep's hooks gave."""
+    from diffusers import UNet2DConditionModel
+
+    import skipsearch
+    from skipsearch.tuning.skips import SkipHooks
+
+    exported = load_schedule(path)
+    folder = files["pipeline"] if kind == "stable_diffusion" else files["sdxl"]
+    unet, inner = (UNet2DConditionModel.from_pretrained(str(folder / "unet"),
+                                                        local_files_only=True) for _ in "ab")
+    x, t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1)), 400
+    context = torch.randn(2, 5, unet.config.cross_attention_dim,
+                          generator=torch.Generator().manual_seed(2))
+    extra = {} if kind == "stable_diffusion" else {"added_cond_kwargs": {
+        "text_embeds": torch.randn(2, unet.config.projection_class_embeddings_input_dim - 6 *
+                                   unet.config.addition_time_embed_dim),
+        "time_ids": torch.tensor([[16.0, 16, 0, 0, 16, 16]] * 2)}}
+    hooks = SkipHooks(inner, skipsearch.find_skips(inner), exported.schedule.coefficients)
+    with torch.no_grad():
+        expected = inner(x, t, encoder_hidden_states=context, **extra).sample
+    hooks.remove()
+    with skipsearch.apply(unet, path) as applied, torch.no_grad():
+        assert torch.equal(unet(x, t, encoder_hidden_states=context, **extra).sample, expected)
+        assert applied.call_kwargs == {"guidance_scale": exported.schedule.guidance_scale}
+
+
+def draw(files, kind: str, tmp_path, data: dict, name: str, *extra: str) -> np.ndarray:
     """The images ``sample`` draws from schedule file ``data`` (written as ``name.yaml``)."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(data))
-    result = run_cli("sample", *model_args(files), *extra, f"schedule={path}",
+    result = run_cli("sample", *model_args(files, kind), *extra, f"schedule={path}",
                      "sample.score=false", f"out_dir={tmp_path / 'out'}", "device=cpu",
                      "batch_size=6")
     assert result.returncode == 0, result.stderr

@@ -62,26 +62,40 @@ def test_both_together_search_rho_and_freeu_and_compare_pairs_the_methods(tiny_o
     row = next(line for line in shown.stdout.splitlines() if line.strip("│ ").startswith("3 "))
     # B - A comes with its paired interval: both confirmed on the same seed blocks
     assert re.search(r"[-+][\d.e+-]+ \[[-+][\d.e+-]+, [-+][\d.e+-]+\]", row.split("│")[4]), row
+    report = run_cli("report", *tiny_overrides, "search.study_name=digits-heun-linear",
+                     "report.grid=0", "report.compare=[digits-heun-linear+freeu]")
+    assert report.returncode == 0, report.stderr
+    page = (out / "reports" / "digits-heun-linear" / "index.html").read_text()
+    beside = page[page.index('id="side-by-side"'):]
+    assert "B = digits-heun-linear+freeu" in beside
+    assert re.search(r"<td>[-+][\d.e+-]+ \[[-+][\d.e+-]+, [-+][\d.e+-]+\]( n\.s\.)?</td>",
+                     beside)
+    missing = run_cli("report", *tiny_overrides, "search.study_name=digits-heun-linear",
+                      "report.grid=0", "report.compare=[digits-heun-nothing]")
+    assert missing.returncode == 2 and "report.compare" in missing.stderr
 
 
 def test_compare_pairs_by_the_recorded_blocks_as_the_confirmation_does():
-    from skipsearch.cli.studies import b_minus_a
-    from skipsearch.metrics.blocks import between
+    from scipy.stats import t
+
+    from skipsearch.search.side_by_side import Pair, difference_text, paired
     from skipsearch.search.summary import SummaryRow
 
     def row(best, leave_out):
         return SummaryRow(3, 2, 10.0, best, best, True, True, 0, {}, [], leave_out=leave_out)
 
-    a, b = row(5.0, (5.1, 4.8, 5.2)), row(4.0, (4.2, 3.9, 3.95))
-    delta = between(5.0, a.leave_out, 4.0, b.leave_out)
+    a, b = row(5.0, (5.1, 4.8, 5.2)), row(4.0, (4.1, 3.8, 4.15))
+    delta = paired(a, b)
     k, diffs = 3, [x - y for x, y in zip(b.leave_out, a.leave_out, strict=True)]
-    mean = sum(diffs) / k
+    mean = sum(diffs) / k  # the delete-a-group jackknife, written out
     se = ((k - 1) / k * sum((d - mean) ** 2 for d in diffs)) ** 0.5
-    from scipy.stats import t
-
+    assert delta.delta == -1.0
     assert delta.high - delta.delta == pytest.approx(t.ppf(0.975, k - 1) * se)
-    assert b_minus_a(a, b).startswith("-1 [")
-    assert b_minus_a(a, row(4.0, None)) == "-1"  # no blocks kept: no interval
+    assert difference_text(Pair(3, a, b, None, delta)).startswith("-1 [")
+    worse = paired(b, a)  # the same pair the other way round: B worse, and sure of it
+    assert worse.worse and "n.s." not in difference_text(Pair(3, b, a, None, worse))
+    assert paired(a, row(4.0, None)) is None  # no blocks kept: no interval
+    assert difference_text(Pair(3, a, row(4.0, None), None, None)) == "-1"
 
 
 @pytest.mark.parametrize(("override", "key"), [
