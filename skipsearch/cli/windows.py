@@ -33,6 +33,13 @@ def run_windows(cfg: DictConfig, settings: Settings | None = None) -> dict:
     device = setup_device(settings)
     model = build_model(settings, device)
     schedule, sampler, study = studied_schedule(settings, model)
+    if schedule.uses_freeu:
+        given = settings.schedule_file
+        key, value = ("schedule", str(given.path)) if given else \
+            ("freeu.factors", dict(schedule.freeu))
+        raise ConfigError(key, value, "FreeU acts at every noise level, so no window can place "
+                          "it; study the coefficients alone (without schedule.freeu, or with "
+                          "freeu.factors=null)")
     levels = evaluated_levels(sampler.sigmas())
     width, count = settings.options.width, settings.options.count
     try:

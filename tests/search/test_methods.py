@@ -122,3 +122,17 @@ def test_freeu_is_refused_up_front_where_it_cannot_act():
         check_method(config, SimpleNamespace(name="flat", denoiser=SimpleNamespace(
             skips=one_level)))
     check_method(SkipConfig("linear"), None)  # Skip-Tuning alone asks nothing of the model
+
+
+def test_inspect_shows_freeu_per_skip_and_windows_refuses_it(tiny_overrides):
+    factors = "freeu.factors={b1: 1.3, b2: 1.4, s1: 0.9, s2: 0.2}"
+    shown = run_cli("inspect", *tiny_overrides, factors)
+    assert shown.returncode == 0, shown.stderr
+    rows = [line for line in shown.stdout.splitlines() if "net.dec." in line]
+    stages = [line.split("│")[-2].strip() for line in rows]
+    assert stages[:2] == ["1.3000, 0.9000"] * 2 and stages[2:4] == ["1.4000, 0.2000"] * 2
+    assert stages[4:] == ["-"] * (len(rows) - 4)  # the highest resolution: untouched
+    refused = run_cli("windows", *tiny_overrides, factors)
+    assert refused.returncode == 2, refused.stderr
+    assert refused.stderr.startswith("skipsearch: error: freeu.factors=")
+    assert "acts at every noise level" in refused.stderr
