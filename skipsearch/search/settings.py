@@ -232,7 +232,7 @@ def guidance_range(cfg: DictConfig) -> dict[str, float] | None:
     """``search.guidance_scale``: a range of the guidance weight holding ``model.guidance_scale``.
 
     Only models with classifier-free guidance take one: text-to-image pipelines, and the
-    class-conditional ADM, LDM and U-ViT with a null class.
+    class-conditional LDM and U-ViT with a null class (ADM has no guidance).
     """
     from ..models.kinds import GUIDED_KINDS, TEXT_TO_IMAGE_KINDS
 

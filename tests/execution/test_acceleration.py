@@ -96,6 +96,36 @@ def test_a_captured_call_reads_the_coefficients_loaded_after_capture():
     assert captured == [(4, 1, 16, 16), (2, 1, 16, 16)]  # one graph per batch shape
 
 
+def test_a_captured_call_is_captured_again_when_freeu_changes():
+    from skipsearch.tuning.schedule import SkipSchedule
+
+    model = accelerate(bundled())
+    k = len(model.denoiser.skips)
+    captured = []
+
+    def counting(call, inputs):
+        captured.append(tuple(inputs[0].shape))
+        return fx_capture(call, inputs)
+
+    graphed = GraphedCall(model.denoiser, counting,
+                          variant_of=lambda: model.hooks.freeu_factors)
+    x, labels = torch.randn(2, 1, 16, 16), torch.eye(10)[:2]
+    sigma = torch.ones(2, dtype=torch.float64)
+    factors = ({"b1": 1.3, "b2": 1.4, "s1": 0.9, "s2": 0.2},
+               {"b1": 1.1, "b2": 1.2, "s1": 0.5, "s2": 0.7})
+    with torch.no_grad():
+        for freeu in factors:  # FreeU's factors are plain numbers inside a graph
+            with model.hooks.tuning(SkipSchedule((0.9,) * k, freeu=freeu)):
+                replayed = graphed(x, sigma, labels)
+                eager = model.denoiser(x, sigma, labels)
+            torch.testing.assert_close(replayed, eager, rtol=0, atol=1e-6)
+    assert captured == [(2, 1, 16, 16)] * 2
+    wired = accelerate(bundled(), cuda_graph=True)  # what accelerate hands its graphs
+    wired.hooks.load(SkipSchedule((1.0,) * k, freeu=factors[0]))
+    assert wired.network.variant_of() == (None, wired.hooks.freeu_factors)
+    assert wired.hooks.freeu_factors  # the digits UNet's two lowest stages
+
+
 def test_sampling_through_a_captured_call_gives_the_eager_images():
     eager = accelerate(bundled())
     graphed = accelerate(bundled())

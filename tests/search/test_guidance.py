@@ -179,7 +179,7 @@ def test_guidance_is_searched_only_where_a_model_has_it(tmp_path):
     result = run_cli("sweep", "search.guidance_scale={low: 1, high: 6}",
                      f"out_dir={tmp_path / 'out'}", "logger=none", "device=cpu")
     refused(result, "model.kind=digits has no classifier-free guidance", tmp_path)
-    result = run_cli("sweep", "model=adm", f"model.path={tmp_path}",
+    result = run_cli("sweep", "model=uvit", f"model.path={tmp_path}",
                      "search.guidance_scale={low: 1, high: 6}",
                      f"out_dir={tmp_path / 'out'}", "logger=none", "device=cpu")
     refused(result, "needs its null class", tmp_path)
