@@ -82,11 +82,18 @@ class LatentDecoder(nn.Module):
 
 
 class EDM2Denoiser(Denoiser):
-    """An EDM2 ``Precond`` as a Denoiser; latent models decode through the VAE."""
+    """An EDM2 ``Precond`` as a Denoiser; latent models decode through the VAE.
 
-    def __init__(self, net: nn.Module, decoder: LatentDecoder | None = None) -> None:
+    With a guiding network ``guide`` (autoguidance, Karras et al. 2024: a smaller or
+    less-trained model of the same data), D = D_guide + w (D - D_guide) for ``guidance_scale``
+    w != 1, as EDM2's ``generate_images`` lerps them; the skips are the main network's.
+    """
+
+    def __init__(self, net: nn.Module, decoder: LatentDecoder | None = None,
+                 guide: nn.Module | None = None, guidance_scale: float = 1.0) -> None:
         super().__init__()
-        self.net, self.decoder = net, decoder
+        self.net, self.decoder, self.guide = net, decoder, guide
+        self.guidance_scale = float(guidance_scale)
         self.img_channels = int(net.img_channels)
         self.img_resolution = int(net.img_resolution)
         self.label_dim = int(net.label_dim)
@@ -95,9 +102,18 @@ class EDM2Denoiser(Denoiser):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor,
                 class_labels: torch.Tensor | None = None) -> torch.Tensor:
-        """D(x; sigma) from the Precond's own EDM preconditioning, in float32."""
-        return self.net(x.to(torch.float32), sigma.to(torch.float32), class_labels).to(
-            torch.float32)
+        """D(x; sigma) from the Precond's own EDM preconditioning, in float32 (guided if set)."""
+        x, sigma = x.to(torch.float32), sigma.to(torch.float32)
+        denoised = self.net(x, sigma, class_labels).to(torch.float32)
+        if self.guide is None or self.guidance_scale == 1.0:
+            return denoised
+        reference = self.guide(x, sigma, class_labels).to(torch.float32)
+        return reference.lerp(denoised, self.guidance_scale)
+
+    @property
+    def can_guide(self) -> bool:
+        """With a guiding network: autoguidance weights apply."""
+        return self.guide is not None
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
         """Latents through the VAE; pixel models return x unchanged."""
@@ -138,9 +154,23 @@ def _latent_decoder(encoder: Unbuilt, vae_path: str | None, path: Path) -> Laten
                          state.get("batch_size", 8))
 
 
-def load_edm2_denoiser(path: Path, trust: bool, vae_path: str | None = None) -> EDM2Denoiser:
-    """The EDM2 network at ``path`` as a Denoiser in eval mode (weights as stored)."""
+def load_edm2_denoiser(path: Path, trust: bool, vae_path: str | None = None,
+                       guide_path: str | None = None,
+                       guidance_scale: float = 1.0) -> EDM2Denoiser:
+    """The EDM2 network at ``path`` as a Denoiser in eval mode (weights as stored).
+
+    ``guide_path``: a second snapshot of the same data as the guiding network of autoguidance.
+    """
     net, encoder = read_edm2_pickle(path, trust)
+    guide = None
+    if guide_path:
+        guide, _ = read_edm2_pickle(Path(guide_path), trust)
+        for attr in ("img_channels", "img_resolution", "label_dim"):
+            if getattr(guide, attr, None) != getattr(net, attr, None):
+                raise ConfigError("model.guide_path", str(guide_path), f"its {attr} is "
+                                  f"{getattr(guide, attr, None)} and the model's "
+                                  f"{getattr(net, attr, None)}; a guiding network models the "
+                                  "same data")
     decoder = None
     name = encoder.class_name if isinstance(encoder, Unbuilt) else "StandardRGBEncoder"
     if name == "StabilityVAEEncoder":
@@ -149,7 +179,7 @@ def load_edm2_denoiser(path: Path, trust: bool, vae_path: str | None = None) -> 
         raise ConfigError("model.path", str(path), "expected an EDM2 encoder "
                           f"StandardRGBEncoder or StabilityVAEEncoder, found {name}")
     try:
-        denoiser = EDM2Denoiser(net, decoder)
+        denoiser = EDM2Denoiser(net, decoder, guide, guidance_scale)
     except (AttributeError, ValueError, TypeError, KeyError) as err:
         raise ConfigError("model.path", str(path), "expected an NVlabs EDM2 network "
                           "(img_channels, img_resolution, label_dim, sigma_data on Precond; "

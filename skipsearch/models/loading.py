@@ -54,7 +54,8 @@ def _edm2(cfg) -> tuple[Denoiser, Path]:
 
     path = Path(cfg.path)
     trust = bool(cfg.get("trust_pickle", False))
-    return load_edm2_denoiser(path, trust, cfg.get("vae")), path
+    return load_edm2_denoiser(path, trust, cfg.get("vae"), cfg.get("guide_path"),
+                              float(cfg.get("guidance_scale", 1.0))), path
 
 
 def _diffusers_unet2d(cfg) -> tuple[Denoiser, Path]:

@@ -104,7 +104,22 @@ def check_nvlabs_pickle(cfg: DictConfig, kind: str, path: Path) -> None:
     vae = OmegaConf.select(cfg, "model.vae")
     check(vae is None or Path(vae).is_dir(), "model.vae", vae,
           "no such folder; give the local diffusers AutoencoderKL folder, or null")
+    check_pickle_file("model.path", path, kind)
+    guide = OmegaConf.select(cfg, "model.guide_path") if kind == "edm2" else None
+    if guide is not None:
+        check(Path(guide).is_file(), "model.guide_path", guide,
+              "no such file; give the guiding network's snapshot (.pkl), or null")
+        check_pickle_file("model.guide_path", Path(guide), kind)
+    scale = OmegaConf.select(cfg, "model.guidance_scale") if kind == "edm2" else None
+    if scale is not None:
+        scale = get_float(cfg, "model.guidance_scale", 0.0)
+        check(scale == 1.0 or guide is not None, "model.guidance_scale", scale,
+              "autoguidance needs a guiding network: set model.guide_path, or 1")
+
+
+def check_pickle_file(key: str, path: Path, kind: str) -> None:
+    """A file that starts as a pickle does (protocol 2 or later); else one line naming ``key``."""
     with open(path, "rb") as f:
         magic = f.read(2)
-    check(len(magic) == 2 and magic[0] == 0x80 and magic[1] >= 2, "model.path", str(path),
+    check(len(magic) == 2 and magic[0] == 0x80 and magic[1] >= 2, key, str(path),
           f"not a pickle; give an NVlabs {kind.upper()} network snapshot (.pkl)")

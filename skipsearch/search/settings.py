@@ -231,8 +231,9 @@ GUIDANCE_LIMIT = 100.0
 def guidance_range(cfg: DictConfig) -> dict[str, float] | None:
     """``search.guidance_scale``: a range of the guidance weight holding ``model.guidance_scale``.
 
-    Only models with classifier-free guidance take one: text-to-image pipelines, and the
-    class-conditional LDM and U-ViT with a null class (ADM has no guidance).
+    Only models with a guidance weight take one: text-to-image pipelines, the
+    class-conditional LDM and U-ViT with a null class (ADM has no guidance), and EDM2 with a
+    guiding network (autoguidance).
     """
     from ..models.kinds import GUIDED_KINDS, TEXT_TO_IMAGE_KINDS
 
@@ -243,7 +244,11 @@ def guidance_range(cfg: DictConfig) -> dict[str, float] | None:
     kind = OmegaConf.select(cfg, "model.kind")
     check(kind in GUIDED_KINDS, "search.guidance_scale", shown,
           f"model.kind={kind} has no classifier-free guidance; set search.guidance_scale=null")
-    if kind not in TEXT_TO_IMAGE_KINDS:
+    if kind == "edm2":
+        check(OmegaConf.select(cfg, "model.guide_path") is not None, "search.guidance_scale",
+              shown, "autoguidance of an EDM2 model needs a guiding network: set "
+              "model.guide_path")
+    elif kind not in TEXT_TO_IMAGE_KINDS:
         check(OmegaConf.select(cfg, "model.null_class") is not None, "search.guidance_scale",
               shown, f"guidance of a {kind} model needs its null class: set model.null_class")
     check(OmegaConf.is_dict(raw), "search.guidance_scale", shown,

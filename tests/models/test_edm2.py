@@ -177,3 +177,54 @@ def test_a_tiny_sweep_runs_on_an_edm2_snapshot(pixel):
     images = generate(denoiser, [0, 1, 2], edm_sigmas(3), "heun")
     assert images.shape == (3, 3, 16, 16) and torch.isfinite(images).all()
     assert F.mse_loss(images, torch.zeros_like(images)) > 0
+
+
+@pytest.fixture(scope="module")
+def guiding(tmp_path_factory):
+    """A second, differently seeded snapshot of the same data: the guiding network."""
+    path = tmp_path_factory.mktemp("edm2-guide") / "guide.pkl"
+    return path, write_edm2_snapshot(path, seed=1, **TINY)
+
+
+def test_autoguidance_lerps_from_the_guiding_network_as_edm2_does(pixel, guiding):
+    from skipsearch.models.denoiser import guided
+    from skipsearch.tuning.skips import skip_tuning
+
+    (path, net), (guide_path, gnet) = pixel, guiding
+    denoiser = load_edm2_denoiser(path, trust=True, guide_path=str(guide_path),
+                                  guidance_scale=1.8)
+    x, sigma, labels = inputs()
+    with torch.no_grad():
+        d, ref = net(x, sigma, labels).float(), gnet(x, sigma, labels).float()
+        assert denoiser.can_guide
+        # EDM2's generate_images: ref_Dx.lerp(Dx, guidance), written out
+        torch.testing.assert_close(denoiser(x, sigma, labels), ref + 1.8 * (d - ref),
+                                   rtol=1e-5, atol=1e-5)
+        with guided(denoiser, 1.0):
+            assert torch.equal(denoiser(x, sigma, labels), d)  # w = 1: the model alone
+        k = len(denoiser.skips)
+        with skip_tuning(denoiser, denoiser.skips, [1.0] * k):
+            assert torch.equal(denoiser(x, sigma, labels), ref.lerp(d, 1.8))
+    assert all(p.module_name.startswith("net.unet.") for p in denoiser.skips)  # not the guide's
+    assert not load_edm2_denoiser(path, trust=True).can_guide
+
+
+def test_a_guiding_network_of_other_data_is_one_line(pixel, tmp_path):
+    path, _ = pixel
+    other = tmp_path / "other.pkl"
+    write_edm2_snapshot(other, **{**TINY, "label_dim": 5})
+    with pytest.raises(ConfigError) as err:
+        load_edm2_denoiser(path, trust=True, guide_path=str(other), guidance_scale=2.0)
+    assert err.value.key == "model.guide_path" and "label_dim is 5" in str(err.value)
+
+
+def test_autoguidance_settings_are_checked_before_loading(pixel, tmp_path):
+    path, _ = pixel
+    common = ["inspect", "model=edm2", f"model.path={path}", "model.trust_pickle=true"]
+    result = run_cli(*common, "model.guidance_scale=2")
+    assert result.returncode == 2 and "model.guide_path" in result.stderr.splitlines()[-1]
+    result = run_cli(*common, f"model.guide_path={tmp_path / 'missing.pkl'}")
+    assert result.returncode == 2 and "model.guide_path" in result.stderr
+    result = run_cli("sweep", "model=edm2", f"model.path={path}", "model.trust_pickle=true",
+                     "search.guidance_scale={low: 1, high: 3}", f"out_dir={tmp_path / 'o'}")
+    assert result.returncode == 2 and "needs a guiding network" in result.stderr
