@@ -80,11 +80,12 @@ class SkipConfig:
         method = get_choice(cfg, "method", METHODS) if OmegaConf.select(cfg, "method") \
             is not None else "skip_tuning"
         tunes_skips, tunes_freeu = method != "freeu", "freeu" in method
+        factors = fixed_freeu(cfg)  # checked in a sweep too, where it is not used
         return cls(parameterization, {} if searched else fixed_params(cfg),
                    (float(window[0]), float(window[1])) if window is not None else None,
                    profile, tuple(profiles),
                    space_ranges(cfg) if searched and tunes_skips else {}, window_space,
-                   method, None if searched else fixed_freeu(cfg),
+                   method, None if searched else factors,
                    freeu_ranges(cfg) if searched and tunes_freeu else {})
 
     def schedule(self, levels: Sequence[int], profile_range: Range) -> SkipSchedule:

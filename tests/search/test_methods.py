@@ -136,3 +136,10 @@ def test_inspect_shows_freeu_per_skip_and_windows_refuses_it(tiny_overrides):
     assert refused.returncode == 2, refused.stderr
     assert refused.stderr.startswith("skipsearch: error: freeu.factors=")
     assert "acts at every noise level" in refused.stderr
+
+
+def test_bad_fixed_freeu_factors_are_one_line_in_a_sweep_too(tiny_overrides, tmp_path):
+    result = run_cli("sweep", *tiny_overrides, "freeu.factors={b1: 1, b2: 1, s1: 1, s2: x}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("skipsearch: error: freeu.factors")
+    assert not (tmp_path / "out" / "studies.db").exists()
