@@ -70,15 +70,21 @@ def test_one_set_of_hooks_serves_every_schedule():
         assert torch.equal(tuned, fresh), name
 
 
-def test_a_captured_call_reads_the_coefficients_loaded_after_capture():
-    model = accelerate(bundled())
-    k = len(model.denoiser.skips)
-    captured = []
+def counting_capture(captured: list):
+    """``fx_capture`` that notes the batch shape of each capture in ``captured``."""
 
     def counting(call, inputs):
         captured.append(tuple(inputs[0].shape))
         return fx_capture(call, inputs)
 
+    return counting
+
+
+def test_a_captured_call_reads_the_coefficients_loaded_after_capture():
+    model = accelerate(bundled())
+    k = len(model.denoiser.skips)
+    captured = []
+    counting = counting_capture(captured)
     graphed = GraphedCall(model.denoiser, counting)
     labels = torch.eye(10)[:4]
     x = torch.randn(4, 1, 16, 16)
@@ -102,11 +108,7 @@ def test_a_captured_call_is_captured_again_when_freeu_changes():
     model = accelerate(bundled())
     k = len(model.denoiser.skips)
     captured = []
-
-    def counting(call, inputs):
-        captured.append(tuple(inputs[0].shape))
-        return fx_capture(call, inputs)
-
+    counting = counting_capture(captured)
     graphed = GraphedCall(model.denoiser, counting,
                           variant_of=lambda: model.hooks.freeu_factors)
     x, labels = torch.randn(2, 1, 16, 16), torch.eye(10)[:2]
