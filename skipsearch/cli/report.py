@@ -40,9 +40,8 @@ def check_model(study: Sweep, model: LoadedModel) -> None:
               "skips the sample grids")
 
 
-def beside(settings: Settings, name: str) -> Sweep:
-    """Another sweep of the storage, for ``report.compare``; one line if there is none."""
-    storage = make_storage(settings.storage)
+def beside(settings: Settings, storage, name: str) -> Sweep:
+    """Another sweep of ``storage``, for ``report.compare``; one line if there is none."""
     known = sweep_names(storage)
     check(name in known, "report.compare", name,
           f"no sweep of that name in the storage; its sweeps: {', '.join(known) or 'none'}")
@@ -53,8 +52,9 @@ def run_report(cfg: DictConfig, settings: Settings | None = None) -> Path:
     """Write ``<report.dir>/<study>/index.html`` and its PNGs; returns the page's path."""
     settings = settings or build(cfg, "report")
     grid = settings.options.grid
-    study = open_sweep(settings.storage, settings.study_name)
-    others = [beside(settings, name) for name in settings.options.compare]
+    storage = make_storage(settings.storage)
+    study = open_sweep(settings.storage, settings.study_name, storage)
+    others = [beside(settings, storage, name) for name in settings.options.compare]
     protocol = settings.final_protocol
     scores = confirmed(study, protocol)
     folder = settings.options.dir / study.study_name

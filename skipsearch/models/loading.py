@@ -69,7 +69,8 @@ def _diffusers_unet2d(cfg) -> tuple[Denoiser, Path]:
 
 def _stable_diffusion(cfg) -> tuple[Denoiser, Path]:
     """A local Stable Diffusion pipeline folder: UNet, text encoder, tokenizer and VAE."""
-    from .text_to_image import load_text_to_image, read_prompts
+    from .prompts import read_prompts
+    from .text_to_image import load_text_to_image
 
     path = Path(cfg.path)
     scheduler = (OmegaConf.to_container(cfg.scheduler) if cfg.get("scheduler")

@@ -42,7 +42,8 @@ from .diffusers_unet import (
     DiffusersConditionDenoiser,
     load_diffusers_condition_unet,
 )
-from .text_to_image import TextToImageDenoiser, read_prompts
+from .prompts import read_prompts
+from .text_to_image import TextToImageDenoiser
 
 # The pipeline's folders (besides scheduler/, read when model.scheduler is null).
 FOLDERS = ("unet", "vae", "text_encoder", "text_encoder_2", "tokenizer", "tokenizer_2")

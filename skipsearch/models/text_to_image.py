@@ -19,13 +19,7 @@ from torch import nn
 from ..configuration.errors import ConfigError
 from .denoiser import Denoiser
 from .diffusers_unet import DiffusersConditionDenoiser, load_diffusers_condition_unet
-
-
-def read_prompts(path: str | Path, key: str = "model.prompts") -> list[str]:
-    """The captions of a prompt set: .txt, .csv or .jsonl (``models.prompts``)."""
-    from .prompts import read_prompts as read_prompt_captions
-
-    return read_prompt_captions(path, key)
+from .prompts import read_prompts  # noqa: F401  (the loaders' name for it, as before)
 
 
 class TextToImageDenoiser(Denoiser):

@@ -68,12 +68,12 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
                  len(plan), protocol.seed_range.count, protocol.seed_range.start,
                  protocol.seeds[-1], ", ".join(names))
     for i, (trial, base, is_base) in enumerate(plan):
-        pair = blocks if is_base or (base is not None and base.number in kept) else 0
+        pair = k if is_base or (base is not None and base.number in kept) else 0
         result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial),
                           protocol.seeds, batch_size, device, scorer,
                           fid_infinity=protocol.fid_infinity,
                           desc=f"confirm {i + 1}/{len(plan)} (trial {trial_label(study, trial)})",
-                          blocks=min(pair, protocol.seed_range.count), metrics=names)
+                          blocks=pair, metrics=names)
         record = final_score(result.score, result.score_infinity, protocol.seed_range,
                              scorer.primary)
         metrics = {n: {"score": v, "higher_is_better": scorer.higher_is_better(n),

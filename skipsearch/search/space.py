@@ -52,6 +52,11 @@ class SearchSpace:
     baseline_guidance: float = 1.0
     freeu: Mapping[str, Bounds] | None = None  # FreeU's factors, searched (b1, b2, s1, s2)
 
+    @property
+    def searched_bounds(self) -> dict[str, Bounds]:
+        """The coefficients' bounds and FreeU's factors' (each a float parameter from 1.0)."""
+        return {**self.bounds, **(self.freeu or {})}
+
     def cells(self) -> list[SamplerSpec]:
         """The sweep's cells: every solver at every step count, by solver then steps."""
         return [replace(spec, steps=int(steps)) for spec in self.samplers.values()
@@ -104,7 +109,7 @@ class SearchSpace:
     def distributions(self) -> dict[str, list]:
         """Every searched parameter as [low, high] or its list of choices (JSON-friendly)."""
         out: dict[str, list] = {name: [b.low, b.high]
-                                for name, b in {**self.bounds, **(self.freeu or {})}.items()}
+                                for name, b in self.searched_bounds.items()}
         if self.disc_rho is not None:
             out["disc_rho"] = [self.disc_rho.low, self.disc_rho.high]
         if self.window is not None:
@@ -147,7 +152,7 @@ class SearchSpace:
         """
         self.check_grid(points)
         grid: dict[str, list] = {name: np.linspace(b.low, b.high, points).tolist()
-                                 for name, b in {**self.bounds, **(self.freeu or {})}.items()}
+                                 for name, b in self.searched_bounds.items()}
         if self.window is not None:
             ends = np.geomspace(self.window.low, self.window.high, points).tolist()
             grid.update(sigma_lo=ends, sigma_hi=ends)
@@ -161,7 +166,7 @@ class SearchSpace:
     def baseline(self, cell: SamplerSpec) -> dict[str, float | str]:
         """The parameters of ``cell``'s baseline: every coefficient 1.0, no window."""
         params: dict[str, float | str] = {name: 1.0
-                                          for name in {**self.bounds, **(self.freeu or {})}}
+                                          for name in self.searched_bounds}
         if self.window is not None:
             params.update(sigma_lo=self.window.low, sigma_hi=self.window.high)
         if len(self.profiles) > 1:

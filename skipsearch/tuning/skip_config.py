@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -79,14 +79,15 @@ class SkipConfig:
             window_space = (low, high)
         method = get_choice(cfg, "method", METHODS) if OmegaConf.select(cfg, "method") \
             is not None else "skip_tuning"
-        tunes_skips, tunes_freeu = method != "freeu", "freeu" in method
         factors = fixed_freeu(cfg)  # checked in a sweep too, where it is not used
-        return cls(parameterization, {} if searched else fixed_params(cfg),
-                   (float(window[0]), float(window[1])) if window is not None else None,
-                   profile, tuple(profiles),
-                   space_ranges(cfg) if searched and tunes_skips else {}, window_space,
-                   method, None if searched else factors,
-                   freeu_ranges(cfg) if searched and tunes_freeu else {})
+        config = cls(parameterization, {} if searched else fixed_params(cfg),
+                     (float(window[0]), float(window[1])) if window is not None else None,
+                     profile, tuple(profiles), window_space=window_space, method=method,
+                     freeu=None if searched else factors)
+        if not searched:
+            return config
+        return replace(config, space=space_ranges(cfg) if config.tunes_skips else {},
+                       freeu_space=freeu_ranges(cfg) if config.tunes_freeu else {})
 
     def schedule(self, levels: Sequence[int], profile_range: Range) -> SkipSchedule:
         """The fixed schedule (``default`` fills unnamed parameters, else 1) on ``levels``."""

@@ -117,7 +117,8 @@ class SkipHooks:
         self.skips, self.sigma_of = list(skips), sigma_of
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.schedule, self.needs_sigma = SkipSchedule.identity(len(self.skips)), False
-        self.freeu_factors: tuple[tuple[int, float, float], ...] = ()
+        # FreeU's (b, s) per skip (None where it does not act); () without FreeU
+        self.freeu_factors: tuple[tuple[float, float] | None, ...] = ()
         self.rho = torch.tensor(self.schedule.coefficients, dtype=torch.float64, device=device)
         self.where = torch.tensor(where_values(self.schedule), dtype=torch.float64,
                                   device=device)
@@ -151,14 +152,14 @@ class SkipHooks:
         self.schedule, self.needs_sigma = schedule, schedule.depends_on_sigma
         self.freeu_factors = factors
 
-    def _freeu(self, schedule: SkipSchedule) -> tuple[tuple[int, float, float], ...]:
-        """(skip, b, s) of each point FreeU touches under ``schedule``; () without FreeU."""
+    def _freeu(self, schedule: SkipSchedule) -> tuple[tuple[float, float] | None, ...]:
+        """FreeU's (b, s) at each skip under ``schedule`` (None where it does not act)."""
         if not schedule.uses_freeu:
             return ()
         from .freeu import FreeU, freeu_factors
 
         factors = freeu_factors(FreeU.from_dict(schedule.freeu), self.skips)
-        return tuple((i, b, s) for i, (b, s) in sorted(factors.items()))
+        return tuple(factors.get(p.index) for p in self.skips)
 
     @contextlib.contextmanager
     def tuning(self, schedule: SkipSchedule | Sequence[float]) -> Iterator[None]:
@@ -189,14 +190,12 @@ class SkipHooks:
         from .freeu import freeu_block_input  # here: freeu.py imports this module
 
         def hook(module: nn.Module, args: tuple):
-            x, changed = args[0], False
-            for j, b, s in self.freeu_factors:  # plain numbers: FreeU changes the structure
-                if j == i:
-                    x, changed = freeu_block_input(x, point, b, s), True
+            factors = self.freeu_factors[i] if self.freeu_factors else None
+            x = args[0] if factors is None else freeu_block_input(args[0], point, *factors)
             scaled = _scale_skip(point, x, self.effective[:, i])
             if scaled is not None:
                 return (scaled, *args[1:])
-            return (x, *args[1:]) if changed else None
+            return None if factors is None else (x, *args[1:])
 
         return hook
 
