@@ -128,7 +128,7 @@ def main() -> None:
     scorer = build_scorer(settings, device, model)
     baseline = evaluate(model, SkipSchedule.identity(len(model.denoiser.skips)),
                         SamplerSpec.from_config(cfg, args.steps), range(args.n),
-                        settings.execution.batch_size, device, scorer).fid
+                        settings.execution.batch_size, device, scorer).score
     dim = len(param_names(args.skip, [p.level for p in model.denoiser.skips]))
     points = args.grid_points or grid_points(dim, args.budget // args.n)
     methods = {**METHODS, f"grid {points}^{dim}": ["search=grid",
