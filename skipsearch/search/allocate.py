@@ -19,6 +19,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
 from ..configuration.errors import RunFailedError
+from .clock import enter, phase, record_trial
 from .group import cell_label, trial_label
 from .record import NFE, TrialRecord, study_attrs, write
 from .results import metric_label, ranking
@@ -30,6 +31,7 @@ optuna_log = logging.getLogger("optuna.study._optimize")  # a failed trial's war
 
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 MAX_SKIPS = 20  # draws in a row that repeated earlier trials before a cell counts as exhausted
+POLL_SECONDS = 1.0  # the longest wait between looks at the trials other workers still run
 
 
 class SkippedTrialError(RuntimeError):
@@ -103,12 +105,14 @@ def announce(study: optuna.Study, trial: FrozenTrial) -> None:
 def poll_seconds(study: optuna.Study) -> float | None:
     """Seconds between a finished worker's looks at other workers' trials; None: no waiting.
 
-    None where the storage has no heartbeats: a dead worker's trial would be waited for forever.
+    A second at most: the worker's own results wait on the last trial's end, and a look costs
+    a read or two per cell. None where the storage has no heartbeats: a dead worker's trial
+    would be waited for forever.
     """
     storage = study._storage
     if not is_heartbeat_enabled(storage):
         return None
-    return min(5.0, float(storage.get_heartbeat_interval()))
+    return min(POLL_SECONDS, float(storage.get_heartbeat_interval()))
 
 
 class QuietTrialEnds(logging.Filter):
@@ -225,6 +229,7 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # its lines mix cells
     quiet = QuietTrialEnds()
     optuna_log.addFilter(quiet)
+    enter("loop")
     try:
         while True:
             load = [counts(s) for s in studies]
@@ -245,21 +250,25 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
                              ", ".join(cell_label(studies[i]) for i, (_, busy)
                                        in enumerate(load) if busy))
                     waiting = running
-                time.sleep(poll)
+                with phase("waiting"):
+                    time.sleep(poll)
                 continue
             i = min(open_cells, key=lambda i: (sum(load[i]), i))
             last.clear()
             if before is not None:
                 before(i)
+            started = time.time()
             try:
-                studies[i].optimize(recording_worker(objectives[i]), n_trials=1,
-                                    catch=(*catch, SkippedTrialError), callbacks=[remember])
+                with phase("trial"):
+                    studies[i].optimize(recording_worker(objectives[i]), n_trials=1,
+                                        catch=(*catch, SkippedTrialError), callbacks=[remember])
             except ValueError as err:
                 if not finished_elsewhere(err):
                     raise
                 log.warning("%s: another worker ended this trial first (%s); its record stands",
                             cell_label(studies[i]), err)
             trial = last[-1] if last else None
+            record_trial(started, trial and trial.state.name)
             if trial is not None and TrialRecord.of(trial).duplicate_of is not None:
                 skips[i] += 1
                 if skips[i] == MAX_SKIPS:
@@ -277,6 +286,7 @@ def run_cells(studies: Sequence[optuna.Study], objectives: Sequence[Callable], t
         if cell is None:
             raise
     finally:
+        enter("finish")
         optuna_log.removeFilter(quiet)
         optuna.logging.set_verbosity(verbosity)
     raise deleted_error(cell)  # out of the handler: the error of the deleted rows is no cause

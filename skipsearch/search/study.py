@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from ..configuration.errors import ConfigError
 from ..configuration.urls import safe_url
 from ..samplers.spec import SamplerSpec
+from .clock import timed_storage
 from .group import (
     Sweep,
     cell_key,
@@ -88,7 +89,7 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
     if url.startswith(JOURNAL):
         path = Path(url.removeprefix(JOURNAL))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return timed_storage(JournalStorage(JournalFileBackend(str(path))))
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -100,12 +101,12 @@ def make_storage(cfg: StorageSettings) -> optuna.storages.BaseStorage:
         kind = LockedSQLiteStorage if url.startswith("sqlite:") else RDBStorage
         for attempt in range(4):
             try:
-                return kind(url, **settings)
+                return timed_storage(kind(url, **settings))
             except (IntegrityError, OperationalError) as err:
                 if not creating_at_once(err):
                     raise
                 time.sleep(0.5 * (attempt + 1))
-        return kind(url, **settings)
+        return timed_storage(kind(url, **settings))
 
 
 def open_sweep(storage_cfg: StorageSettings, name: str,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 import optuna
 import pytest
@@ -17,8 +21,13 @@ from omegaconf import OmegaConf
 from optuna.trial import TrialState
 
 from skipsearch.cli import compose_config
+from skipsearch.search import clock as clock_module
+from skipsearch.search import sqlite_storage
+from skipsearch.search.allocate import POLL_SECONDS, poll_seconds, run_cells
+from skipsearch.search.clock import TIMINGS, WorkerClock, timed_storage
 from skipsearch.search.group import Sweep, load_sweep
-from skipsearch.search.study import make_storage
+from skipsearch.search.sqlite_storage import LockedSQLiteStorage, file_system
+from skipsearch.search.study import FINISHED, make_storage
 from skipsearch.search.workers import gone, proc_stat, this_worker
 from tests.conftest import run_cli, start_cli
 from tests.support.polling import running_after_finished, sampling
@@ -63,6 +72,98 @@ def check_no_trial_lost_or_repeated(sweep: Sweep, per_cell: int = PER_CELL) -> N
         assert list(baselines.values()) == [1]
         drawn = [tuple(sorted(t.params.items())) for t in finished]
         assert len(set(drawn)) == len(drawn)  # no two finished trials share parameters
+
+
+def test_two_workers_share_one_sqlite_study_and_time_their_parts(tiny_overrides, tmp_path,
+                                                                 monkeypatch):
+    """On a local file the database journals to a write-ahead log; asked to, each worker writes
+    where its time went, and its record of the trials it ran is the storage's."""
+    timings = tmp_path / "timings"
+    monkeypatch.setenv(TIMINGS, str(timings))
+    db = tmp_path / "out" / "studies.db"
+    sweep = two_workers(tiny_overrides, f"sqlite:///{db}", "sqlite-study")
+    check_no_trial_lost_or_repeated(sweep)
+    with sqlite3.connect(db) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    clocks = [json.loads(p.read_text()) for p in sorted(timings.glob("*.json"))]
+    assert len(clocks) == 2
+    ran = Counter(t.user_attrs["worker"]["pid"] for t in sweep.trials if t.state in FINISHED)
+    for clock in clocks:
+        spans = [t for t in clock["trials"] if t["state"] in ("COMPLETE", "PRUNED")]
+        assert len(spans) == ran[clock["pid"]]
+        assert all(t["start"] <= t["end"] for t in clock["trials"])
+        assert set(clock["wall"]) >= {"startup", "reference", "storage", "trial", "finish"}
+        assert min(clock["wall"].values()) >= 0 and clock["storage_calls"]["_create_new_trial"]
+        life = clock["ended"] - clock["started"]  # the parts add up to the clock's life
+        assert abs(sum(clock["wall"].values()) - life) <= 0.01 * life + 0.05
+        assert clock["started"] <= clock["marks"]["loop"] <= spans[0]["start"]
+
+
+def test_the_clock_charges_each_moment_to_the_innermost_phase_of_the_main_thread():
+    clock = WorkerClock()
+    with clock.phase("trial"):
+        with clock.phase("storage"):
+            time.sleep(0.02)
+        other = threading.Thread(target=lambda: clock.phase("waiting").__enter__())
+        other.start()
+        other.join()  # another thread's phases are not this one's
+        assert clock.stack == ["trial"]
+    clock.enter("finish")
+    times = clock.to_dict()["wall"]
+    assert set(times) == {"startup", "trial", "storage", "finish"}
+    assert times["storage"] >= 0.02 > times["trial"]
+
+
+def test_a_timed_storage_counts_its_calls_and_an_untimed_one_is_left_alone(monkeypatch):
+    plain = optuna.storages.RDBStorage("sqlite://")
+    assert timed_storage(plain) is plain and "get_trial" not in vars(plain)
+    clock = WorkerClock()
+    monkeypatch.setattr(clock_module, "CLOCK", clock)
+    study = optuna.create_study(storage=timed_storage(optuna.storages.RDBStorage("sqlite://")))
+    study.optimize(lambda t: t.suggest_float("x", 0.0, 1.0), n_trials=2)
+    assert clock.calls["_create_new_trial"][0] == 2
+    assert clock.calls["set_trial_state_values"][0] >= 2
+    assert clock.wall["storage"] > 0
+
+
+def test_run_cells_times_each_trial_and_the_waits_between(monkeypatch):
+    clock = WorkerClock()
+    monkeypatch.setattr(clock_module, "CLOCK", clock)
+    study = optuna.create_study(storage=timed_storage(optuna.storages.RDBStorage("sqlite://")))
+    assert run_cells([study], [lambda t: t.suggest_float("x", 0.0, 1.0)], 3, catch=()) == 3
+    assert [t["state"] for t in clock.trials] == ["COMPLETE"] * 3
+    assert [t["start"] for t in clock.trials] == sorted(t["start"] for t in clock.trials)
+    assert set(clock.to_dict()["wall"]) == {"startup", "loop", "trial", "storage", "finish"}
+    assert clock.base == "finish" and not clock.stack
+
+
+MOUNTS = """overlay / overlay rw 0 0
+/dev/vda /data ext4 rw 0 0
+server:/export /data/shared nfs4 rw 0 0
+server:/x /mnt/my\\040disk nfs rw 0 0
+"""
+
+
+@pytest.mark.parametrize("path, kind", [
+    ("/data/run/studies.db", "ext4"), ("/tmp/s.db", "overlay"), ("/data/shared/s.db", "nfs4"),
+    ("/data/shared", "nfs4"), ("/data/sharedness/s.db", "ext4"), ("/mnt/my disk/s.db", "nfs")])
+def test_the_file_system_of_a_path_is_its_innermost_mount(path, kind):
+    assert file_system(Path(path), MOUNTS) == kind
+
+
+def test_a_database_on_a_shared_file_system_keeps_the_rollback_journal(tmp_path, monkeypatch):
+    monkeypatch.setattr(sqlite_storage, "file_system", lambda path: "nfs4")
+    shared = LockedSQLiteStorage(f"sqlite:///{tmp_path}/shared.db")
+    optuna.create_study(storage=shared).optimize(lambda t: t.suggest_float("x", 0, 1), 1)
+    with sqlite3.connect(tmp_path / "shared.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_a_worker_done_first_looks_again_within_a_second(tmp_path):
+    storage = make_storage(OmegaConf.create({"url": f"sqlite:///{tmp_path}/s.db",
+                                             "heartbeat_interval": 60, "grace_period": 180,
+                                             "max_retry": 2}))
+    assert poll_seconds(optuna.create_study(storage=storage)) == POLL_SECONDS == 1.0
 
 
 def test_two_workers_share_one_journal_study(tiny_overrides, tmp_path):
