@@ -49,13 +49,16 @@ def batch_ranges(n: int, batch_size: int, cuts: Sequence[int] = ()) -> list[tupl
 
 def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
                    seeds: Sequence[int], batch_size: int, device: torch.device | str,
-                   desc: str = "images", cuts: Sequence[int] = ()):
+                   desc: str = "images", cuts: Sequence[int] = (),
+                   bar: Progress | None = None):
     """Yield (seeds, images) batch by batch, with the schedule's hooks on the denoiser.
 
-    No batch straddles a position in ``cuts`` (the sample counts of the FID stages).
+    No batch straddles a position in ``cuts`` (the sample counts of the FID stages). ``bar``:
+    a progress shared with other calls (kept open); else one of its own.
     """
     sigmas = sampler.sigmas()
-    bar = Progress(len(seeds), desc)
+    own = bar is None
+    bar = Progress(len(seeds), desc) if bar is None else bar
     # Registered hooks only load the coefficients; otherwise hooks are added for this loop.
     tuned = (model.hooks.tuning(schedule) if model.hooks is not None
              else skip_tuning(model.denoiser, model.denoiser.skips, schedule))
@@ -65,7 +68,15 @@ def sample_batches(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerS
             images = generate_fitting(model, chunk, sigmas, sampler, device)
             bar.update(len(chunk))
             yield chunk, images
-    bar.close()
+    if own:
+        bar.close()
+
+
+def prompts_of(model: LoadedModel, scorer: Scorer | None) -> Callable | None:
+    """Seeds -> their prompts, when a metric of the scorer's pass needs them; else None."""
+    if scorer is None or not scorer.needs_prompts():
+        return None
+    return getattr(model.denoiser, "prompts_for", None)
 
 
 # The largest batch that fitted, per (model hash, device, network precision), once an
@@ -117,15 +128,14 @@ def evaluate(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
     if scorer is not None:
         scorer.reset(checkpoints=infinity_counts(len(seeds)) if fid_infinity else (),
                      blocks=blocks, total=len(seeds), names=metrics)
-    prompts_for = getattr(model.denoiser, "prompts_for", None)
-    prompted = scorer is not None and scorer.needs_prompts()
+    prompts_for = prompts_of(model, scorer)
     stops = {*(k for k in stages if 0 < k < len(seeds))}
     first, kept, done = [], [], 0
     for chunk, images in sample_batches(model, schedule, sampler, seeds, batch_size, device,
                                         desc, cuts=sorted(stops)):
         done += len(chunk)
         if scorer is not None:
-            scorer.update(images, prompts_for(chunk) if prompted and prompts_for else None)
+            scorer.update(images, prompts_for(chunk) if prompts_for else None)
             if on_stage is not None and done in stops:
                 on_stage(done, scorer.compute())
         if sum(len(f) for f in first) < preview:

@@ -47,6 +47,18 @@ def _checked_checkpoints(checkpoints: Sequence[int]) -> tuple[int, ...]:
     return tuple(counts)
 
 
+@dataclass
+class PassState:
+    """A pass's state, set aside while another pass runs (racing schedules block by block)."""
+
+    active: tuple[str, ...]
+    accumulators: dict[str, Accumulator]
+    count: int
+    checkpoints: tuple[int, ...]
+    curve: list[tuple[int, float]]
+    finite: torch.Tensor
+
+
 class Scorer:
     """The metrics of a run; the first is the primary one (the search metric)."""
 
@@ -103,6 +115,22 @@ class Scorer:
         self._checkpoints = _checked_checkpoints(checkpoints)
         self._curve = []
         self._finite = torch.ones((), dtype=torch.bool, device=self.device)
+
+    def snapshot(self) -> PassState:
+        """The current pass, to be taken up again with ``restore``."""
+        return PassState(self.active, dict(self.accumulators), self._count, self._checkpoints,
+                         list(self._curve), self._finite.clone())
+
+    def restore(self, state: PassState) -> None:
+        """Go on with a pass set aside by ``snapshot``."""
+        self.active, self.accumulators = state.active, dict(state.accumulators)
+        self._count, self._checkpoints = state.count, state.checkpoints
+        self._curve, self._finite = list(state.curve), state.finite.clone()
+
+    @property
+    def finite(self) -> bool:
+        """Whether every image and feature of the pass so far was finite."""
+        return bool(self._finite)
 
     def update(self, images: torch.Tensor, prompts: Sequence[str] | None = None) -> None:
         """Add a batch of generated images in [-1, 1], split at checkpoint counts."""

@@ -10,7 +10,8 @@ reference side (statistics or features of real images) and makes accumulators.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 
@@ -31,6 +32,7 @@ class Accumulator(ABC):
             raise ValueError(f"need 1 <= blocks <= images, got {blocks} blocks of {total}")
         self.blocks, self.total, self.seen = blocks, total, 0
         self.count = torch.zeros(blocks, dtype=torch.int64)
+        self.only: frozenset[int] | None = None  # the blocks a value sees (all when None)
 
     def add(self, features: torch.Tensor, context: Sequence | None = None) -> None:
         """Add the features of the next images in seed order (``context``: their prompts)."""
@@ -48,8 +50,18 @@ class Accumulator(ABC):
         """Add features (and their context) of images that all fall in ``block``."""
 
     def kept(self, leave_out: int | None) -> list[int]:
-        """The blocks a value uses: all, or all but ``leave_out``."""
-        return [b for b in range(self.blocks) if b != leave_out]
+        """The blocks a value uses: all (or those of ``within``), but ``leave_out``."""
+        return [b for b in range(self.blocks)
+                if b != leave_out and (self.only is None or b in self.only)]
+
+    @contextmanager
+    def within(self, blocks: Iterable[int]) -> Iterator[Accumulator]:
+        """Values computed inside see only ``blocks`` (a prefix of seeds, or one block)."""
+        old, self.only = self.only, frozenset(blocks)
+        try:
+            yield self
+        finally:
+            self.only = old
 
     @abstractmethod
     def value(self, leave_out: int | None = None) -> float:
