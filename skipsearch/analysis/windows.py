@@ -106,16 +106,19 @@ class WindowRow:
 
 def run_window_study(model: LoadedModel, schedule: SkipSchedule, sampler: SamplerSpec,
                      windows: Sequence[NoiseWindow], seeds: Sequence[int], batch_size: int,
-                     device: torch.device | str, scorer: Scorer,
+                     device: torch.device | str, scorer: Scorer, baseline: float | None = None,
                      on_row: Callable[[WindowRow], None] | None = None) -> list[WindowRow]:
-    """FID of the baseline, of ``schedule`` everywhere, and of it within each window."""
+    """FID of the baseline, of ``schedule`` everywhere, and of it within each window.
+
+    ``baseline``: the baseline's score on these seeds when it is known (stored by a sweep).
+    """
     k = len(schedule.coefficients)
 
     def fid_of(s: SkipSchedule, desc: str) -> float:  # preview=1: the least evaluate keeps
         return float(evaluate(model, s, sampler, seeds, batch_size, device, scorer,
                               preview=1, desc=desc).score)
 
-    base = fid_of(SkipSchedule.identity(k), "baseline")
+    base = baseline if baseline is not None else fid_of(SkipSchedule.identity(k), "baseline")
     rows = [WindowRow("baseline", base, base, len(seeds)),
             WindowRow("full", fid_of(replace(schedule, window=None), "full range"), base,
                       len(seeds))]

@@ -26,11 +26,13 @@ from ..execution.runtime import (
     build_scorer,
     fit_settings,
     precision_provenance,
+    score_key,
     setup_device,
 )
 from ..search import record as keys
 from ..search.allocate import deleted_error, poll_seconds, run_cells
 from ..search.bounds import expand_cell
+from ..search.clock import phase
 from ..search.confirm import confirm_top
 from ..search.export import export_best
 from ..search.group import Sweep, load_sweep, trial_label
@@ -38,9 +40,10 @@ from ..search.limit import answer, limit_line, score_limit_baselines
 from ..search.objective import TRIAL_ERRORS, TrialContext, make_objective
 from ..search.pruning import make_pruner
 from ..search.results import failures_by_reason
+from ..search.reuse import Reuse
 from ..search.space import build_space
 from ..search.study import FINISHED, make_storage, open_cells
-from ..search.summary import SummaryRow, study_tables, summarize
+from ..search.summary import SummaryRow, images_line, images_spent, study_tables, summarize
 from ..search.warm import warm_start
 from ..tracking import make_tracker
 from .tables import summary_table
@@ -90,8 +93,9 @@ def save_score_figure(study: Sweep, rows: list[SummaryRow], protocol, path: Path
 
 
 def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
-                  settings: Settings, log_dir: str | None, limit: str | None = None) -> None:
-    """The closing table and where everything lives."""
+                  settings: Settings, log_dir: str | None, limit: str | None = None,
+                  images: str | None = None) -> None:
+    """The closing table, where the images went and where everything lives."""
     console = Console(width=max(Console().width, 160))
     table = summary_table(study, rows, settings.metric.search.count, settings.metric.final.count)
     console.print(table)
@@ -123,6 +127,8 @@ def print_summary(study: Sweep, rows: list[SummaryRow], exports: list[Path],
         console.print(f"pruned:  {pruned} trials stopped early")
     for reason, count in failures_by_reason(study).items():
         console.print(f"failed:  {count} trial{'s' if count > 1 else ''}: {reason}")
+    if images:
+        console.print(images)
     console.print(f"study:   {study.study_name} in {safe_url(settings.storage.url)}")
     console.print(f"exports: {exports[0].parent if exports else '-'}")
     if log_dir:
@@ -184,7 +190,8 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
                         skip.freeu_space if skip.tunes_freeu else None, skip.tunes_skips)
     if search.sampler == "grid":
         space.check_grid(search.grid_points)  # before anything is written
-    scorer = build_scorer(settings, device, model)
+    with phase("reference"):  # the metrics' networks and reference statistics
+        scorer = build_scorer(settings, device, model)
     name = search.study_name
     objectives = list(search.objectives)
     storage = make_storage(settings.storage)
@@ -197,8 +204,9 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(settings.tracker, name, settings.out_dir, run_config)
     batch_size = settings.execution.batch_size
+    reuse = Reuse(storage, score_key(settings, model), search.reuse)
     ctx = TrialContext(model, space, settings.metric.search.seeds, batch_size, device, scorer,
-                       tracker, list(settings.pruner.stages), objectives)
+                       tracker, list(settings.pruner.stages), objectives, reuse)
     target = search.n_trials
     searchable = search.sampler != "grid"
     startup = search.n_startup_trials if search.warm_start and searchable else 0
@@ -223,23 +231,27 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
         raise deleted_error(name) from None
     scores = {}
     protocol = settings.final_protocol
+    reuse.refresh()  # other workers' entries too
     if search.confirm_top_k > 0:
         scores = confirm_top(study, model, protocol, search.confirm_top_k, batch_size, device,
-                             scorer, search.confirm_blocks)
+                             scorer, search.confirm_blocks, reuse, search.race, search.race_alpha)
     exports = export_best(study, settings.options.export_dir, settings.storage.url, scores,
                           settings.metric.on_reversal)
     rows = summarize(study, scores)
     limit = None
     if scores and search.limit_steps:
         score_limit_baselines(study, model, protocol, list(settings.samplers.values()),
-                              list(search.limit_steps), batch_size, device, scorer)
+                              list(search.limit_steps), batch_size, device, scorer,
+                              search.confirm_blocks, reuse)
         limit = answer(study, model, protocol, scores, rows, batch_size, device, scorer,
-                       search.confirm_blocks)
+                       search.confirm_blocks, reuse)
     figure = exports[0].parent / "score-vs-nfe.png" if rows else None
     if figure is not None:  # beside the exports: the figure of what they hold
         save_score_figure(study, rows, protocol if scores else None, figure)
     tracker.log_study(replace(study_tables(study, rows, exports[0].parent), figure=figure))
     definition = settings.metric.definition
+    spent = images_line(images_spent(study, protocol if scores else None),
+                        reuse.reused_images)
     print_summary(study, rows, exports, settings, log_dir,
-                  limit_line(limit, definition.label, definition.higher_is_better))
+                  limit_line(limit, definition.label, definition.higher_is_better), spent)
     return study

@@ -36,6 +36,8 @@ def summary_cells(rows: list[SummaryRow]) -> tuple[list[str], list[list[str]]]:
     cells = []
     for row in rows:
         base = f"{row.baseline_score:.4g}" if row.baseline_score is not None else "-"
+        if row.baseline_images is not None:  # a race stopped it: its score is on fewer images
+            base += f" ({row.baseline_images} img)"
         change = f"{100 * row.change:+.1f}%" if row.change is not None else "-"
         params = " ".join(f"{k.removeprefix('rho_')}={v:.4f}" if isinstance(v, float)
                           else f"{k}={v}" for k, v in row.params.items())

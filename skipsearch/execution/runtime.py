@@ -99,3 +99,15 @@ def precision_provenance(execution: Execution) -> dict:
     """
     return {"network": execution.network, "sampler": execution.sampler,
             "noise_device": resolve_device(execution.device).split(":")[0]}
+
+
+def score_key(settings: Settings, model: LoadedModel) -> dict:
+    """What every score of a run's images depends on besides schedule, sampler and seeds."""
+    from omegaconf import OmegaConf
+
+    from .. import __version__
+
+    section = OmegaConf.to_container(settings.model.section, resolve=True)
+    section.pop("trust_pickle", None)  # how a file may be read, not what it holds
+    return {"version": __version__, "model": model.name, "model_sha256": model.sha256,
+            "model_settings": section, "precision": precision_provenance(settings.execution)}

@@ -4,9 +4,11 @@ A search ranks schedules by one metric on one fixed, smallish seed range, and it
 partly the schedule that got lucky on those seeds (and on that metric's feature network).
 Before anything is called best, the top-k trials of each cell and that cell's baseline are
 scored again on ``Protocol.seeds`` (disjoint from the search seeds) on the search metric and
-on every ``metric.confirm`` metric, and each tuned one gets an interval for each change over
-the baseline on the same seeds. Results are study attributes ``confirm/<n>@<start>/<trial>``,
-so a resumed or second worker does not score a trial twice, and the numbers reach the export.
+on every ``metric.confirm`` metric, racing block by block (``search.race``): one shown worse
+than the leader stops there. Each tuned survivor gets an interval for each change over the
+baseline on the same seeds. Results are study attributes ``confirm/<n>@<start>/<trial>``,
+so a resumed or second worker does not score a trial twice, and the numbers reach the export;
+scores kept in the storage (``search.reuse``) are taken instead of generated again.
 """
 
 from __future__ import annotations
@@ -16,100 +18,131 @@ from collections.abc import Mapping
 
 import optuna
 
-from ..execution.evaluate import evaluate
-from ..metrics.blocks import Delta, between, leave_outs
+from ..metrics.blocks import Delta, between
+from ..metrics.fid_infinity import infinity_counts
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
-from .group import trial_label
+from .group import Sweep, trial_label
 from .notes import note_confirmation
+from .race import Entrant, Race
 from .record import set_study_attr
-from .results import (
-    Protocol,
-    confirmed,
-    final_score,
-    per_cell,
-    trial_sampler,
-    trial_schedule,
-)
+from .results import Protocol, confirmed, final_score, per_cell, trial_sampler, trial_schedule
+from .reuse import Reuse
 
 log = logging.getLogger(__name__)
 
 
 def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top_k: int,
-                batch_size: int, device: str, scorer: Scorer,
-                blocks: int = 10) -> dict[int, Mapping]:
-    """Score every candidate not yet scored under ``protocol`` on every metric; return all.
+                batch_size: int, device: str, scorer: Scorer, blocks: int = 10,
+                reuse: Reuse | None = None, racing: bool = True,
+                alpha: float = 0.05) -> dict[int, Mapping]:
+    """Race every cell with a candidate not yet confirmed under ``protocol``; return all records.
 
-    Each candidate's images are generated once and fed to every metric of ``scorer`` (the
-    search metric first). A tuned trial's record also holds, per metric, S(tuned) -
-    S(baseline) on the same seeds and its 95% jackknife interval over ``blocks`` blocks of
-    seeds (``metrics.blocks``), and names the metrics on which a gain of the search metric
-    reverses. Each paired score keeps its leave-one-block-out values (``leave_out``), so
-    ``compare`` can pair two sweeps' schedules scored on the same seeds. A baseline confirmed
-    by an earlier run without them is scored again when a new trial of its cell needs them.
+    A cell's candidates advance together over ``blocks`` blocks of the protocol's seeds
+    (``search.race``), each block's images fed to every metric of ``scorer`` (the search
+    metric first), and the ones shown worse than the leader stop. A tuned candidate that
+    was not stopped also gets, per metric, S(tuned) - S(baseline) on the blocks both were
+    scored on and its 95% jackknife interval (``metrics.blocks``), and names the metrics on
+    which a gain of the search metric reverses. Each score keeps its leave-one-block-out
+    values (``leave_out``), so ``compare`` pairs two sweeps' schedules. Scores on record in
+    the storage under the same protocol (``reuse``) are taken, not generated again.
     """
     names = scorer.names
     done = confirmed(study, protocol)
-    k = min(blocks, protocol.seed_range.count)
-    plan, kept = [], {}
-    for tuned, base in per_cell(study, top_k).values():
-        todo = [t for t in tuned if t.number not in done or
-                (base is not None and blocks and not complete(done[t.number], names))]
-        if base is not None and base.number in done and blocks \
-                and complete(done[base.number], names, paired=False) \
-                and pairable(done[base.number], names, k):
-            kept[base.number] = done[base.number]["metrics"]  # its blocks are on record
-        elif base is not None and (base.number not in done or todo
-                                   or not complete(done[base.number], names, paired=False)):
-            plan.append((base, None, True))
-        plan += [(t, base, False) for t in todo]
-    if plan:
-        log.info("confirming %d trials on %d fresh images each (seeds %d..%d), on %s",
-                 len(plan), protocol.seed_range.count, protocol.seed_range.start,
-                 protocol.seeds[-1], ", ".join(names))
-    for i, (trial, base, is_base) in enumerate(plan):
-        pair = k if is_base or (base is not None and base.number in kept) else 0
-        result = evaluate(model, trial_schedule(trial), trial_sampler(study, trial),
-                          protocol.seeds, batch_size, device, scorer,
-                          fid_infinity=protocol.fid_infinity,
-                          desc=f"confirm {i + 1}/{len(plan)} (trial {trial_label(study, trial)})",
-                          blocks=pair, metrics=names)
-        record = final_score(result.score, result.score_infinity, protocol.seed_range,
-                             scorer.primary)
-        metrics = {n: {"score": v, "higher_is_better": scorer.higher_is_better(n),
-                       **({"parts": result.parts[n]} if n in (result.parts or {}) else {})}
-                   for n, v in (result.scores or {}).items()}
-        if result.accumulators is not None:  # kept, so other sweeps can pair with it
-            for n in names:
-                metrics[n]["leave_out"] = leave_outs(result.accumulators[n])
-        if is_base:
-            kept[trial.number] = metrics
-        elif result.accumulators is not None and kept.get(base.number) is not None:
-            deltas = {n: between(kept[base.number][n]["score"], kept[base.number][n]["leave_out"],
-                                 metrics[n]["score"], metrics[n]["leave_out"],
-                                 scorer.higher_is_better(n)) for n in names}
-            record.update(deltas[scorer.primary].to_dict(), delta_baseline=base.number)
-            for n, delta in deltas.items():
-                metrics[n].update(delta.to_dict(), worse=delta.worse)
-            record["reversed"] = reversals(deltas, scorer.primary)
-        record["metrics"] = metrics
-        set_study_attr(study, f"{protocol.prefix}{trial.number}", record)
-        note_confirmation(study, trial, record, scorer.primary)
+    k = max(2, min(blocks, protocol.seed_range.count))
+    reuse = reuse if reuse is not None else Reuse(None, {}, enabled=False)
+    provenance = {n: scorer.metrics[n].provenance() for n in names}
+    stages = infinity_counts(protocol.seed_range.count) if protocol.fid_infinity else ()
+    race = Race(model, scorer, names, protocol.seeds, k, batch_size, device,
+                protocol.fid_infinity, alpha, racing)
+    cells = [(tuned, base) for tuned, base in per_cell(study, top_k).values()
+             if any(t.number not in done or not complete(done[t.number], names,
+                                                         base is not None and t is not base)
+                    for t in [*tuned, *([base] if base is not None else [])])]
+    if cells:
+        log.info("confirming %d cells on %d fresh images each (seeds %d..%d, %d blocks%s), "
+                 "on %s", len(cells), protocol.seed_range.count, protocol.seed_range.start,
+                 protocol.seeds[-1], k, ", racing" if racing else "", ", ".join(names))
+    for tuned, base in cells:
+        entrants = []
+        for t in [*tuned, *([base] if base is not None else [])]:
+            e = Entrant(t, t is base, trial_schedule(t), trial_sampler(study, t))
+            e.keys = reuse.keys(e.schedule, e.sampler, protocol.seed_range, k, provenance,
+                                stages)
+            e.known = reuse.get(e.keys)
+            entrants.append(e)
+        label = trial_label(study, tuned[0] if tuned else base).split("#")[0]
+        race.run(entrants, label)
+        write_cell(study, protocol, race, entrants, done, reuse)
     return confirmed(study, protocol)
 
 
+def write_cell(study: optuna.Study, protocol: Protocol, race: Race, entrants: list[Entrant],
+               done: Mapping[int, Mapping], reuse: Reuse) -> None:
+    """Each candidate's record (its scores, and the change over the baseline) and entries."""
+    scorer, k = race.scorer, race.blocks
+    base = next((e for e in entrants if e.baseline), None)
+    for e in entrants:
+        values = race.values_at(e, e.done)
+        primary = values[scorer.primary]
+        record = final_score(primary["score"], race.infinity(e), protocol.seed_range,
+                             scorer.primary)
+        old = done.get(e.trial.number, {})
+        record.update(images=primary["images"],
+                      generated=e.generated + int(old.get("generated", 0)))
+        if e.known and e.fed == 0:
+            reuse.note(f"the confirmation of trial {trial_label(study, e.trial)}",
+                       primary["images"])
+        if e.stop is not None:
+            record["stopped"] = e.stop
+        record["metrics"] = {n: {"score": v["score"],
+                                 "higher_is_better": scorer.higher_is_better(n),
+                                 "leave_out": v["leave_out"],
+                                 **({"parts": v["parts"]} if v["parts"] else {})}
+                             for n, v in values.items()}
+        prefix = {}
+        if not e.baseline and e.stop is None and base is not None:
+            m = base.done
+            ours, theirs = race.values_at(e, m), race.values_at(base, m)
+            if m < k:
+                prefix = {n: {"score": v["score"], "leave_out": v["leave_out"]}
+                          for n, v in ours.items()}
+            pair(record, ours, theirs, scorer, base.trial.number)
+        set_study_attr(study, f"{protocol.prefix}{e.trial.number}", record)
+        note_confirmation(study, e.trial, record, scorer.primary)
+        if e.fed or prefix:
+            entries = {n: {**v, **({"score_infinity": record["score_infinity"]}
+                                   if n == scorer.primary else {}),
+                           "prefix": {**((e.known or {}).get(n, {}).get("prefix", {})),
+                                      **({str(base.done): prefix[n]} if prefix else {})},
+                           "what": f"trial {trial_label(study, e.trial)}"}
+                       for n, v in values.items()}
+            reuse.put(study.cell_of(e.trial.number) if isinstance(study, Sweep) else study,
+                      e.keys, entries)
+
+
+def pair(record: dict, ours: Mapping[str, Mapping], theirs: Mapping[str, Mapping],
+         scorer: Scorer, baseline: int) -> None:
+    """Add to ``record`` each metric's change over the baseline, paired on common blocks."""
+    deltas = {n: between(theirs[n]["score"], theirs[n]["leave_out"], ours[n]["score"],
+                         ours[n]["leave_out"], scorer.higher_is_better(n)) for n in ours}
+    record.update(deltas[scorer.primary].to_dict(), delta_baseline=baseline,
+                  delta_images=ours[scorer.primary]["images"])
+    for n, delta in deltas.items():
+        record["metrics"][n].update(delta.to_dict(), worse=delta.worse)
+    record["reversed"] = reversals(deltas, scorer.primary)
+
+
 def complete(record: Mapping, names, paired: bool = True) -> bool:
-    """Whether a confirmation record scores every metric of ``names`` (paired: with deltas)."""
+    """Whether a record scores every metric of ``names`` (paired: with deltas, unless stopped).
+
+    Records before racing lack ``images``; they are confirmed again (reusing what they can).
+    """
     metrics = record.get("metrics", {})
-    if any(n not in metrics for n in names[1:]):
+    if "images" not in record or any(n not in metrics for n in names):
         return False
-    return not paired or ("delta" in record and all("delta" in metrics[n] for n in names[1:]))
-
-
-def pairable(record: Mapping, names, blocks: int) -> bool:
-    """Whether a record keeps every metric's leave-one-block-out values over ``blocks``."""
-    metrics = record.get("metrics", {})
-    return all(len(metrics.get(n, {}).get("leave_out") or ()) == blocks for n in names)
+    return not paired or "stopped" in record or (
+        "delta" in record and all("delta" in metrics[n] for n in names))
 
 
 def reversals(deltas: Mapping[str, Delta], primary: str) -> list[str]:

@@ -13,6 +13,7 @@ import optuna
 
 from ..configuration.errors import Terminated
 from ..execution.evaluate import evaluate
+from ..execution.seed_range import SeedRange
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
@@ -20,6 +21,7 @@ from ..tracking import Tracker
 from .allocate import check_unique, claim
 from .group import trial_label
 from .record import TrialRecord, write
+from .reuse import Reuse, digest
 from .space import SearchSpace
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class TrialContext:
     tracker: Tracker
     stages: Sequence[int] = ()
     objectives: Sequence[str] = ()  # metric names or nfe; () is the scorer's primary alone
+    reuse: Reuse | None = None  # stored scores: a cell's baseline is taken from them
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -96,17 +99,36 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
                 log_trial(ctx, trial, sampler, stage_scores, None)
                 raise optuna.TrialPruned(f"{label} {score:.4g} after {count} images")
 
-        result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
-                          ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage,
-                          metrics=ctx.metrics,
-                          desc=f"trial {trial_label(trial.study, trial)}")
+        baseline = TrialRecord.of(trial).baseline and ctx.reuse is not None
+        keys = baseline_keys(ctx, schedule, sampler) if baseline else {}
+        known = ctx.reuse.get(keys) if baseline else None
+        if known is not None and all(str(k) in known[label].get("stages", {})
+                                     for k in ctx.stages if 0 < k < len(ctx.seeds)):
+            ctx.reuse.note(f"the baseline of {trial_label(trial.study, trial)}", len(ctx.seeds))
+            for count, score in sorted((int(c), v) for c, v in known[label]["stages"].items()):
+                on_stage(count, score)
+            write(trial, TrialRecord(reused=digest(keys[label])))
+            score, scores, preview = known[label]["score"], {
+                n: v["score"] for n, v in known.items()}, None
+        else:
+            result = evaluate(ctx.model, schedule, sampler, ctx.seeds, ctx.batch_size,
+                              ctx.device, ctx.scorer, stages=ctx.stages, on_stage=on_stage,
+                              metrics=ctx.metrics,
+                              desc=f"trial {trial_label(trial.study, trial)}")
+            score, scores, preview = result.score, result.scores, result.preview
+            if baseline:
+                ctx.reuse.put(trial.study, keys, {n: {
+                    "score": v, "blocks_done": 0, "images": len(ctx.seeds),
+                    "stages": {str(c): s for c, s in stage_scores} if n == label else {},
+                    "what": f"the baseline of {trial_label(trial.study, trial)}"}
+                    for n, v in scores.items()})
         if len(ctx.metrics) > 1:
-            write(trial, TrialRecord(scores=result.scores))
-        log_trial(ctx, trial, sampler, stage_scores, result.preview, result.scores)
+            write(trial, TrialRecord(scores=scores))
+        log_trial(ctx, trial, sampler, stage_scores, preview, scores, pruned=False)
         if single:
-            return result.score
+            return score
         second = ctx.objectives[1]
-        return result.score, float(sampler.nfe if second == "nfe" else result.scores[second])
+        return score, float(sampler.nfe if second == "nfe" else scores[second])
 
     def interruptible(trial: optuna.Trial) -> float | tuple[float, float]:
         try:
@@ -119,9 +141,16 @@ def make_objective(ctx: TrialContext, cell: SamplerSpec, target: int,
     return interruptible
 
 
+def baseline_keys(ctx: TrialContext, schedule, sampler: SamplerSpec) -> dict[str, dict]:
+    """The reuse keys of a baseline's scores on the search seeds, one per objective metric."""
+    seeds = SeedRange(ctx.seeds.start, len(ctx.seeds))
+    return ctx.reuse.keys(schedule, sampler, seeds, 0,
+                          {n: ctx.scorer.metrics[n].provenance() for n in ctx.metrics})
+
+
 def log_trial(ctx: TrialContext, trial: optuna.Trial, sampler: SamplerSpec,
               stage_scores: list[list[float]], preview,
-              scores: dict[str, float] | None = None) -> None:
+              scores: dict[str, float] | None = None, pruned: bool = True) -> None:
     """Send the trial's parameters, stage scores and (when it finished) its images to W&B.
 
     The run is named as logs and tables name the trial (``heun-steps6#8``); its config holds
@@ -130,7 +159,7 @@ def log_trial(ctx: TrialContext, trial: optuna.Trial, sampler: SamplerSpec,
     """
     count, score = stage_scores[-1]
     metrics = {"score": score, ctx.scorer.primary: score, **(scores or {}), "nfe": sampler.nfe,
-               "n_samples": int(count), "pruned": preview is None}
+               "n_samples": int(count), "pruned": pruned}
     config = {**trial.params, "nfe": sampler.nfe, "steps": sampler.steps,
               "sampler": {**sampler.to_dict(), "steps": sampler.steps},
               "cell": trial.study.study_name,

@@ -41,6 +41,7 @@ EXPORTS = "exports"  # the folder the last export of the sweep wrote (absolute)
 # Prefixes of the records kept as study attributes, one per trial or cell and protocol
 CONFIRM_PREFIX = "confirm/"
 LIMIT_PREFIX = "limit/"
+SCORES_PREFIX = "scores/"  # scores kept for reuse, by the digest of what they depend on
 
 # The study keys kept as user attributes, where Optuna's tools list them; the others (the
 # provenance's details, the space, the records) are system attributes under SYSTEM_PREFIX.
@@ -100,6 +101,7 @@ class TrialRecord:
     skipped: str | None = None  # why a trial never ran (surplus, duplicate)
     duplicate_of: int | None = None  # the trial holding the same parameters
     worker: dict | None = None  # the process running it: host, pid, start (search/workers.py)
+    reused: str | None = None  # the digest of the stored score a trial took (no images made)
 
     @classmethod
     def of(cls, trial) -> TrialRecord:

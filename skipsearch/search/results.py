@@ -110,7 +110,8 @@ def best_per_nfe(study: optuna.Study, scores: Scores | None = None) -> dict[int,
     """The completed trial with the best search-metric score at each NFE.
 
     With ``scores`` (confirmed final scores by trial number) only those trials compete, ranked
-    by their final score; an NFE without any falls back to the search score.
+    by their final score; an NFE without any falls back to the search score. A candidate a
+    race stopped (scored on fewer images, shown worse than another) never competes.
     """
     key = ranking(study)
     by_search: dict[int, FrozenTrial] = {}
@@ -119,7 +120,7 @@ def best_per_nfe(study: optuna.Study, scores: Scores | None = None) -> dict[int,
         nfe = TrialRecord.of(t).nfe
         if nfe not in by_search or key(search_score(t)) < key(search_score(by_search[nfe])):
             by_search[nfe] = t
-        if scores and t.number in scores and (
+        if scores and t.number in scores and "stopped" not in scores[t.number] and (
                 nfe not in by_final or key(final_value(scores[t.number]))
                 < key(final_value(scores[by_final[nfe].number]))):
             by_final[nfe] = t

@@ -102,6 +102,9 @@ class SearchSettings:
     warm_start: bool = False
     confirm_top_k: int = 0
     confirm_blocks: int = 10
+    race: bool = True
+    race_alpha: float = 0.05
+    reuse: bool = True
     limit_steps: tuple[int, ...] = ()
     expand_bounds: bool = False
     expand_step: float = 0.25
@@ -143,6 +146,10 @@ class SearchSettings:
                    get_int(cfg, "search.seed", 0, SEED_LIMIT - 1),
                    get_int(cfg, "search.n_trials", 1), get_int(cfg, "search.worker", 0),
                    warm_start=get_bool(cfg, "search.warm_start", default=False),
+                   race=get_bool(cfg, "search.race", default=True),
+                   race_alpha=get_float(cfg, "search.race_alpha", 0.0, 0.5)
+                   if OmegaConf.select(cfg, "search.race_alpha") is not None else 0.05,
+                   reuse=get_bool(cfg, "search.reuse", default=True),
                    confirm_top_k=confirm_top_k, limit_steps=limit_steps(cfg),
                    samplers=searched_samplers(cfg), disc_rho=disc_rho_range(cfg),
                    guidance_scale=guidance_range(cfg), **extra)

@@ -52,6 +52,8 @@ class SummaryRow:
     label: str = ""  # how tables name the best trial: its cell and number there
     # the best score with each seed block left out (confirmed and paired), for ``compare``
     leave_out: tuple[float, ...] | None = None
+    # the images of the baseline's score when a race stopped it early (None: all of them)
+    baseline_images: int | None = None
 
     @property
     def significant(self) -> bool | None:
@@ -62,9 +64,14 @@ class SummaryRow:
 
     @property
     def change(self) -> float | None:
-        """Relative change of the best over the baseline (its sign as the metric's)."""
+        """Relative change of the best over the baseline (its sign as the metric's).
+
+        When a race stopped the baseline, both are taken on its images: delta / baseline.
+        """
         if self.baseline_score is None or self.baseline_score == 0:
             return None
+        if self.baseline_images is not None:
+            return None if self.delta is None else self.delta / self.baseline_score
         return self.best_score / self.baseline_score - 1.0
 
 
@@ -92,8 +99,14 @@ def summarize(study: optuna.Study,
                                {n: m for n, m in record.get("metrics", {}).items()
                                 if n != primary},
                                tuple(record.get("reversed", ())), trial_label(study, t),
-                               leave_out_of(record, primary)))
+                               leave_out_of(record, primary), stopped_images(base, scores)))
     return rows
+
+
+def stopped_images(baseline, scores: Mapping[int, Mapping] | None) -> int | None:
+    """The images a race scored a stopped baseline on (None: not stopped, or no record)."""
+    record = (scores or {}).get(baseline.number) if baseline is not None else None
+    return int(record["images"]) if record and "stopped" in record else None
 
 
 def leave_out_of(record: Mapping, metric: str) -> tuple[float, ...] | None:
@@ -121,7 +134,8 @@ def bound_note(study, trial) -> str:
 def row_record(r: SummaryRow) -> dict:
     """A row as plain values: scores, change and interval, confirm metrics, trial, params."""
     low, high = r.delta_ci95 or (None, None)
-    record = {"nfe": r.nfe, "cell": r.cell, "baseline": r.baseline_score, "best": r.best_score,
+    record = {"nfe": r.nfe, "cell": r.cell, "baseline": r.baseline_score,
+              "baseline_images": r.baseline_images, "best": r.best_score,
               "change": r.change, "delta": r.delta, "delta_ci95_low": low,
               "delta_ci95_high": high, "significant": r.significant, "search": r.search_score,
               "confirmed": r.confirmed, "trial": r.label, "on_front": r.on_front,
@@ -184,3 +198,29 @@ def study_tables(study: optuna.Study, rows: list[SummaryRow],
                          "trial", "confirmed", "on_bound", "reversed_on",
                          *(f"{n}_{k}" for n in others for k in ("score", "delta", "worse"))],
                         per_nfe, metric_name(study))
+
+
+def images_spent(study, protocol) -> dict[str, int]:
+    """Images generated for the sweep: its search trials, confirmation and limit records.
+
+    A search trial counts the images of its last stage (none when it took a stored score);
+    a record counts what it generated (``generated``; records from before this count lack it).
+    """
+    from .limit import limit_records
+    from .results import confirmed
+
+    search = sum(int(TrialRecord.of(t).n_samples or 0) for t in study.trials
+                 if TrialRecord.of(t).reused is None)
+    confirm = sum(int(r.get("generated", 0)) for r in confirmed(study, protocol).values())
+    limit = sum(int(r.get("generated", 0)) for r in
+                (limit_records(study, protocol) if protocol is not None else {}).values())
+    return {"search": search, "confirmation": confirm, "limit": limit}
+
+
+def images_line(spent: Mapping[str, int], reused: int = 0) -> str:
+    """``images: search 3,200 (61%), confirmation ...``, and what stored scores saved."""
+    total = sum(spent.values())
+    parts = ", ".join(f"{k} {v:,} ({100 * v / total:.0f}%)" if total else f"{k} 0"
+                      for k, v in spent.items())
+    saved = f"; {reused:,} more taken from stored scores this run" if reused else ""
+    return f"images:  {total:,} generated: {parts}{saved}"

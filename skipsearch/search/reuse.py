@@ -1,0 +1,126 @@
+"""Scores reused: a schedule scored under one protocol gives the same number every time.
+
+A schedule's images depend only on the model (its weights and settings), the precision, the
+sampler, the schedule and the seeds; a metric's score of them on its feature network and
+reference too. A score made under such a key is kept in the storage, as a system attribute
+``skipsearch:scores/<digest>`` of the study that made it, and every cell of every sweep on
+that storage reads it instead of generating the images again: search baselines, confirmation
+candidates, limit baselines and the baseline of ``windows``. Changing any part of the key
+gives another digest, and the score is made anew (torch-free).
+
+An entry holds, per metric, the score on the first ``blocks_done`` blocks of seeds, each
+block's own score (``block_values``: what racing compares), the score with each of those
+blocks left out (``leave_out``: what intervals pair) and, for search baselines, the score at
+each stage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import optuna
+
+from ..execution.seed_range import SeedRange
+from ..samplers.spec import SamplerSpec
+from ..tuning.schedule import SkipSchedule
+from .record import SCORES_PREFIX, SYSTEM_PREFIX, set_study_attr
+
+log = logging.getLogger(__name__)
+
+
+def digest(key: Mapping) -> str:
+    """A short, stable name for a key: SHA-256 of its canonical JSON, 24 hex digits."""
+    text = json.dumps(key, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def applied(schedule: SkipSchedule) -> dict:
+    """What of a schedule acts on the images: the coefficients, not how they were named.
+
+    A baseline named by ``rho_top``/``rho_bottom`` and one named per skip are the same images.
+    """
+    out = {k: v for k, v in schedule.to_dict().items() if k not in ("parameterization", "params")}
+    if schedule.profile == "constant":
+        out.pop("profile_range")
+    return out
+
+
+@dataclass
+class Reuse:
+    """The scores on record in one storage, and the part of their key a run fixes.
+
+    ``base``: what the images depend on besides schedule, sampler and seeds (model, weights'
+    hash, model settings, precision, version). ``enabled`` False reads and writes nothing.
+    """
+
+    storage: optuna.storages.BaseStorage | None
+    base: Mapping
+    enabled: bool = True
+    entries: dict[str, dict] | None = field(default=None, repr=False)
+    reused_images: int = 0  # images not generated in this run thanks to an entry
+
+    def keys(self, schedule: SkipSchedule, sampler: SamplerSpec, seeds: SeedRange,
+             blocks: int, metrics: Mapping[str, Mapping],
+             stages: Sequence[int] = ()) -> dict[str, dict]:
+        """Metric name -> everything its score of these images depends on.
+
+        ``metrics``: each metric's provenance (feature network and its hash, reference).
+        """
+        images = {**self.base, "schedule": applied(schedule),
+                  "sampler": {**sampler.to_dict(), "steps": sampler.steps},
+                  "seeds": [seeds.start, seeds.count], "blocks": int(blocks),
+                  "stages": sorted(int(s) for s in stages)}
+        return {name: {**images, "metric": dict(p)} for name, p in metrics.items()}
+
+    def load(self) -> dict[str, dict]:
+        """Every entry in the storage, by digest (read once; ``refresh`` reads again)."""
+        if self.entries is None:
+            self.entries = {}
+            if self.enabled and self.storage is not None:
+                head = SYSTEM_PREFIX + SCORES_PREFIX
+                for frozen in self.storage.get_all_studies():
+                    for k, v in frozen.system_attrs.items():
+                        if k.startswith(head):
+                            self.entries[k.removeprefix(head)] = v
+        return self.entries
+
+    def refresh(self) -> None:
+        """Forget what was read, so the next lookup sees other workers' entries."""
+        self.entries = None
+
+    def get(self, keys: Mapping[str, dict]) -> dict[str, dict] | None:
+        """Metric name -> its entry, when every key in ``keys`` (name -> key) is on record.
+
+        The entries must cover the same number of blocks (a pass scores its metrics together).
+        """
+        if not self.enabled:
+            return None
+        entries = self.load()
+        found = {n: entries.get(digest(k)) for n, k in keys.items()}
+        if any(v is None for v in found.values()):
+            return None
+        if len({v.get("blocks_done") for v in found.values()}) != 1:
+            return None
+        return found  # type: ignore[return-value]
+
+    def put(self, study: optuna.Study, keys: Mapping[str, dict],
+            values: Mapping[str, dict]) -> None:
+        """Keep each metric's entry (``values[name]``) in ``study`` under its key's digest."""
+        if not self.enabled:
+            return
+        entries = self.load()
+        for name, key in keys.items():
+            name_digest = digest(key)
+            entry = {**values[name], "metric": name}
+            entries[name_digest] = entry
+            set_study_attr(study, SCORES_PREFIX + name_digest, entry)
+
+    def note(self, what: str, images: int, source: str = "") -> None:
+        """Count and log a reused score: what it was, and the images it saved."""
+        self.reused_images += images
+        log.info("reused %s: scored before on the same model, sampler, seeds and metric%s "
+                 "(%d images not generated)", what, f" ({source})" if source else "", images)

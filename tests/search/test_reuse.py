@@ -1,0 +1,148 @@
+"""Scores reused across sweeps, racing confirmation end to end, and where images went."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import optuna
+import pytest
+import yaml
+
+from skipsearch.execution import evaluate as evaluate_module
+from skipsearch.execution.seed_range import SeedRange
+from skipsearch.samplers.spec import SamplerSpec
+from skipsearch.search import race as race_module
+from skipsearch.search.group import load_sweep
+from skipsearch.search.results import Protocol, confirmed
+from skipsearch.search.reuse import Reuse, applied
+from skipsearch.tuning.schedule import SkipSchedule
+from tests.conftest import run_cli
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> Counter:
+    """Images generated, counted by (baseline or tuned, first seed of the batch's range)."""
+    counts: Counter = Counter()
+    real = evaluate_module.sample_batches
+
+    def counting(model, schedule, sampler, seeds, *args, **kwargs):
+        for chunk, images in real(model, schedule, sampler, seeds, *args, **kwargs):
+            counts["baseline" if schedule.is_identity else "tuned"] += len(chunk)
+            counts["search" if chunk[0] < 24 else "final"] += len(chunk)
+            yield chunk, images
+
+    monkeypatch.setattr(evaluate_module, "sample_batches", counting)
+    monkeypatch.setattr(race_module, "sample_batches", counting)
+    return counts
+
+
+def images_line(out: str) -> dict[str, int]:
+    """The summary's counts of images generated, by phase."""
+    line = next(x for x in out.splitlines() if x.startswith("images:"))
+    counts = {k: int(v.replace(",", "")) for k, v in
+              re.findall(r"(search|confirmation|limit) ([\d,]+)", line)}
+    counts["generated"] = int(re.match(r"images:\s+([\d,]+) generated", line)[1]
+                              .replace(",", ""))
+    return counts
+
+
+def test_a_second_sweep_reuses_every_baseline_and_a_changed_key_recomputes(
+        tiny_overrides, drawn):
+    args = [*tiny_overrides, "search.steps=[2,3]", "search.n_trials=3",
+            "search.confirm_top_k=1", "search.confirm_blocks=3", "search.race=false",
+            "search.limit_steps=[4]"]
+    first = run_cli("sweep", *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    spent = images_line(first.stdout)
+    # the summary counts every image the sweep made, and where it went
+    assert spent["generated"] == drawn["baseline"] + drawn["tuned"]
+    assert spent["search"] == drawn["search"] and spent["generated"] == sum(
+        spent[k] for k in ("search", "confirmation", "limit"))
+    assert spent["limit"] == 30 and drawn["baseline"] == 2 * 24 + 2 * 30 + 30
+    drawn.clear()
+
+    second = run_cli("sweep", *args, "search.study_name=again", "search.seed=7")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert drawn["baseline"] == 0  # search, confirmation and limit baselines: all stored
+    assert drawn["tuned"] > 0
+    assert "taken from stored scores this run" in second.stdout
+    assert images_line(second.stdout)["limit"] == 0
+    drawn.clear()
+
+    third = run_cli("sweep", *args, "search.study_name=longer", "metric.final_samples=36")
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert drawn["baseline"] == 2 * 36 + 36  # the final seeds changed: made again ...
+    assert drawn["search"] == 2 * 24 * 2  # ... while the search baselines were not: 2 tuned
+    drawn.clear()
+
+    off = run_cli("sweep", *args, "search.study_name=off", "search.reuse=false")
+    assert off.returncode == 0, off.stderr[-3000:]
+    # everything made again, and the limit's answer pairs with the best baseline made once more
+    assert drawn["baseline"] == 2 * 24 + 2 * 30 + 30 + 30
+
+
+def test_the_windows_baseline_comes_from_the_sweeps_storage(tiny_overrides, drawn, tmp_path):
+    first = run_cli("sweep", *tiny_overrides, "search.steps=[4]", "search.n_trials=2",
+                    "search.confirm_top_k=0")
+    assert first.returncode == 0, first.stderr[-3000:]
+    drawn.clear()
+    schedule = ["skip.params.rho_top=0.8", "skip.params.rho_bottom=0.9", "sampler.steps=4"]
+    result = run_cli("windows", *tiny_overrides, *schedule, "windows.width=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert drawn["baseline"] == 0 and drawn["tuned"] > 0
+    drawn.clear()
+    fresh = run_cli("windows", *tiny_overrides, *schedule, "windows.width=2",
+                    f"storage.url=sqlite:///{tmp_path / 'other.db'}")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    assert drawn["baseline"] == 24
+    assert not (tmp_path / "other.db").exists()  # nothing created to look a score up
+
+
+def test_a_race_stops_the_beaten_and_scores_the_survivors_on_every_block(drawn, tmp_path):
+    # The bundled model at 5 NFE: its baseline is far behind any tuned schedule (digits FID
+    # about 480 against 180), so a race tells them apart after a few blocks of 10 images.
+    args = [f"out_dir={tmp_path / 'out'}", "logger=none", "device=cpu", "metric.n_samples=24",
+            "metric.final_samples=240", "batch_size=40", "search.steps=[3]",
+            "search.n_trials=4", "search.confirm_top_k=2", "search.confirm_blocks=6",
+            "search.limit_steps=[]"]
+    result = run_cli("sweep", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sweep = load_sweep(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'out/studies.db'}"),
+                       "digits-heun-linear")
+    records = confirmed(sweep, Protocol(SeedRange(24, 240)))
+    assert len(records) == 3
+    stopped = {n: r for n, r in records.items() if "stopped" in r}
+    assert stopped, records
+    for r in stopped.values():
+        assert r["images"] == r["stopped"]["images"] < 240
+        # what a stopped one drew: its blocks, and the rest of the batch the last one ended in
+        assert r["images"] <= r["generated"] < r["images"] + 40
+        assert r["stopped"]["t"] > r["stopped"]["t_bound"]
+    survivors = {n: r for n, r in records.items() if n not in stopped}
+    assert survivors and all(r["images"] == 240 for r in survivors.values())
+    assert images_line(result.stdout)["confirmation"] == sum(r["generated"]
+                                                             for r in records.values())
+    assert drawn["final"] == sum(r["generated"] for r in records.values())
+    exported = yaml.safe_load(
+        (tmp_path / "out" / "exports" / "digits-heun-linear" / "best.yaml").read_text())
+    best = [n for n in survivors if sweep.trials[n].params == exported["schedule"]["params"]]
+    assert len(best) == 1  # the export is a survivor, scored on every image
+
+
+def test_a_schedules_key_is_what_acts_on_the_images():
+    linear = SkipSchedule((1.0, 1.0, 1.0), "linear", {"rho_top": 1.0, "rho_bottom": 1.0})
+    assert applied(linear) == applied(SkipSchedule.identity(3))
+    reuse = Reuse(None, {"model": "m"})
+    spec = SamplerSpec("heun", 3)
+    seeds = SeedRange(0, 10)
+    one = reuse.keys(linear, spec, seeds, 0, {"fid": {"net": "a"}})
+    assert one == reuse.keys(SkipSchedule.identity(3), spec, seeds, 0, {"fid": {"net": "a"}})
+    for other in (reuse.keys(linear, SamplerSpec("heun", 4), seeds, 0, {"fid": {"net": "a"}}),
+                  reuse.keys(linear, spec, SeedRange(1, 10), 0, {"fid": {"net": "a"}}),
+                  reuse.keys(linear, spec, seeds, 2, {"fid": {"net": "a"}}),
+                  reuse.keys(linear, spec, seeds, 0, {"fid": {"net": "b"}}),
+                  Reuse(None, {"model": "n"}).keys(linear, spec, seeds, 0,
+                                                    {"fid": {"net": "a"}})):
+        assert other != one
+    assert Reuse(None, {}, enabled=False).get(one) is None
