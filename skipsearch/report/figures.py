@@ -128,7 +128,7 @@ def score_vs_nfe_figure(summary: Sequence[SummaryRow],
 
     A confirmed best carries the 95% interval of its change over the baseline (same seeds)
     as an error bar; ``limit`` (NFE -> baseline score at larger step counts) extends the
-    baseline to convergence.
+    baseline to convergence. A baseline a race stopped is drawn hollow.
     """
     if not summary:
         return None
@@ -139,6 +139,11 @@ def score_vs_nfe_figure(summary: Sequence[SummaryRow],
     base = sorted({**dict(base), **dict(limit or {})}.items())
     if base:
         ax.plot(*zip(*base, strict=True), "s--", color="tab:gray", label="baseline (rho = 1)")
+    stopped = [r for r in summary if r.baseline_images is not None]
+    if stopped:  # a race stopped them: scored on fewer images than the rest
+        ax.plot([r.nfe for r in stopped], [r.baseline_score for r in stopped], "s",
+                color="tab:gray", markerfacecolor="white",
+                label="baseline stopped by the race (fewer images)")
     nfes = [r.nfe for r in summary]
     ax.plot(nfes, [r.best_score for r in summary], "-", color="tab:blue", label="tuned (best)")
     done = [r for r in summary if r.confirmed]

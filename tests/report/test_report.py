@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from html.parser import HTMLParser
 from io import BytesIO
 
+import pytest
 import yaml
 from PIL import Image
 
 from skipsearch.cli import main
+from skipsearch.cli.tables import summary_cells
 from skipsearch.report import figures
 from skipsearch.report.data import trial_rows
 from skipsearch.report.figures import contour_points
@@ -232,3 +235,17 @@ def test_the_score_figure_draws_the_confirmed_interval(reversal):
     # best 26 at NFE 3 with the change -5 [-6, -4]: from 25 to 27; NFE 5: 19, -2 [-3, -1]
     assert [(s[0][0], s[0][1], s[1][1]) for s in segments] == [(3, 25.0, 27.0),
                                                                (5, 18.0, 20.0)]
+
+
+def test_a_baseline_the_race_stopped_is_drawn_hollow_and_its_change_is_paired(reversal):
+    sweep = load_sweep(reversal["url"], "gamma")
+    _, scores = final_scores(sweep)
+    rows = summarize(sweep, scores)
+    stopped = replace(rows[0], baseline_images=600)
+    assert stopped.change == pytest.approx(stopped.delta / stopped.baseline_score)
+    fig = figures.score_vs_nfe_figure([stopped, *rows[1:]], None, "digits FID")
+    hollow = [line for line in fig.axes[0].get_lines()
+              if line.get_label().startswith("baseline stopped")]
+    assert len(hollow) == 1 and hollow[0].get_xdata().tolist() == [rows[0].nfe]
+    assert hollow[0].get_markerfacecolor() == "white"
+    assert "600 img" in summary_cells([stopped])[1][0][2]
