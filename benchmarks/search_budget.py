@@ -27,6 +27,7 @@ import json
 import platform
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import optuna
@@ -72,9 +73,11 @@ def run_search(cfg: DictConfig, model, scorer, device: str, budget: int,
     stages = list(settings.pruner.stages)
     sampler = make_sampler(settings.search, space, "benchmark")
     if cfg.search.get("qmc"):
-        sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True,
-                                             seed=int(cfg.search.seed),
-                                             warn_independent_sampling=False)
+        with warnings.catch_warnings():  # Optuna calls its QMC sampler experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True,
+                                                 seed=int(cfg.search.seed),
+                                                 warn_independent_sampling=False)
     study = optuna.create_study(storage=f"sqlite:///{folder}/study.db", sampler=sampler,
                                 pruner=make_pruner(settings.pruner))
     ctx = TrialContext(model, space, range(n), settings.execution.batch_size, device, scorer,
