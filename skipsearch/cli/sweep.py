@@ -204,7 +204,8 @@ def sweep(cfg: DictConfig, settings: Settings, log_dir: str | None,
     run_config.pop("storage", None)  # may hold a database password
     tracker = make_tracker(settings.tracker, name, settings.out_dir, run_config)
     batch_size = settings.execution.batch_size
-    reuse = Reuse(storage, score_key(settings, model), search.reuse)
+    reuse = Reuse(storage, score_key(settings, model), search.reuse,
+                  folder=settings.out_dir / "cache" / "scores")
     ctx = TrialContext(model, space, settings.metric.search.seeds, batch_size, device, scorer,
                        tracker, list(settings.pruner.stages), objectives, reuse)
     target = search.n_trials

@@ -52,6 +52,19 @@ class SumBlocks(Accumulator):
         self.sum[block] += part.sum(0)
         self.outer[block] += part.T @ part
 
+    def state(self) -> dict[str, torch.Tensor]:
+        """The per-block sums and counts (float64 and int64, on the CPU)."""
+        return {"sum": self.sum.cpu(), "outer": self.outer.cpu(), "count": self.count.clone()}
+
+    def load(self, state: dict[str, torch.Tensor], seen: int) -> None:
+        """Hold the per-block sums of ``state`` as if its ``seen`` images had been added."""
+        if state["sum"].shape != self.sum.shape or state["outer"].shape != self.outer.shape:
+            raise ValueError("the stored sums have another number of blocks or features")
+        self.sum.copy_(state["sum"])
+        self.outer.copy_(state["outer"])
+        self.count.copy_(state["count"])
+        self.seen = int(seen)
+
     def without(self, block: int | None) -> FeatureSums:
         """The summed statistics of every block but ``block`` (all of them for None)."""
         keep = self.kept(block)

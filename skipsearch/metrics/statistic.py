@@ -71,6 +71,14 @@ class Accumulator(ABC):
         """Named values besides the statistic (precision and recall); none by default."""
         return {}
 
+    def state(self) -> dict[str, torch.Tensor] | None:
+        """What the accumulator holds, to take up later with ``load``; None: not kept."""
+        return None
+
+    def load(self, state: dict[str, torch.Tensor], seen: int) -> None:
+        """Hold ``state`` (from ``state``) as if its ``seen`` images had been added."""
+        raise NotImplementedError(f"{type(self).__name__} keeps no state")
+
 
 class FeatureBlocks(Accumulator):
     """An accumulator that keeps every generated feature (float64), per block."""

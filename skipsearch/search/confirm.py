@@ -54,7 +54,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
     provenance = {n: scorer.metrics[n].provenance() for n in names}
     stages = infinity_counts(protocol.seed_range.count) if protocol.fid_infinity else ()
     race = Race(model, scorer, names, protocol.seeds, k, batch_size, device,
-                protocol.fid_infinity, alpha, racing)
+                protocol.fid_infinity, alpha, racing, reuse)
     cells = [(tuned, base) for tuned, base in per_cell(study, top_k).values()
              if any(t.number not in done or not complete(done[t.number], names,
                                                          base is not None and t is not base)
@@ -119,6 +119,9 @@ def write_cell(study: optuna.Study, protocol: Protocol, race: Race, entrants: li
                        for n, v in values.items()}
             reuse.put(study.cell_of(e.trial.number) if isinstance(study, Sweep) else study,
                       e.keys, entries)
+        if e.fed and e.fed == e.done and e.state is not None:
+            reuse.keep_state(e.keys, {n: e.state.accumulators[n].state() for n in race.names},
+                             e.fed)
 
 
 def pair(record: dict, ours: Mapping[str, Mapping], theirs: Mapping[str, Mapping],

@@ -40,6 +40,7 @@ from ..metrics.scorer import PassState, Scorer
 from ..models import LoadedModel
 from ..samplers.spec import SamplerSpec
 from ..tuning.schedule import SkipSchedule
+from .reuse import Reuse
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,11 @@ class Entrant:
     leftover: tuple | None = None  # (position, images) drawn in a batch past the last block
 
     @property
+    def number(self) -> int | None:
+        """Its trial's number (None for a schedule outside the study)."""
+        return self.trial.number if self.trial is not None else None
+
+    @property
     def known_blocks(self) -> int:
         """Blocks the stored entries cover (0 without them)."""
         return int(next(iter(self.known.values()))["blocks_done"]) if self.known else 0
@@ -138,6 +144,7 @@ class Race:
     fid_infinity: bool = False
     alpha: float = 0.05
     racing: bool = True
+    reuse: Reuse | None = None  # where a stored candidate's per-block state may be kept
 
     def run(self, entrants: list[Entrant], label: str) -> list[Entrant]:
         """Advance every candidate block by block, stopping the beaten ones; return them."""
@@ -172,10 +179,10 @@ class Race:
                 e.values = list(e.known[self.scorer.primary]["block_values"])
             return
         if e.state is None:
-            self.scorer.reset(checkpoints=infinity_counts(len(self.seeds))
-                              if self.fid_infinity else (), blocks=self.blocks,
-                              total=len(self.seeds), names=self.names)
-            e.state, e.values, e.leftover = self.scorer.snapshot(), [], None
+            self.fresh(e)
+            self.resume(e)
+            if e.fed >= j:
+                return
         bounds = self.bounds
         self.scorer.restore(e.state)
         prompts = prompts_of(self.model, self.scorer)
@@ -185,6 +192,37 @@ class Race:
             e.values.append(self.value_of(self.scorer.accumulators[self.scorer.primary], b,
                                           self.scorer.finite))
         e.fed, e.state = j, self.scorer.snapshot()
+
+    def fresh(self, e: Entrant) -> None:
+        """Give ``e`` an empty pass over the seeds: no block scored yet."""
+        self.scorer.reset(checkpoints=infinity_counts(len(self.seeds))
+                          if self.fid_infinity else (), blocks=self.blocks,
+                          total=len(self.seeds), names=self.names)
+        e.state, e.values, e.leftover, e.fed = self.scorer.snapshot(), [], None, 0
+
+    def resume(self, e: Entrant) -> None:
+        """Go on from a stored candidate's kept per-block state (``Reuse.keep_state``), if any.
+
+        Its first blocks then need no images; without a kept state they are generated again.
+        """
+        kept = self.reuse.state(e.keys) if self.reuse is not None and e.known else None
+        if kept is None or kept[1] != e.known_blocks or self.fid_infinity:
+            return
+        states, blocks = kept
+        try:
+            for name in self.names:
+                e.state.accumulators[name].load(states[name], self.bounds[blocks])
+        except (KeyError, ValueError, NotImplementedError) as err:
+            log.info("trial %s: its kept state does not fit (%s); generating it again",
+                     e.number, err)
+            self.fresh(e)
+            return
+        e.state = PassState(e.state.active, e.state.accumulators, self.bounds[blocks],
+                            e.state.checkpoints, [], e.state.finite)
+        e.fed, e.values = blocks, list(e.known[self.scorer.primary]["block_values"])
+        if self.reuse is not None:
+            self.reuse.note(f"the first {blocks} blocks of trial {e.number}",
+                            self.bounds[blocks], "kept per-block sums")
 
     def images(self, e: Entrant, low: int, high: int, bar: Progress | None):
         """``e``'s images of seed positions [low, high), in the batches a plain run draws.
@@ -202,17 +240,17 @@ class Race:
         if low >= high:
             return
         size = self.batch_size
+        first = low - low % size  # a batch starts there in a plain run
         end = min(len(self.seeds), -(-high // size) * size)
-        first = low
         for chunk, images in sample_batches(self.model, e.schedule, e.sampler,
-                                            self.seeds[low:end], size, self.device, bar=bar):
+                                            self.seeds[first:end], size, self.device, bar=bar):
             e.generated += len(chunk)
-            take = max(0, min(high - first, len(chunk)))
-            first += len(chunk)
+            skip, take = max(low - first, 0), max(0, min(high - first, len(chunk)))
             if take < len(chunk):
-                e.leftover = (first - len(chunk) + take, images[take:])
-            if take:
-                yield chunk[:take], images[:take]
+                e.leftover = (first + take, images[take:])
+            if take > skip:
+                yield chunk[skip:take], images[skip:take]
+            first += len(chunk)
 
     def look(self, entrants: list[Entrant], j: int, label: str) -> None:
         """Stop every live candidate shown worse than the leader after ``j`` blocks."""
@@ -225,11 +263,10 @@ class Race:
                       self.scorer.higher_is_better(), len(entrants) - 1)
         for i, stop in found.items():
             e, leader = live[i], live[stop.pop("leader")]
-            e.stop = {"blocks": j, "images": self.bounds[j], "leader": leader.trial.number,
-                      **stop}
-            log.info("confirm %s: trial %d stops after %d of %d blocks (%d images): worse than "
-                     "trial %d by %.4g a block, t %.3g > %.3g", label, e.trial.number, j,
-                     self.blocks, self.bounds[j], leader.trial.number,
+            e.stop = {"blocks": j, "images": self.bounds[j], "leader": leader.number, **stop}
+            log.info("confirm %s: trial %s stops after %d of %d blocks (%d images): worse than "
+                     "trial %s by %.4g a block, t %.3g > %.3g", label, e.number, j,
+                     self.blocks, self.bounds[j], leader.number,
                      stop["mean_block_delta"], stop["t"], stop["t_bound"])
 
     def values_at(self, e: Entrant, m: int) -> dict[str, dict]:

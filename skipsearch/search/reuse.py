@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 
@@ -30,6 +31,8 @@ from ..tuning.schedule import SkipSchedule
 from .record import SCORES_PREFIX, SYSTEM_PREFIX, set_study_attr
 
 log = logging.getLogger(__name__)
+
+STATE_LIMIT = 64 * 2**20  # bytes of per-block state kept for one pass, at most
 
 
 def digest(key: Mapping) -> str:
@@ -62,6 +65,7 @@ class Reuse:
     enabled: bool = True
     entries: dict[str, dict] | None = field(default=None, repr=False)
     reused_images: int = 0  # images not generated in this run thanks to an entry
+    folder: Path | None = None  # where per-block sums are kept (``cache/scores`` in out_dir)
 
     def keys(self, schedule: SkipSchedule, sampler: SamplerSpec, seeds: SeedRange,
              blocks: int, metrics: Mapping[str, Mapping],
@@ -118,6 +122,52 @@ class Reuse:
             entry = {**values[name], "metric": name}
             entries[name_digest] = entry
             set_study_attr(study, SCORES_PREFIX + name_digest, entry)
+
+    def state_path(self, keys: Mapping[str, dict]) -> Path | None:
+        """The file of the per-block state of a pass scoring ``keys`` (None: none kept)."""
+        if not self.enabled or self.folder is None:
+            return None
+        return self.folder / f"{digest({n: digest(k) for n, k in keys.items()})}.safetensors"
+
+    def keep_state(self, keys: Mapping[str, dict], states: Mapping[str, Mapping | None],
+                   blocks_done: int) -> None:
+        """Keep each metric's per-block state of a pass, when every metric has a small one.
+
+        A later race that needs the pass on more blocks than its entries hold goes on from
+        it instead of generating the first blocks again. Larger than ``STATE_LIMIT`` bytes
+        (2048-d feature sums: 33 MB a block) or not kept by a statistic: nothing is written.
+        """
+        path = self.state_path(keys)
+        if path is None or any(v is None for v in states.values()):
+            return
+        from safetensors.torch import save_file
+
+        tensors = {f"{n}/{k}": t.contiguous() for n, v in states.items() for k, t in v.items()}
+        if sum(t.numel() * t.element_size() for t in tensors.values()) > STATE_LIMIT:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part")
+        save_file(tensors, str(part), metadata={"blocks_done": str(int(blocks_done))})
+        part.replace(path)
+
+    def state(self, keys: Mapping[str, dict]) -> tuple[dict[str, dict], int] | None:
+        """Each metric's kept per-block state of a pass and the blocks it covers, or None."""
+        path = self.state_path(keys)
+        if path is None or not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as file:
+                blocks = int(file.metadata()["blocks_done"])
+                states: dict[str, dict] = {}
+                for name in file.keys():
+                    metric, part = name.rsplit("/", 1)
+                    states.setdefault(metric, {})[part] = file.get_tensor(name)
+        except Exception as err:  # a damaged file: the images are made again
+            log.warning("ignored the kept state %s (%s)", path.name, err)
+            return None
+        return (states, blocks) if set(states) == set(keys) else None
 
     def note(self, what: str, images: int, source: str = "") -> None:
         """Count and log a reused score: what it was, and the images it saved."""

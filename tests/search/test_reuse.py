@@ -129,6 +129,19 @@ def test_a_race_stops_the_beaten_and_scores_the_survivors_on_every_block(drawn, 
     best = [n for n in survivors if sweep.trials[n].params == exported["schedule"]["params"]]
     assert len(best) == 1  # the export is a survivor, scored on every image
 
+    # A second sweep's race takes the stored baseline and draws only blocks it never had
+    before = next(r for n, r in records.items() if sweep.trials[n].params["rho_top"] == 1.0
+                  and sweep.trials[n].params["rho_bottom"] == 1.0)
+    drawn.clear()
+    second = run_cli("sweep", *args, "search.study_name=again", "search.seed=3")
+    assert second.returncode == 0, second.stderr[-3000:]
+    again = load_sweep(optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'out/studies.db'}"),
+                       "again")
+    now = next(r for n, r in confirmed(again, Protocol(SeedRange(24, 240))).items()
+               if again.trials[n].user_attrs.get("baseline"))
+    assert drawn["baseline"] == max(0, now["images"] - before["images"])
+    assert "taken from stored scores this run" in second.stdout
+
 
 def test_a_schedules_key_is_what_acts_on_the_images():
     linear = SkipSchedule((1.0, 1.0, 1.0), "linear", {"rho_top": 1.0, "rho_bottom": 1.0})
@@ -146,3 +159,60 @@ def test_a_schedules_key_is_what_acts_on_the_images():
                                                     {"fid": {"net": "a"}})):
         assert other != one
     assert Reuse(None, {}, enabled=False).get(one) is None
+
+
+def test_a_stored_race_goes_on_from_its_kept_sums_not_from_the_first_block(tmp_path):
+    from skipsearch.cli import compose_config
+    from skipsearch.configuration.build import build
+    from skipsearch.execution.runtime import build_model, build_scorer
+    from skipsearch.search.race import Entrant, Race
+
+    settings = build(compose_config(["device=cpu", "logger=none"]), "sample")
+    model = build_model(settings, "cpu")
+    scorer = build_scorer(settings, "cpu", model)
+    k = len(model.denoiser.skips)
+    spec = SamplerSpec("heun", 3)
+    seeds = SeedRange(5000, 400)
+    study = optuna.create_study(storage=optuna.storages.RDBStorage("sqlite://"))
+    reuse = Reuse(study._storage, {"model": "digits"}, folder=tmp_path / "scores")
+    provenance = {scorer.primary: scorer.provenance()}
+
+    def entrant(schedule: SkipSchedule, known: bool = False) -> Entrant:
+        keys = reuse.keys(schedule, spec, seeds, 8, provenance)
+        return Entrant(None, schedule.is_identity, schedule, spec, keys,
+                       reuse.get(keys) if known else None)
+
+    def race(racing: bool, with_reuse: Reuse | None) -> Race:
+        return Race(model, scorer, (scorer.primary,), seeds.seeds, 8, 50, "cpu",
+                    racing=racing, alpha=0.2, reuse=with_reuse)
+
+    tuned = SkipSchedule((0.9,) * k)
+    first = race(True, reuse)
+    base, best = entrant(SkipSchedule.identity(k)), entrant(tuned)
+    first.run([base, best], "cell")
+    assert base.stop is not None and base.fed < 8  # the baseline is beaten early
+    stored = first.values_at(base, base.fed)
+    reuse.put(study, base.keys, {n: {**v, "what": "baseline"} for n, v in stored.items()})
+    reuse.keep_state(base.keys, {n: base.state.accumulators[n].state()
+                                 for n in first.names}, base.fed)
+
+    again = entrant(SkipSchedule.identity(k), known=True)
+    assert again.known_blocks == base.fed
+    later = race(False, reuse)  # every block wanted now
+    later.run([again], "cell")
+    # only the blocks past the stored ones were drawn
+    assert again.generated == 400 - first.bounds[base.fed]
+    fresh = entrant(SkipSchedule.identity(k))
+    plain = race(False, None)
+    plain.run([fresh], "cell")
+    ours, theirs = later.values_at(again, 8), plain.values_at(fresh, 8)
+    assert ours[scorer.primary]["score"] == pytest.approx(theirs[scorer.primary]["score"],
+                                                          rel=1e-9)
+    assert ours[scorer.primary]["leave_out"] == pytest.approx(
+        theirs[scorer.primary]["leave_out"], rel=1e-9)
+
+    # a damaged file is ignored: the blocks are drawn again, from the first
+    reuse.state_path(again.keys).write_bytes(b"not a safetensors file")
+    broken = entrant(SkipSchedule.identity(k), known=True)
+    race(False, reuse).run([broken], "cell")
+    assert broken.generated == 400
