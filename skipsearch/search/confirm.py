@@ -19,7 +19,6 @@ from collections.abc import Mapping
 import optuna
 
 from ..metrics.blocks import Delta, between
-from ..metrics.fid_infinity import infinity_counts
 from ..metrics.scorer import Scorer
 from ..models import LoadedModel
 from .group import Sweep, trial_label
@@ -50,9 +49,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
     names = scorer.names
     done = confirmed(study, protocol)
     k = max(2, min(blocks, protocol.seed_range.count))
-    reuse = reuse if reuse is not None else Reuse(None, {}, enabled=False)
-    provenance = {n: scorer.metrics[n].provenance() for n in names}
-    stages = infinity_counts(protocol.seed_range.count) if protocol.fid_infinity else ()
+    reuse = reuse if reuse is not None else Reuse.off()
     race = Race(model, scorer, names, protocol.seeds, k, batch_size, device,
                 protocol.fid_infinity, alpha, racing, reuse)
     cells = [(tuned, base) for tuned, base in per_cell(study, top_k).values()
@@ -67,8 +64,7 @@ def confirm_top(study: optuna.Study, model: LoadedModel, protocol: Protocol, top
         entrants = []
         for t in [*tuned, *([base] if base is not None else [])]:
             e = Entrant(t, t is base, trial_schedule(t), trial_sampler(study, t))
-            e.keys = reuse.keys(e.schedule, e.sampler, protocol.seed_range, k, provenance,
-                                stages)
+            e.keys = race.keys(e.schedule, e.sampler)
             e.known = reuse.get(e.keys)
             entrants.append(e)
         label = trial_label(study, tuned[0] if tuned else base).split("#")[0]

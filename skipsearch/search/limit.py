@@ -60,15 +60,13 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
 
     done = limit_records(sweep, protocol)
     identity = SkipSchedule.identity(len(model.denoiser.skips))
-    race = limit_race(model, protocol, scorer, blocks, batch_size, device)
+    race = limit_race(model, protocol, scorer, blocks, batch_size, device, reuse)
     for spec in samplers:
         for k in steps:
             cell = replace(spec, steps=int(k))
             if cell_key(cell) in done:
                 continue
-            values, generated = scored(race, identity, cell, keys(reuse, race, identity, cell,
-                                                                   protocol),
-                                       reuse or Reuse(None, {}, False), sweep.cells[0],
+            values, generated = scored(race, identity, cell, sweep.cells[0],
                                        f"the baseline at {cell.nfe} NFE")
             score = values[scorer.primary]["score"]
             record = {"score": score, "nfe": cell.nfe, "steps": cell.steps,
@@ -81,23 +79,13 @@ def score_limit_baselines(sweep: Sweep, model: LoadedModel, protocol: Protocol,
 
 
 def limit_race(model: LoadedModel, protocol: Protocol, scorer: Scorer, blocks: int,
-               batch_size: int, device: str) -> Race:
+               batch_size: int, device: str, reuse: Reuse | None) -> Race:
     """How a limit score is made: the search metric on the protocol's seed blocks."""
     from .race import Race
 
     return Race(model, scorer, (scorer.primary,), protocol.seeds,
                 max(2, min(blocks, protocol.seed_range.count)), batch_size, device,
-                racing=False)
-
-
-def keys(reuse: Reuse | None, race: Race, schedule: SkipSchedule, spec: SamplerSpec,
-         protocol: Protocol) -> dict[str, dict]:
-    """The reuse key of the search metric's score of ``schedule`` under ``protocol``."""
-    if reuse is None:
-        return {race.scorer.primary: {}}
-    primary = race.scorer.primary
-    return reuse.keys(schedule, spec, protocol.seed_range, race.blocks,
-                      {primary: race.scorer.metrics[primary].provenance()})
+                racing=False, reuse=reuse if reuse is not None else Reuse.off())
 
 
 def best_baseline(sweep: Sweep, scores: Mapping[int, Mapping],
@@ -152,12 +140,11 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
               "baseline_score": target["score"], "trial": None,
               "not_compared": stopped_baselines(sweep, scores)}
     if winner is not None:
-        race = limit_race(model, protocol, scorer, blocks, batch_size, device)
-        spare = reuse or Reuse(None, {}, False)
+        race = limit_race(model, protocol, scorer, blocks, batch_size, device, reuse)
         trial = sweep.trials[winner.best_trial]
         schedule, spec = trial_schedule(trial), trial_sampler(sweep, trial)
-        tuned, made = scored(race, schedule, spec, keys(reuse, race, schedule, spec, protocol),
-                             spare, sweep.cells[0], f"the tuned best at {winner.nfe} NFE")
+        tuned, made = scored(race, schedule, spec, sweep.cells[0],
+                             f"the tuned best at {winner.nfe} NFE")
         if "trial" in target:
             base_trial = sweep.trials[target["trial"]]
             schedule, spec = trial_schedule(base_trial), trial_sampler(sweep, base_trial)
@@ -165,8 +152,8 @@ def answer(sweep: Sweep, model: LoadedModel, protocol: Protocol, scores: Mapping
             record = records[target["key"]]
             schedule = SkipSchedule.identity(len(model.denoiser.skips))
             spec = SamplerSpec.from_dict(record["sampler"], record["steps"])
-        base, more = scored(race, schedule, spec, keys(reuse, race, schedule, spec, protocol),
-                            spare, sweep.cells[0], f"the baseline at {target['nfe']} NFE")
+        base, more = scored(race, schedule, spec, sweep.cells[0],
+                            f"the baseline at {target['nfe']} NFE")
         p = scorer.primary
         delta = between(base[p]["score"], base[p]["leave_out"], tuned[p]["score"],
                         tuned[p]["leave_out"], scorer.higher_is_better())

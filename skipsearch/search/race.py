@@ -29,11 +29,13 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from optuna.trial import FrozenTrial
 
 from ..execution.evaluate import prompts_of, sample_batches
 from ..execution.progress import Progress
+from ..execution.seed_range import SeedRange
 from ..metrics.blocks import t_quantile
 from ..metrics.fid_infinity import infinity_counts
 from ..metrics.scorer import PassState, Scorer
@@ -144,7 +146,7 @@ class Race:
     fid_infinity: bool = False
     alpha: float = 0.05
     racing: bool = True
-    reuse: Reuse | None = None  # where a stored candidate's per-block state may be kept
+    reuse: Reuse = field(default_factory=Reuse.off)  # stored scores and per-block sums
 
     def run(self, entrants: list[Entrant], label: str) -> list[Entrant]:
         """Advance every candidate block by block, stopping the beaten ones; return them."""
@@ -160,10 +162,17 @@ class Race:
         bar.close()
         return entrants
 
-    @property
+    @cached_property
     def bounds(self) -> list[int]:
         """Where each block of seeds starts (and the end)."""
         return block_bounds(len(self.seeds), self.blocks)
+
+    def keys(self, schedule: SkipSchedule, sampler: SamplerSpec) -> dict[str, dict]:
+        """Each metric's reuse key for ``schedule`` scored by this race."""
+        return self.reuse.keys(schedule, sampler, SeedRange(self.seeds[0], len(self.seeds)),
+                               self.blocks, {n: self.scorer.metrics[n].provenance()
+                                             for n in self.names},
+                               infinity_counts(len(self.seeds)) if self.fid_infinity else ())
 
     def reach(self, e: Entrant, j: int, bar: Progress | None = None,
               again: bool = False) -> None:
@@ -205,7 +214,7 @@ class Race:
 
         Its first blocks then need no images; without a kept state they are generated again.
         """
-        kept = self.reuse.state(e.keys) if self.reuse is not None and e.known else None
+        kept = self.reuse.state(e.keys) if e.known else None
         if kept is None or kept[1] != e.known_blocks or self.fid_infinity:
             return
         states, blocks = kept
@@ -220,9 +229,8 @@ class Race:
         e.state = PassState(e.state.active, e.state.accumulators, self.bounds[blocks],
                             e.state.checkpoints, [], e.state.finite)
         e.fed, e.values = blocks, list(e.known[self.scorer.primary]["block_values"])
-        if self.reuse is not None:
-            self.reuse.note(f"the first {blocks} blocks of trial {e.number}",
-                            self.bounds[blocks], "kept per-block sums")
+        self.reuse.note(f"the first {blocks} blocks of trial {e.number}", self.bounds[blocks],
+                        "kept per-block sums")
 
     def images(self, e: Entrant, low: int, high: int, bar: Progress | None):
         """``e``'s images of seed positions [low, high), in the batches a plain run draws.
@@ -329,26 +337,25 @@ class Race:
                 return math.nan
 
 
-def scored(race: Race, schedule: SkipSchedule, sampler: SamplerSpec, keys: Mapping[str, dict],
-           reuse, study, what: str) -> tuple[dict[str, dict], int]:
+def scored(race: Race, schedule: SkipSchedule, sampler: SamplerSpec, study,
+           what: str) -> tuple[dict[str, dict], int]:
     """Each metric of ``race`` on every block for one schedule, and the images generated.
 
-    Taken from the entries stored under ``keys`` when they cover every block (``reuse``
-    logs it), else generated and stored in ``study``.
+    Taken from the entries ``race.reuse`` holds when they cover every block (logged), else
+    generated and stored in ``study``.
     """
-    known = reuse.get(keys)
-    e = Entrant(None, False, schedule, sampler, keys,
-                known if known and int(next(iter(known.values()))["blocks_done"]) == race.blocks
-                else None)
-    if e.known:
-        reuse.note(what, race.bounds[-1])
+    keys = race.keys(schedule, sampler)
+    e = Entrant(None, False, schedule, sampler, keys, race.reuse.get(keys))
+    if e.known and e.known_blocks == race.blocks:
+        race.reuse.note(what, race.bounds[-1])
         return {n: dict(v) for n, v in e.known.items()}, 0
+    e.known = None
     bar = Progress(len(race.seeds), what)
     race.reach(e, race.blocks, bar)
     bar.close()
     values = race.values_at(e, race.blocks)
     infinity = race.infinity(e)
-    reuse.put(study, keys, {n: {**v, "what": what, **({"score_infinity": infinity}
-                                                     if n == race.scorer.primary else {})}
-                            for n, v in values.items()})
+    race.reuse.put(study, keys, {n: {**v, "what": what, **({"score_infinity": infinity}
+                                                          if n == race.scorer.primary else {})}
+                                 for n, v in values.items()})
     return values, e.generated

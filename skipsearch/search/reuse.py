@@ -67,6 +67,11 @@ class Reuse:
     reused_images: int = 0  # images not generated in this run thanks to an entry
     folder: Path | None = None  # where per-block sums are kept (``cache/scores`` in out_dir)
 
+    @classmethod
+    def off(cls) -> Reuse:
+        """A ``Reuse`` that reads and writes nothing."""
+        return cls(None, {}, enabled=False)
+
     def keys(self, schedule: SkipSchedule, sampler: SamplerSpec, seeds: SeedRange,
              blocks: int, metrics: Mapping[str, Mapping],
              stages: Sequence[int] = ()) -> dict[str, dict]:
