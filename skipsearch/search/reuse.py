@@ -140,7 +140,8 @@ class Reuse:
 
         A later race that needs the pass on more blocks than its entries hold goes on from
         it instead of generating the first blocks again. Larger than ``STATE_LIMIT`` bytes
-        (2048-d feature sums: 33 MB a block) or not kept by a statistic: nothing is written.
+        (2048-d feature sums: 33 MB a block), not kept by a statistic, or a folder that cannot
+        be written: nothing is kept (the last with a warning).
         """
         path = self.state_path(keys)
         if path is None or any(v is None for v in states.values()):
@@ -150,10 +151,14 @@ class Reuse:
         tensors = {f"{n}/{k}": t.contiguous() for n, v in states.items() for k, t in v.items()}
         if sum(t.numel() * t.element_size() for t in tensors.values()) > STATE_LIMIT:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_suffix(".part")
-        save_file(tensors, str(part), metadata={"blocks_done": str(int(blocks_done))})
-        part.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file(tensors, str(part), metadata={"blocks_done": str(int(blocks_done))})
+            part.replace(path)
+        except OSError as err:  # the scores are stored; only a later race's head start is lost
+            log.warning("kept no per-block sums in %s (%s); a later race that needs this "
+                        "pass further draws it again", path.parent, err)
 
     def state(self, keys: Mapping[str, dict]) -> tuple[dict[str, dict], int] | None:
         """Each metric's kept per-block state of a pass and the blocks it covers, or None."""

@@ -216,3 +216,17 @@ def test_a_stored_race_goes_on_from_its_kept_sums_not_from_the_first_block(tmp_p
     broken = entrant(SkipSchedule.identity(k), known=True)
     race(False, reuse).run([broken], "cell")
     assert broken.generated == 400
+
+
+def test_a_folder_that_cannot_hold_the_sums_loses_only_the_head_start(tmp_path, caplog):
+    import torch
+
+    blocked = tmp_path / "scores"
+    blocked.write_text("a file where the folder should be")
+    reuse = Reuse(None, {"model": "m"}, folder=blocked)
+    keys = reuse.keys(SkipSchedule.identity(3), SamplerSpec("heun", 3), SeedRange(0, 10), 2,
+                      {"fid": {"net": "a"}})
+    state = {"sum": torch.zeros(2, 4), "outer": torch.zeros(2, 4, 4), "count": torch.zeros(2)}
+    reuse.keep_state(keys, {"fid": state}, 1)  # no error: the scores themselves are stored
+    assert "kept no per-block sums" in caplog.text
+    assert reuse.state(keys) is None and blocked.read_text().startswith("a file")
